@@ -1,0 +1,139 @@
+"""The appliance as a library object: config, database, content store, catalogue.
+
+``Appliance.open(config)`` prepares the data folder (migrations, identity) and is
+what the CLI, the web app and the scheduled jobs share. Database connections are
+per thread, because a sqlite3 connection must not be used by two threads at once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+from pathlib import Path
+
+import sqlite_utils
+
+from . import __version__
+from .blobstore import BlobStore
+from .catalogue import Catalogue
+from .config import EdgeConfig
+from .const import MIB
+from .db import DB_FILE, open_db, transaction
+from .errors import DataDirError
+from .integrity import IntegrityGuard
+from .journal import Journal
+from .journal import migrations as journal_migrations
+from .schema import migrations
+
+# Migration sets applied at start-up, in order; feature modules append theirs.
+EXTRA_MIGRATIONS: list = [journal_migrations]
+
+
+class Appliance:
+    """One school appliance's data folder, opened."""
+
+    def __init__(self, config: EdgeConfig) -> None:
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self._local = threading.local()
+        self._all_dbs: list[sqlite_utils.Database] = []
+        self._lock = threading.Lock()
+        self.store = BlobStore(self.data_dir / "content", reserve_bytes=config.free_space_reserve_mb * MIB)
+        self.integrity = IntegrityGuard(self)
+
+    @classmethod
+    def open(cls, config: EdgeConfig) -> "Appliance":
+        """Open (creating if needed) the data folder and bring its schema up to date."""
+        data_dir = Path(config.data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirError(
+                f"无法创建数据目录 {data_dir}：{exc.strerror}。请换一个目录或检查权限",
+                f"cannot create data folder {data_dir}: {exc.strerror}; choose another folder or check permissions",
+            ) from exc
+        if not os.access(data_dir, os.W_OK):
+            raise DataDirError(
+                f"数据目录 {data_dir} 不可写。请检查权限或用 --data 指定另一个目录",
+                f"data folder {data_dir} is not writable; check permissions or pass another --data",
+            )
+        app = cls(config)
+        migrations.apply(app.db)
+        for extra in EXTRA_MIGRATIONS:
+            extra.apply(app.db)
+        app._ensure_identity()
+        app.store.clean_incoming()
+        return app
+
+    # -- database --------------------------------------------------------------
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection to the appliance database."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = open_db(self.data_dir / DB_FILE)
+            self._local.db = db
+            with self._lock:
+                self._all_dbs.append(db)
+        return db
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return Catalogue(self.db)
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.db)
+
+    def close(self) -> None:
+        """Close every connection opened by any thread."""
+        with self._lock:
+            for db in self._all_dbs:
+                db.close()
+            self._all_dbs.clear()
+        self._local = threading.local()
+
+    # -- identity --------------------------------------------------------------
+    def _ensure_identity(self) -> None:
+        with transaction(self.db):
+            if self.identity("device_id") is None:
+                self.set_identity(device_id="edge-" + secrets.token_hex(6))
+            if self.identity("secret_key") is None:
+                self.set_identity(secret_key=secrets.token_hex(32))
+
+    def identity(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("select value from device_identity where key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_identity(self, **values: str) -> None:
+        with transaction(self.db):
+            for key, value in values.items():
+                self.db["device_identity"].upsert({"key": key, "value": str(value)}, pk="key")
+
+    @property
+    def device_id(self) -> str:
+        return self.identity("device_id") or ""
+
+    @property
+    def school_code(self) -> str:
+        return self.identity("school_code", "") or ""
+
+    # -- status ----------------------------------------------------------------
+    def status(self) -> dict:
+        """What a technician and the status API want to know at a glance."""
+        usage = shutil.disk_usage(self.data_dir)
+        return {
+            "school_code": self.school_code,
+            "school_name": self.identity("school_name", "") or "",
+            "device_id": self.device_id,
+            "version": __version__,
+            "role": self.config.role,
+            "resources": self.catalogue.count(),
+            "disk_free_bytes": usage.free,
+            "disk_total_bytes": usage.total,
+            "free_space_reserve_bytes": self.store.reserve_bytes,
+            "corrupt_files": self.integrity.corrupt_count(),
+            "pending_usage_events": self.journal.pending_count(),
+        }

@@ -1,0 +1,156 @@
+"""``school-edge``: the one command technicians and scripts use.
+
+A thin layer over the library: each command opens the library object, calls one
+method and turns the packages' expected errors into one clear line and exit 1.
+Subcommand groups of the other packages are added at the bottom.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import EdgeConfig
+from .errors import EdgeError
+
+# Base exceptions of every package; each is an expected failure with a clear message.
+EXPECTED_ERRORS: list[type[Exception]] = [EdgeError]
+
+
+class _Group(click.Group):
+    """A click group that prints expected errors as one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except tuple(EXPECTED_ERRORS) as exc:
+            click.echo(f"错误 Error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def data_option(f):
+    return click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("school-edge-data"),
+                        show_default=True, help="数据目录 Data folder of the appliance")(f)
+
+
+def open_appliance(data_dir: Path, **overrides):
+    from .appliance import Appliance
+
+    return Appliance.open(EdgeConfig.load(data_dir, {k: v for k, v in overrides.items() if v is not None}))
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="school-edge")
+@click.option("-v", "--verbose", is_flag=True, help="详细日志 Verbose logs")
+def main(verbose: bool) -> None:
+    """school-edge：学校边缘服务器与县级平台。 School appliance and county hub."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("zeroconf", "apscheduler", "sh", "tuf", "securesystemslib", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.group(cls=_Group)
+def edge() -> None:
+    """学校设备 The school appliance."""
+
+
+@edge.command("serve")
+@data_option
+@click.option("--host", default=None, help="监听地址 Address (default 127.0.0.1; 0.0.0.0 for the LAN)")
+@click.option("--port", type=int, default=None, help="端口 Port (default 8080)")
+@click.option("--no-announce", is_flag=True, help="不做 zeroconf 广播 Do not announce on the LAN")
+def edge_serve(data_dir: Path, host: str | None, port: int | None, no_announce: bool) -> None:
+    """在局域网上提供资源和学习空间。 Serve resources and learning spaces on the LAN."""
+    from .runner import run_appliance
+
+    appliance = open_appliance(data_dir, host=host, port=port, advertise=False if no_announce else None)
+    run_appliance(appliance, banner=True)
+
+
+@edge.command("status")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="输出 JSON Print JSON")
+def edge_status(data_dir: Path, as_json: bool) -> None:
+    """显示设备状态。 Show the appliance's state."""
+    status = open_appliance(data_dir).status()
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False, indent=2))
+        return
+    for key, value in status.items():
+        click.echo(f"{key:26} {value}")
+
+
+@edge.command("discover")
+@click.option("--seconds", type=float, default=2.0, show_default=True, help="搜索时长 How long to listen")
+@click.option("--interfaces", default="all", show_default=True, help="网卡地址 Interfaces to browse on")
+def edge_discover(seconds: float, interfaces: str) -> None:
+    """列出局域网上的设备。 List the appliances on the LAN."""
+    from .lan_announce import discover
+
+    found = discover(seconds, interfaces)
+    if not found:
+        click.echo("局域网上没有发现设备 No appliance found on the LAN")
+        return
+    for a in found:
+        click.echo(f"{a.role:5} {a.school_code or '-':12} {a.device_id:18} {a.url}")
+
+
+@edge.command("add-resource")
+@data_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title", required=True, help="标题 Title")
+@click.option("--kind", required=True, help="类型 video/audio/document/html/image/exercise")
+@click.option("--id", "resource_id", default=None, help="资源编号 Resource id (default: generated)")
+@click.option("--stage", default="", help="学段 e.g. 小学")
+@click.option("--grade", default="", help="年级 e.g. 一年级")
+@click.option("--subject", default="", help="学科 e.g. 语文")
+@click.option("--edition", default="", help="教材版本 e.g. 统编版")
+@click.option("--chapter", default="", help="章节/单元")
+@click.option("--source", default="school", show_default=True, help="来源 national/provincial/county/school/teacher")
+def edge_add_resource(data_dir: Path, files: tuple[Path, ...], resource_id: str | None, **meta) -> None:
+    """把本地文件加入本校资源库。 Add local files to the school library."""
+    from .library_import import import_files
+
+    appliance = open_appliance(data_dir)
+    resource = import_files(appliance, list(files), resource_id=resource_id, **meta)
+    click.echo(f"已加入 Added {resource.id}: {resource.title} ({len(resource.files)} 个文件 files)")
+
+
+@edge.command("verify")
+@data_option
+def edge_verify(data_dir: Path) -> None:
+    """重新校验全部文件。 Re-check every stored file against its hash."""
+    bad = open_appliance(data_dir).integrity.scrub()
+    if bad:
+        for sha in bad:
+            click.echo(f"损坏 corrupt: {sha}")
+        raise click.exceptions.Exit(1)
+    click.echo("全部文件完好 All files are intact")
+
+
+@main.command("demo")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="数据目录 Data folder (default: a fresh temporary folder)")
+@click.option("--port", type=int, default=8080, show_default=True, help="学校设备端口 Appliance port")
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址 Address")
+def demo(data_dir: Path | None, port: int, host: str) -> None:
+    """演示：带样例资源的学校设备。 Demo: an appliance with a sample library on loopback."""
+    from .demo import run_demo
+
+    run_demo(data_dir, host=host, port=port)
+
+
+def _add_package_commands() -> None:
+    """Groups of the other packages (each also lists its base error)."""
+
+
+_add_package_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

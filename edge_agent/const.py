@@ -1,0 +1,25 @@
+"""Constants with their units in the name. Tests patch them short."""
+
+API_VERSION = "1"
+SERVICE_TYPE = "_school-edge._tcp.local."
+
+MIB = 1024 * 1024
+
+# HTTP caching: content-addressed URLs never change, so clients may keep them a year.
+IMMUTABLE_MAX_AGE_S = 365 * 24 * 3600
+CATALOGUE_MAX_AGE_S = 0
+
+# Blob writing
+COPY_CHUNK_BYTES = 1 * MIB
+
+# SQLite
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# Serving
+GRACEFUL_SHUTDOWN_S = 5
+SERVER_START_TIMEOUT_S = 15.0
+ZEROCONF_BROWSE_S = 2.0
+
+# Search results
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500

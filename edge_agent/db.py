@@ -1,0 +1,50 @@
+"""Opening the appliance's SQLite database: WAL, full sync, explicit transactions.
+
+Connections are opened in autocommit mode (``isolation_level=None``) so every
+write is inside an explicit ``transaction()``; ``synchronous=FULL`` makes a
+committed transaction survive power loss, not only a process crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+
+from .const import SQLITE_BUSY_TIMEOUT_MS
+
+DB_FILE = "edge.db"
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) a database file in WAL mode with safe pragmas."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"pragma busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    conn.execute("pragma journal_mode = wal")
+    conn.execute("pragma synchronous = full")
+    conn.execute("pragma foreign_keys = on")
+    return sqlite_utils.Database(conn)
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database, immediate: bool = True) -> Iterator[sqlite_utils.Database]:
+    """An explicit transaction: committed on success, rolled back on any error.
+
+    ``immediate`` takes the write lock at the start, so two writers queue on the
+    busy timeout instead of failing half-way with SQLITE_BUSY.
+    """
+    conn = db.conn
+    if conn.in_transaction:  # nested: join the outer transaction
+        yield db
+        return
+    conn.execute("begin immediate" if immediate else "begin")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    else:
+        conn.execute("commit")

@@ -1,0 +1,60 @@
+"""Running an opened appliance: web app, LAN announcement, scheduled jobs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import click
+
+from .appliance import Appliance
+from .web import create_app
+from .wsgi_server import check_port_free, serve
+
+log = logging.getLogger(__name__)
+
+# Other packages add callables here: fn(appliance) -> stop callable (run in the master)
+BACKGROUND_HOOKS: list[Callable[[Appliance], Callable[[], None]]] = []
+
+
+def urls_for(host: str, port: int) -> list[str]:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return [f"http://{shown}:{port}/"]
+
+
+def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[str] | None = None) -> None:
+    """Serve until SIGTERM/Ctrl-C, announcing on the LAN; blocks."""
+    cfg = appliance.config
+    check_port_free(cfg.host, cfg.port)
+    app = create_app(cfg, appliance=appliance)
+    stops: list[Callable[[], None]] = []
+
+    def on_ready() -> None:
+        if cfg.advertise:
+            from .lan_announce import Announcer
+
+            announcer = Announcer(cfg.host, cfg.port, appliance.school_code, appliance.device_id,
+                                  role=cfg.role, interfaces=cfg.announce_interfaces)
+            stops.append(announcer.close)
+        for hook in BACKGROUND_HOOKS:
+            stops.append(hook(appliance))
+        if banner:
+            click.echo(f"学校设备已启动 Appliance serving ({appliance.school_code or '未配置 unprovisioned'}, {appliance.device_id})")
+            for url in urls_for(cfg.host, cfg.port):
+                click.echo(f"  {url}")
+            for line in extra_lines or []:
+                click.echo(line)
+            click.echo("按 Ctrl-C 停止 Press Ctrl-C to stop", err=False)
+
+    def on_exit() -> None:
+        for stop in reversed(stops):
+            try:
+                stop()
+            except Exception:  # shutting down: log and go on stopping the rest
+                log.exception("error while stopping")
+        appliance.close()
+        if banner:
+            click.echo("已停止 Stopped")
+
+    appliance.close()  # no connection may cross the fork into the workers
+    serve(app, cfg.host, cfg.port, workers=cfg.workers, threads=cfg.threads, on_ready=on_ready, on_exit=on_exit)

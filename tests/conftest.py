@@ -1,0 +1,128 @@
+"""Fixtures: fast in-process ones (temporary data folder, test client) and ones
+that boot the real thing (``school-edge edge serve`` on loopback) and poll until
+it answers. A leak check fails any test that leaves threads behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge_agent.appliance import Appliance
+from edge_agent.config import EdgeConfig
+from edge_agent.web import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers (any status), or fail with the server's output."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"server exited early with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout_s}s")
+
+
+class ServerProcess:
+    """A ``school-edge`` command running as a real process on loopback."""
+
+    def __init__(self, args: list[str], port: int, env: dict | None = None) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent.cli", *args], cwd=REPO, env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+
+    def wait(self, path: str = "/api/v1/status") -> "ServerProcess":
+        wait_http(self.base + path, proc=self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self._output = self.proc.stdout.read()
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    _output = ""
+
+    def output(self) -> str:
+        """Everything the server printed (after ``stop()``)."""
+        return self._output
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> EdgeConfig:
+    return EdgeConfig.load(tmp_path / "data", {"free_space_reserve_mb": 1, "advertise": False})
+
+
+@pytest.fixture
+def appliance(config: EdgeConfig):
+    app = Appliance.open(config)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def client(appliance: Appliance):
+    return create_app(appliance.config, appliance=appliance).test_client()
+
+
+@pytest.fixture
+def serve_edge(tmp_path: Path):
+    """Start ``school-edge edge serve`` on a data folder; stop it afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(data_dir: Path, *extra: str, announce: bool = False, wait: bool = True) -> ServerProcess:
+        port = free_port()
+        args = ["edge", "serve", "--data", str(data_dir), "--port", str(port), *extra]
+        if not announce:
+            args.append("--no-announce")
+        server = ServerProcess(args, port)
+        started.append(server)
+        return server.wait() if wait else server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """Fail a test that leaves a thread running (zeroconf, schedulers, servers)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+        if not leaked:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"test leaked threads: {leaked}")
