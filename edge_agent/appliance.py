@@ -15,21 +15,23 @@ from pathlib import Path
 
 import sqlite_utils
 
+from hub_sync.blobstore import BlobStore
+from hub_sync.errors import DataDirError
+from hub_sync.sqlite_db import open_db, transaction
+
 from . import __version__
-from .blobstore import BlobStore
 from .catalogue import Catalogue
 from .config import EdgeConfig
 from .const import MIB
-from .db import DB_FILE, open_db, transaction
-from .errors import DataDirError
 from .integrity import IntegrityGuard
 from .journal import Journal
 from .journal import migrations as journal_migrations
 from .schema import migrations
 
+DB_FILE = "edge.db"
+
 # Migration sets applied at start-up, in order; feature modules append theirs.
 EXTRA_MIGRATIONS: list = [journal_migrations]
-
 
 class Appliance:
     """One school appliance's data folder, opened."""

@@ -21,8 +21,9 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
+from hub_sync.sqlite_db import transaction
+
 from .const import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from .db import transaction
 from .errors import BadRequestError, NotFoundError
 
 KINDS = ("video", "audio", "document", "html", "image", "exercise")

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import click
 
+from hub_sync.errors import Problem
+
 from . import __version__
 from .config import EdgeConfig
-from .errors import EdgeError
-
-# Base exceptions of every package; each is an expected failure with a clear message.
-EXPECTED_ERRORS: list[type[Exception]] = [EdgeError]
 
 
 class _Group(click.Group):
@@ -28,7 +26,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except tuple(EXPECTED_ERRORS) as exc:
+        except Problem as exc:
             click.echo(f"错误 Error: {exc}", err=True)
             ctx.exit(1)
 
@@ -146,11 +144,7 @@ def demo(data_dir: Path | None, port: int, host: str) -> None:
     run_demo(data_dir, host=host, port=port)
 
 
-def _add_package_commands() -> None:
-    """Groups of the other packages (each also lists its base error)."""
-
-
-_add_package_commands()
+# Command groups of the other packages
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

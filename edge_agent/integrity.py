@@ -14,7 +14,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from .errors import CorruptBlobError, NotFoundError
+from hub_sync.errors import CorruptBlobError
+
+from .errors import NotFoundError
 
 if TYPE_CHECKING:
     from .appliance import Appliance

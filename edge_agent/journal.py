@@ -16,9 +16,10 @@ from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
-from .db import transaction
+from hub_sync.migrations import Migrations
+from hub_sync.sqlite_db import transaction
+
 from .errors import BadRequestError
-from .migrations import Migrations
 
 VERBS = (
     "viewed", "progressed", "completed", "answered", "submitted", "graded", "uploaded",

@@ -11,7 +11,14 @@ import socket
 import time
 from dataclasses import dataclass
 
-from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
+from zeroconf import (
+    InterfaceChoice,
+    IPVersion,
+    ServiceBrowser,
+    ServiceInfo,
+    ServiceListener,
+    Zeroconf,
+)
 
 from .const import API_VERSION, SERVICE_TYPE, ZEROCONF_BROWSE_S
 

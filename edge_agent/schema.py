@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .migrations import Migrations
+from hub_sync.migrations import Migrations
 
 migrations = Migrations("edge_agent")
 

@@ -13,9 +13,10 @@ from typing import Any, Mapping
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from hub_sync.errors import Problem
+
 from .appliance import Appliance
 from .config import EdgeConfig
-from .errors import EdgeError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
     for hook in BLUEPRINT_HOOKS:
         hook(app)
 
-    @app.errorhandler(EdgeError)
-    def edge_error(exc: EdgeError):
+    @app.errorhandler(Problem)
+    def problem(exc: Problem):
         if exc.http_status >= 500:
             log.warning("%s", exc)
         return jsonify(exc.to_json()), exc.http_status

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .const import COPY_CHUNK_BYTES, MIB
-from .errors import CorruptBlobError, DataDirError, DiskFullError, NotFoundError
+COPY_CHUNK_BYTES = 1024 * 1024
+MIB = 1024 * 1024
+from .errors import BlobNotFoundError as NotFoundError
+from .errors import CorruptBlobError, DataDirError, DiskFullError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 INCOMING = ".incoming"

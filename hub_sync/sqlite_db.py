@@ -14,9 +14,9 @@ from typing import Iterator
 
 import sqlite_utils
 
-from .const import SQLITE_BUSY_TIMEOUT_MS
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-DB_FILE = "edge.db"
+
 
 
 def open_db(path: str | Path) -> sqlite_utils.Database:
