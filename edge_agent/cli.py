@@ -144,6 +144,32 @@ def demo(data_dir: Path | None, port: int, host: str) -> None:
     run_demo(data_dir, host=host, port=port)
 
 
+@main.group(cls=_Group)
+def hub() -> None:
+    """县级平台 The county hub."""
+
+
+@hub.command("init")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="平台数据目录 Hub data folder")
+def hub_init(data_dir: Path) -> None:
+    """新建县级平台（密钥、数据库、资源库）。 Create a hub: keys, database, store."""
+    from hub_sync.hub import Hub
+
+    Hub.init(data_dir).close()
+    click.echo(f"县级平台已创建 Hub created in {data_dir}")
+
+
+@hub.command("status")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="平台数据目录 Hub data folder")
+def hub_status(data_dir: Path) -> None:
+    """显示县级平台状态。 Show the hub's state."""
+    from hub_sync.hub import Hub
+
+    hub_obj = Hub.open(data_dir)
+    for key, value in hub_obj.status().items():
+        click.echo(f"{key:20} {value}")
+
+
 # Command groups of the other packages
 
 if __name__ == "__main__":  # pragma: no cover

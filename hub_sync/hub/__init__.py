@@ -1,0 +1,5 @@
+"""The county hub: device registry, channels and TUF repository, usage ingestion."""
+
+from .hub import Hub
+
+__all__ = ["Hub"]
