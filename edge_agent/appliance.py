@@ -27,11 +27,14 @@ from .integrity import IntegrityGuard
 from .journal import Journal
 from .journal import migrations as journal_migrations
 from .schema import migrations
+from .sync_schema import migrations as sync_migrations
+from .sync_schema import sync_status
+from .spaces.schema import migrations as spaces_migrations
 
 DB_FILE = "edge.db"
 
 # Migration sets applied at start-up, in order; feature modules append theirs.
-EXTRA_MIGRATIONS: list = [journal_migrations]
+EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, spaces_migrations]
 
 class Appliance:
     """One school appliance's data folder, opened."""
@@ -138,4 +141,5 @@ class Appliance:
             "free_space_reserve_bytes": self.store.reserve_bytes,
             "corrupt_files": self.integrity.corrupt_count(),
             "pending_usage_events": self.journal.pending_count(),
+            **sync_status(self.db),
         }

@@ -132,6 +132,22 @@ def edge_verify(data_dir: Path) -> None:
     click.echo("全部文件完好 All files are intact")
 
 
+@edge.command("export-xapi")
+@data_option
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="输出文件 Output file (default: standard output)")
+def edge_export_xapi(data_dir: Path, out: Path | None) -> None:
+    """把未上传的使用记录导出为 xAPI 语句。 Export the journal (events not yet pruned) as xAPI statements."""
+    from .xapi_export import export_xapi, export_xapi_file
+
+    appliance = open_appliance(data_dir)
+    if out is None:
+        export_xapi(appliance, sys.stdout)
+        return
+    count = export_xapi_file(appliance, out)
+    click.echo(f"已导出 Exported {count} 条 xAPI 语句 statements to {out}")
+
+
 @main.command("demo")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="数据目录 Data folder (default: a fresh temporary folder)")
@@ -171,6 +187,20 @@ def hub_status(data_dir: Path) -> None:
 
 
 # Command groups of the other packages
+from hub_sync.hub.commands import register as _register_hub_commands  # noqa: E402
+from provisioning.cli import provision as _provision_group  # noqa: E402
+
+from .sync_cli import register as _register_sync_commands  # noqa: E402
+
+_register_hub_commands(hub)
+from provisioning.usb_cli import register as _register_usb_commands  # noqa: E402
+
+_register_usb_commands(edge, hub)
+_register_sync_commands(edge)
+from .spaces.commands import register as _register_space_commands  # noqa: E402
+
+_register_space_commands(edge)
+main.add_command(_provision_group)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -43,6 +43,7 @@ class EdgeConfig:
     sync_bwlimit_kbps: int = _setting(1500, "带宽上限 Bandwidth cap (KiB/s) for content downloads")
     sync_interval_s: int = _setting(300, "同步间隔 Seconds between scheduled sync attempts")
     secret_key: str = _setting("", "会话密钥 Session signing key; generated into the data folder when empty")
+    usb_mount_roots: str = _setting("/media,/run/media,/mnt", "U盘挂载目录 Comma list of folders where USB sticks appear (watched while serving)")
 
     @classmethod
     def load(cls, data_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> "EdgeConfig":

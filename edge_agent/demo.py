@@ -34,6 +34,9 @@ def prepare_demo(data_dir: Path, host: str, port: int) -> Appliance:
         appliance.set_identity(school_code=DEMO_SCHOOL_CODE, school_name=DEMO_SCHOOL_NAME)
     if appliance.catalogue.count() == 0:
         load_sample_library(appliance)
+    from .sample_video import add_sample_video  # a real WebM when ffmpeg is installed (pages, issue #6)
+
+    add_sample_video(appliance)
     return appliance
 
 

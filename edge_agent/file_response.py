@@ -11,16 +11,50 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Response, request
+import re
+
+from flask import Response, jsonify, request
+from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
 
 from .const import CATALOGUE_MAX_AGE_S, IMMUTABLE_MAX_AGE_S
+
+
+_ZERO_SUFFIX = re.compile(r"(^|,)\s*-0*\s*(,|$)")
+
+
+def _range_environ(size: int) -> tuple[dict | None, Response | None]:
+    """The environ werkzeug should see, or a 416 answer for a malformed ``Range``.
+
+    A malformed ``bytes`` range gets 416 with a JSON message (the client asked for
+    something impossible). Ranges in another unit, and several ranges at once, are
+    ignored as RFC 9110 allows: the whole file is sent, by sendfile.
+    """
+    environ = request.environ
+    value = environ.get("HTTP_RANGE")
+    if value is None:
+        return environ, None
+    parsed = parse_range_header(value)
+    unit = value.split("=", 1)[0].strip().lower()
+    if unit != "bytes" or (parsed is not None and len(parsed.ranges) > 1):
+        return {k: v for k, v in environ.items() if k not in ("HTTP_RANGE", "HTTP_IF_RANGE")}, None
+    if parsed is None or _ZERO_SUFFIX.search(value.split("=", 1)[1]):
+        rv = jsonify({"error": {"code": "bad_range", "message": f"Range 请求头格式有误：{value[:80]}",
+                                "message_en": f"malformed Range header: {value[:80]}; use e.g. bytes=0-1023"}})
+        rv.status_code = 416
+        rv.headers["Content-Range"] = f"bytes */{size}"
+        return None, rv
+    return environ, None
 
 
 def file_response(path: Path, mime: str, etag: str, immutable: bool, download_name: str | None = None) -> Response:
     """A conditional, range-capable response for the file at ``path``."""
     f = path.open("rb")
     size = os.fstat(f.fileno()).st_size
+    environ, refusal = _range_environ(size)
+    if refusal is not None:
+        f.close()
+        return refusal
     rv = Response(wrap_file(request.environ, f), mimetype=mime, direct_passthrough=True)
     rv.content_length = size
     rv.set_etag(etag)
@@ -38,7 +72,7 @@ def file_response(path: Path, mime: str, etag: str, immutable: bool, download_na
     if download_name:
         rv.headers["Content-Disposition"] = "inline"
     try:
-        rv.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+        rv.make_conditional(environ, accept_ranges=True, complete_length=size)
     except Exception:
         f.close()
         raise

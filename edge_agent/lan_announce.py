@@ -40,8 +40,15 @@ class Announced:
         return f"http://{self.addresses[0]}:{self.port}/" if self.addresses else ""
 
 
-def _interfaces(spec: str):
-    return InterfaceChoice.All if spec in ("", "all") else [i.strip() for i in spec.split(",") if i.strip()]
+def _interfaces(spec: str, host: str = ""):
+    """zeroconf's interface choice for a setting; loopback-only when serving on loopback.
+
+    An appliance bound to 127.0.0.1 (the demo, tests) is unreachable from the LAN,
+    so it announces on loopback only instead of telling the LAN about it.
+    """
+    if spec in ("", "all"):
+        return ["127.0.0.1"] if host.startswith("127.") else InterfaceChoice.All
+    return [i.strip() for i in spec.split(",") if i.strip()]
 
 
 def _addresses_for(host: str) -> list[str]:
@@ -56,7 +63,7 @@ class Announcer:
 
     def __init__(self, host: str, port: int, school_code: str, device_id: str, role: str = "edge",
                  interfaces: str = "all") -> None:
-        self.zc = Zeroconf(interfaces=_interfaces(interfaces), ip_version=IPVersion.V4Only)
+        self.zc = Zeroconf(interfaces=_interfaces(interfaces, host), ip_version=IPVersion.V4Only)
         label = f"school-edge {school_code or 'unprovisioned'} {device_id}"
         self.info = ServiceInfo(
             SERVICE_TYPE,

@@ -17,6 +17,15 @@ log = logging.getLogger(__name__)
 BACKGROUND_HOOKS: list[Callable[[Appliance], Callable[[], None]]] = []
 
 
+def _start_sync_scheduler(appliance: Appliance) -> Callable[[], None]:
+    from .sync_scheduler import start_scheduler
+
+    return start_scheduler(appliance)
+
+
+BACKGROUND_HOOKS.append(_start_sync_scheduler)
+
+
 def urls_for(host: str, port: int) -> list[str]:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return [f"http://{shown}:{port}/"]
@@ -28,18 +37,20 @@ def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[s
     check_port_free(cfg.host, cfg.port)
     app = create_app(cfg, appliance=appliance)
     stops: list[Callable[[], None]] = []
+    # read now: the master must hold no database connection when gunicorn forks workers
+    school_code, device_id = appliance.school_code, appliance.device_id
 
     def on_ready() -> None:
         if cfg.advertise:
             from .lan_announce import Announcer
 
-            announcer = Announcer(cfg.host, cfg.port, appliance.school_code, appliance.device_id,
+            announcer = Announcer(cfg.host, cfg.port, school_code, device_id,
                                   role=cfg.role, interfaces=cfg.announce_interfaces)
             stops.append(announcer.close)
         for hook in BACKGROUND_HOOKS:
             stops.append(hook(appliance))
         if banner:
-            click.echo(f"学校设备已启动 Appliance serving ({appliance.school_code or '未配置 unprovisioned'}, {appliance.device_id})")
+            click.echo(f"学校设备已启动 Appliance serving ({school_code or '未配置 unprovisioned'}, {device_id})")
             for url in urls_for(cfg.host, cfg.port):
                 click.echo(f"  {url}")
             for line in extra_lines or []:

@@ -41,6 +41,8 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
     appliance = appliance or Appliance.open(config)
 
     app = Flask(__name__)
+    # never redirect "//etc/passwd" or "%2F" paths anywhere: odd paths get a plain 404
+    app.url_map.merge_slashes = False
     app.config["SECRET_KEY"] = config.secret_key or appliance.identity("secret_key")
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 1024 * 1024
     app.config["JSON_AS_ASCII"] = False
@@ -51,6 +53,15 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
     from .content_api import bp as content_bp
 
     app.register_blueprint(content_bp)
+    from .spaces import register as register_spaces  # learning spaces API (issue #5)
+
+    register_spaces(app)
+    from .pages import register as register_pages  # classroom pages (issue #6)
+
+    register_pages(app)
+    from .usb_api import register as register_usb  # technician's USB endpoints (issue #7)
+
+    register_usb(app)
     for hook in BLUEPRINT_HOOKS:
         hook(app)
 

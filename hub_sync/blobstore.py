@@ -9,7 +9,9 @@ that would break it before writing anything.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -18,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-COPY_CHUNK_BYTES = 1024 * 1024
-MIB = 1024 * 1024
 from .errors import BlobNotFoundError as NotFoundError
 from .errors import CorruptBlobError, DataDirError, DiskFullError
+
+COPY_CHUNK_BYTES = 1024 * 1024
+MIB = 1024 * 1024
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 INCOMING = ".incoming"
@@ -101,7 +104,10 @@ class BlobStore:
             self.check_space(size_hint)
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root / INCOMING, prefix="blob-")
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=self.root / INCOMING, prefix="blob-")
+        except OSError as exc:
+            raise _write_error(exc, self.root) from exc
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -127,14 +133,12 @@ class BlobStore:
             self._commit(tmp, sha)
             return StoredBlob(sha, size)
         except OSError as exc:
-            if exc.errno == 28:  # ENOSPC
-                raise DiskFullError("磁盘已满，导入未完成，已有内容未受影响", "disk is full; the import stopped and nothing stored was changed") from exc
-            raise
+            raise _write_error(exc, self.root) from exc
         finally:
             tmp.unlink(missing_ok=True)
 
     def put_bytes(self, data: bytes, expected_sha256: str | None = None) -> StoredBlob:
-        import io
+        """Store ``data`` (checked against ``expected_sha256`` when given)."""
         return self.put_stream(io.BytesIO(data), expected_sha256, size_hint=len(data))
 
     def put_file(self, path: str | Path, expected_sha256: str | None = None) -> StoredBlob:
@@ -187,6 +191,18 @@ class BlobStore:
             f.unlink(missing_ok=True)
             count += 1
         return count
+
+
+def _write_error(exc: OSError, root: Path) -> Exception:
+    """The store's own error for a failed write (disk full, read-only), else ``exc``."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError("磁盘已满，导入未完成，已有内容未受影响。请删除不用的资源或更换更大的磁盘",
+                             "disk is full; the import stopped and nothing stored was changed; "
+                             "remove unused resources or use a larger disk")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return DataDirError(f"内容目录 {root} 不可写：{exc.strerror}。请检查磁盘和权限",
+                            f"content folder {root} is not writable: {exc.strerror}; check the disk and permissions")
+    return exc
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 if command -v apt-get >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    rsync nginx chromium fonts-wqy-microhei iproute2 procps ca-certificates >/dev/null
+    rsync nginx chromium fonts-wqy-microhei ffmpeg iproute2 procps ca-certificates >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 echo "school-edge installed: $(command -v school-edge)"

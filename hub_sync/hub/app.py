@@ -12,6 +12,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ..errors import Problem
+from . import ingest  # noqa: F401  (usage storage: its migrations must be known before Hub.open)
 from .hub import Hub
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ def create_hub_app(hub: Hub) -> Flask:
     @app.get("/api/v1/hub/status")
     def status():
         return jsonify(hub.status())
+
+    from . import usage_api  # noqa: F401  (registers POST /api/v1/hub/usage; imported here: it imports this module)
 
     for register in HUB_BLUEPRINTS:
         register(app)

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Benchmark: the appliance serving files and its catalogue API, against nginx.
+
+In one run, in a temporary folder:
+
+1. makes a data folder with 4 files of 64 MiB (random bytes, made now) and
+   10,000 catalogued resources (curriculum metadata cycled from the sample
+   library, numbered);
+2. starts the appliance with the real CLI (``school-edge edge serve``: gunicorn,
+   gthread, sendfile) and Debian's ``nginx`` (non-daemon, own config, ``sendfile
+   on``, serving the same ``content/`` folder) on free loopback ports;
+3. streams: ``wrk`` with 50 connections, each request a random ``Range`` of
+   4 MiB from a random file, against nginx and the appliance in turn (two rounds
+   each, alternating); serve ratio = appliance bytes/s / nginx bytes/s;
+4. catalogue API: 50 connections searching (``q`` in Chinese, filters, pages of
+   the default size) as fast as they can; p95 latency from wrk's histogram;
+5. idle RSS: VmRSS of the gunicorn master plus its workers, after start-up and
+   again after the load (the larger is reported).
+
+Prints a table, then last ``serve_ratio_vs_nginx=<f> api_p95_ms=<f> idle_rss_mb=<f>``.
+Needs ``nginx`` and ``wrk`` (``scripts/install.sh`` installs both). About 1-2 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from edge_agent.appliance import Appliance
+from edge_agent.config import EdgeConfig
+from edge_agent.sample_library import SAMPLES
+from hub_sync.sqlite_db import transaction
+
+MIB = 1024 * 1024
+REPO = Path(__file__).resolve().parent.parent
+
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local size = %(size)d
+local chunk = %(chunk)d
+local queries = {%(queries)s}
+math.randomseed(%(seed)d)
+request = function()
+  if #queries > 0 then
+    return wrk.format("GET", queries[math.random(#queries)])
+  end
+  local start = math.random(0, size - chunk)
+  return wrk.format("GET", paths[math.random(#paths)], {["Range"] = "bytes=" .. start .. "-" .. (start + chunk - 1)})
+end
+done = function(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %%d %%d %%d %%d %%.3f %%.3f %%.3f\\n", summary.bytes, summary.duration, summary.requests, bad,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args[0]} exited early ({proc.returncode})")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer in {timeout_s}s")
+
+
+def make_library(data: Path, n_files: int, file_mib: int, n_resources: int) -> list[tuple[str, int]]:
+    """Big files in the store plus ``n_resources`` catalogued resources; returns (sha, size) of the big files."""
+    app = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 0, "advertise": False}))
+    try:
+        big = []
+        for i in range(n_files):
+            src = data.parent / f"video-{i}.mp4"
+            with src.open("wb") as out:
+                for _ in range(file_mib):
+                    out.write(os.urandom(MIB))
+            blob = app.store.put_file(src)
+            src.unlink()
+            big.append((blob.sha256, blob.size))
+        small = app.store.put_bytes("<h1>示例</h1>".encode())
+        now = time.time()
+        rows, files = [], []
+        for n in range(n_resources):
+            subject, grade, edition, chapter, title, kind = SAMPLES[n % len(SAMPLES)]
+            rid = f"bench-{n:05d}"
+            sha, size = big[n % len(big)] if kind == "video" else (small.sha256, small.size)
+            rows.append({"id": rid, "title": f"{title}（{n // len(SAMPLES) + 1}）", "kind": kind, "stage": "小学",
+                         "grade": grade, "subject": subject, "edition": edition, "chapter": chapter,
+                         "description": f"{edition}{subject}{grade}：{chapter}", "keywords": "", "source": "county",
+                         "licence": "CC BY-NC 4.0", "channel": "", "size": size, "created_at": now, "updated_at": now + n})
+            files.append({"resource_id": rid, "path": "index.html", "sha256": sha, "size": size, "mime": "text/html"})
+        for i, (sha, size) in enumerate(big):
+            rid = f"bench-video-{i}"
+            rows.append({"id": rid, "title": f"微课视频 {i}", "kind": "video", "stage": "小学", "grade": "三年级",
+                         "subject": "科学", "edition": "教科版", "chapter": "第一单元", "description": "", "keywords": "",
+                         "source": "county", "licence": "", "channel": "", "size": size, "created_at": now,
+                         "updated_at": now})
+            files.append({"resource_id": rid, "path": "video.mp4", "sha256": sha, "size": size, "mime": "video/mp4"})
+        with transaction(app.db):
+            app.db["resources"].insert_all(rows, batch_size=1000)
+            app.db["resource_files"].insert_all(files, batch_size=1000)
+        return big
+    finally:
+        app.close()
+
+
+def nginx_config(tmp: Path, root: Path, port: int) -> Path:
+    conf = tmp / "nginx.conf"
+    user = "user root;\n" if os.geteuid() == 0 else ""  # the store's files are 0600, like any private data
+    conf.write_text(f"""{user}daemon off;
+worker_processes auto;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+""")
+    return conf
+
+
+def wrk(url: str, tmp: Path, seconds: float, connections: int, paths: list[str] = (), size: int = 0,
+        chunk: int = 0, queries: list[str] = ()) -> dict:
+    script = tmp / "wrk.lua"
+    script.write_text(WRK_SCRIPT % {
+        "paths": ", ".join(json.dumps(p) for p in paths), "size": size, "chunk": chunk,
+        "queries": ", ".join(json.dumps(q, ensure_ascii=True) for q in queries), "seed": random.randrange(1 << 30)})
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+    b, dur_us, reqs, bad, p50, p95, p99 = line.split()[1:]
+    return {"bytes": int(b), "seconds": int(dur_us) / 1e6, "requests": int(reqs), "errors": int(bad),
+            "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+
+
+def tree_rss_mb(pid: int) -> float:
+    """VmRSS of ``pid`` and all its descendants, in MiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total_kb, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kb / 1024
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def api_queries() -> list[str]:
+    from urllib.parse import urlencode
+
+    params = [{"q": "拼音"}, {"q": "小蝌蚪"}, {"q": "练习", "subject": "数学"}, {"q": "分数的意义"},
+              {"subject": "语文", "grade": "一年级"}, {"kind": "audio"}, {"q": "Unit 1"}, {},
+              {"q": "植物", "edition": "教科版"}, {"subject": "数学", "offset": "200"}]
+    return ["/api/v1/resources?" + urlencode(p) for p in params] + ["/api/v1/status", "/api/v1/facets"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8, help="length of each wrk run")
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--mib", type=int, default=64, help="size of each big file")
+    parser.add_argument("--chunk-mib", type=int, default=4, help="size of each Range request")
+    parser.add_argument("--resources", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=50)
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} is not installed: run scripts/install.sh")
+
+    tmp = Path(tempfile.mkdtemp(prefix="school-edge-bench-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        data = tmp / "data"
+        t0 = time.monotonic()
+        big = make_library(data, args.files, args.mib, args.resources)
+        print(f"library: {args.files} x {args.mib} MiB + {args.resources} resources in {time.monotonic() - t0:.1f}s",
+              flush=True)
+
+        edge_port, nginx_port = free_port(), free_port()
+        edge = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "edge", "serve", "--data", str(data),
+                                 "--port", str(edge_port), "--no-announce"], cwd=REPO, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(edge)
+        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+        nginx = subprocess.Popen([nginx_bin, "-c", str(nginx_config(tmp, data / "content", nginx_port)), "-p", str(tmp)],
+                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(nginx)
+        edge_base, nginx_base = f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{nginx_port}"
+        wait_http(edge_base + "/api/v1/status", edge)
+        wait_http(nginx_base + "/", nginx)
+        time.sleep(1)
+        rss_start = tree_rss_mb(edge.pid)
+
+        size = min(s for _, s in big)
+        chunk = args.chunk_mib * MIB
+        edge_paths = [f"/content/{sha}" for sha, _ in big]
+        nginx_paths = [f"/{sha[:2]}/{sha[2:]}" for sha, _ in big]
+        for e, n in zip(edge_paths, nginx_paths):  # first serve hashes each file once; page cache warm for both
+            assert httpx.get(edge_base + e, headers={"Range": "bytes=0-0"}, timeout=60).status_code == 206
+            assert httpx.get(nginx_base + n, headers={"Range": "bytes=0-0"}, timeout=60).status_code == 206
+
+        runs = {"nginx": [], "appliance": []}
+        for _ in range(2):
+            runs["nginx"].append(wrk(nginx_base, tmp, args.seconds, args.clients, nginx_paths, size, chunk))
+            runs["appliance"].append(wrk(edge_base, tmp, args.seconds, args.clients, edge_paths, size, chunk))
+        api = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries())
+        time.sleep(2)
+        rss_after = tree_rss_mb(edge.pid)
+
+        def rate(name: str) -> float:
+            return sum(r["bytes"] for r in runs[name]) / sum(r["seconds"] for r in runs[name])
+
+        ratio = rate("appliance") / rate("nginx")
+        print(f"\n{'':34} {'MiB/s':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
+        for name in ("nginx", "appliance"):
+            rs = runs[name]
+            reqs = sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs)
+            print(f"{name + f' ({args.clients} x Range {args.chunk_mib} MiB)':34} {rate(name) / MIB:9.1f} {reqs:8.1f} "
+                  f"{max(r['p50_ms'] for r in rs):8.1f} {max(r['p95_ms'] for r in rs):8.1f} {sum(r['errors'] for r in rs):7d}")
+        print(f"{f'catalogue API ({args.clients} clients)':34} {api['bytes'] / api['seconds'] / MIB:9.1f} "
+              f"{api['requests'] / api['seconds']:8.1f} {api['p50_ms']:8.1f} {api['p95_ms']:8.1f} {api['errors']:7d}")
+        print(f"idle RSS of gunicorn master + workers: {rss_start:.1f} MiB after start, {rss_after:.1f} MiB after load\n")
+        if any(r["errors"] for rs in runs.values() for r in rs) or api["errors"]:
+            print("warning: some requests failed (see errors column)")
+        print(f"serve_ratio_vs_nginx={ratio:.3f} api_p95_ms={api['p95_ms']:.1f} idle_rss_mb={max(rss_start, rss_after):.1f}")
+        return 0
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Presentation only: templates, static assets and translations (zh-CN default, English) for the classroom pages."""

@@ -1,0 +1,122 @@
+"""The library pages: browse by 学科 / 年级 / 教材版本 / 章节, search, view a resource.
+
+Everything comes from ``Catalogue.search`` / ``facets`` / ``get``, the same
+functions that answer ``/api/v1/resources``; the viewers play files from the
+content routes (``/content/<sha>`` with Range, ``/r/<id>/<path>`` for lessons).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, render_template, request
+from flask_babel import lazy_gettext as _l
+
+from ..catalogue import Resource
+from ..const import MAX_PAGE_SIZE
+from ..errors import BadRequestError
+from .errors import page_errors
+
+PAGE_SIZE = 24
+BROWSE_FILTERS = ("subject", "grade", "edition", "chapter", "kind")
+KIND_LABELS = {"video": _l("视频"), "audio": _l("音频"), "document": _l("文档"), "html": _l("互动课件"),
+               "image": _l("图片"), "exercise": _l("练习")}
+FILTER_LABELS = {"subject": _l("学科"), "grade": _l("年级"), "edition": _l("教材版本"), "chapter": _l("章节"),
+                 "kind": _l("类型")}
+
+bp = Blueprint("library", __name__)
+page_errors(bp)
+
+
+def appliance():
+    return current_app.extensions["appliance"]
+
+
+def _file_url(r: Resource, index: int = 0) -> str | None:
+    if not r.files:
+        return None
+    f = r.files[index]
+    return f"/content/{f.sha256}/{f.path.rsplit('/', 1)[-1]}"
+
+
+def viewer_model(r: Resource) -> dict:
+    """What a viewer template needs to play or show this resource."""
+    main = r.files[0] if r.files else None
+    return {
+        "resource": r,
+        "kind_label": KIND_LABELS.get(r.kind, r.kind),
+        "file_url": _file_url(r),
+        "lesson_url": f"/r/{r.id}/{main.path}" if main else None,
+        "mime": main.mime if main else "",
+        "subtitles": [f"/r/{r.id}/{f.path}" for f in r.files if f.path.endswith(".vtt")],
+    }
+
+
+@bp.get("/")
+def home():
+    """The landing page: who are you?"""
+    status = appliance().status()
+    return render_template("home.html", status=status)
+
+
+@bp.get("/library")
+def browse():
+    args = request.args
+    filters = {k: args[k] for k in BROWSE_FILTERS if args.get(k)}
+    try:
+        offset = max(0, int(args.get("offset", 0)))
+    except ValueError:
+        raise BadRequestError("页码无效", "invalid page") from None
+    q = args.get("q", "").strip()
+    total, found = appliance().catalogue.search(q, limit=PAGE_SIZE, offset=offset, **filters)
+    facets = appliance().catalogue.facets()
+    # chapters only make sense within a subject and grade: list those of the current filter
+    chapters: list[str] = []
+    if filters.get("subject") or filters.get("grade"):
+        scope = {k: v for k, v in filters.items() if k in ("subject", "grade", "edition")}
+        _, in_scope = appliance().catalogue.search("", limit=MAX_PAGE_SIZE, **scope)
+        chapters = sorted({r.chapter for r in in_scope if r.chapter})
+    options = {"subject": [v for v, _ in facets.get("subject", [])],
+               "grade": [v for v, _ in facets.get("grade", [])],
+               "edition": [v for v, _ in facets.get("edition", [])],
+               "chapter": chapters,
+               "kind": [v for v, _ in facets.get("kind", [])]}
+    def page_url(at: int) -> str:
+        return "/library?" + urlencode({**{k: v for k, v in args.items() if k != "offset"}, "offset": at})
+
+    prev_url = page_url(max(0, offset - PAGE_SIZE)) if offset > 0 else None
+    next_url = page_url(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None
+    return render_template("library.html", prev_url=prev_url, next_url=next_url, q=q, filters=filters, options=options, total=total, resources=found,
+                           offset=offset, page_size=PAGE_SIZE, kind_labels=KIND_LABELS, filter_labels=FILTER_LABELS)
+
+
+@bp.get("/library/<resource_id>")
+def view(resource_id: str):
+    r = appliance().catalogue.get(resource_id)
+    exercise = None
+    if r.kind == "exercise":
+        exercise = exercise_preview(r)
+    return render_template("viewer.html", exercise=exercise, **viewer_model(r))
+
+
+@bp.get("/project/<resource_id>")
+def project(resource_id: str):
+    """Projection mode for the classroom screen: large type, no chrome."""
+    r = appliance().catalogue.get(resource_id)
+    return render_template("projection.html", exercise=exercise_preview(r) if r.kind == "exercise" else None,
+                           **viewer_model(r))
+
+
+def exercise_preview(r: Resource) -> dict | None:
+    """The questions of an exercise set (without answers) for a teacher's preview."""
+    import json
+
+    f = next((f for f in r.files if f.path.endswith(".json")), None)
+    if f is None:
+        return None
+    try:
+        data = json.loads(appliance().store.path_for(f.sha256).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {"title": data.get("title", r.title),
+            "questions": [{k: v for k, v in q.items() if k != "answer"} for q in data.get("questions", [])]}

@@ -1,0 +1,20 @@
+"""Learning spaces (一人一空间): people and rosters, login, classes, assignments,
+exercises, progress, submissions, messages, teachers' resources, and the JSON API
+under ``/api/v1/``. See the README section "Learning spaces".
+
+Importing this package is cheap (no Flask); ``register(app)`` adds the blueprints.
+"""
+
+from __future__ import annotations
+
+
+def register(app) -> None:
+    """Add the learning-space blueprints and CSRF protection to the appliance app."""
+    from .api_auth import bp as auth_bp
+    from .api_common import init_csrf
+    from .api_social import bp as social_bp
+    from .api_teaching import bp as teaching_bp
+
+    init_csrf(app)
+    for bp in (auth_bp, teaching_bp, social_bp):
+        app.register_blueprint(bp)

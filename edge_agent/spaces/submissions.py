@@ -1,0 +1,86 @@
+"""Work handed in by students (text and photos or files) and teachers' grading."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import sqlite_utils
+
+from hub_sync.blobstore import BlobStore
+from hub_sync.sqlite_db import transaction
+
+from ..errors import BadRequestError, NotFoundError
+from ..journal import Journal
+from . import const
+from .assignments import check_open
+from .filetypes import check_size, sniff
+from .people import Person
+
+COLS = ("id", "uid", "assignment_id", "person_id", "text", "files", "created_at", "score", "comment", "graded_by", "graded_at")
+
+
+def get_submission(db: sqlite_utils.Database, submission_id: int) -> dict[str, Any]:
+    row = db.execute(f"select {', '.join(COLS)} from submissions where id = ?", [submission_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"找不到提交 {submission_id}", f"no submission {submission_id}")
+    s = dict(zip(COLS, row))
+    s["files"] = json.loads(s["files"])
+    return s
+
+
+def submit_work(db: sqlite_utils.Database, store: BlobStore, student: Person, assignment: dict[str, Any], text: str,
+                files: list[tuple[str, bytes]], max_bytes: int) -> dict[str, Any]:
+    """Keep one hand-in: every file checked (size, real type) before anything is stored."""
+    check_open(assignment)
+    text = (text or "").strip()
+    if not text and not files:
+        raise BadRequestError("提交内容是空的：请写几句话或附上照片/文件", "nothing handed in: write some text or attach a photo or file")
+    if len(text) > const.SUBMISSION_TEXT_MAX_CHARS:
+        raise BadRequestError("文字太长", f"text longer than {const.SUBMISSION_TEXT_MAX_CHARS} characters")
+    if len(files) > const.SUBMISSION_MAX_FILES:
+        raise BadRequestError(f"最多附 {const.SUBMISSION_MAX_FILES} 个文件", f"at most {const.SUBMISSION_MAX_FILES} files")
+    checked = []
+    for name, data in files:
+        check_size(data, max_bytes)
+        checked.append((name, data, sniff(data)[0]))
+    store.check_space(sum(len(d) for _, d, _ in checked))
+    stored = [{"name": name[-100:] or "file", "sha256": store.put_bytes(data).sha256, "size": len(data), "mime": mime}
+              for name, data, mime in checked]
+    uid = f"sub-{secrets.token_hex(8)}"
+    with transaction(db):
+        sid = db.execute("insert into submissions (uid, assignment_id, person_id, text, files, created_at) values (?, ?, ?, ?, ?, ?)",
+                         [uid, assignment["id"], student.id, text, json.dumps(stored, ensure_ascii=False), time.time()]).lastrowid
+        Journal(db).append(f"person:{student.id}", "submitted", f"assignment:{assignment['id']}",
+                           {"uid": uid, "files": [{"sha256": f["sha256"], "size": f["size"], "mime": f["mime"]} for f in stored],
+                            "chars": len(text)})
+    return get_submission(db, sid)
+
+
+def grade_submission(db: sqlite_utils.Database, teacher: Person, submission: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    score = body.get("score")
+    if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool) or not 0 <= score <= 100):
+        raise BadRequestError("分数应在 0 到 100 之间", "score must be between 0 and 100")
+    comment = str(body.get("comment") or "")[: const.MESSAGE_MAX_CHARS]
+    with transaction(db):
+        db.execute("update submissions set score = ?, comment = ?, graded_by = ?, graded_at = ? where id = ?",
+                   [score, comment, teacher.id, time.time(), submission["id"]])
+        Journal(db).append(f"person:{teacher.id}", "graded", f"submission:{submission['uid']}",
+                           {"score": score, "comment_chars": len(comment), "student": submission["person_id"]})
+    return get_submission(db, submission["id"])
+
+
+def submissions_for(db: sqlite_utils.Database, assignment_id: int, student_id: int | None = None) -> list[dict[str, Any]]:
+    sql = f"select {', '.join(COLS)} from submissions where assignment_id = ?"
+    params: list = [assignment_id]
+    if student_id is not None:
+        sql += " and person_id = ?"
+        params.append(student_id)
+    out = []
+    for row in db.execute(sql + " order by created_at", params):
+        s = dict(zip(COLS, row))
+        s["files"] = json.loads(s["files"])
+        out.append(s)
+    return out

@@ -1,0 +1,105 @@
+"""Teachers' own resources: uploaded with curriculum metadata, in the school
+library at once (source ``teacher``), optionally offered to the county.
+
+Offering marks the resource ``offered`` and journals a ``shared`` event, so it
+rides up with the usage sync into the hub's review queue. The sync later sets
+``pending``, ``approved`` or ``rejected`` with ``set_share_status``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import sqlite_utils
+
+from hub_sync.blobstore import BlobStore
+from hub_sync.sqlite_db import transaction
+
+from ..catalogue import Catalogue, Resource, ResourceFile, validate
+from ..errors import BadRequestError, NotFoundError
+from ..journal import Journal
+from .errors import ConflictError
+from .exercises import load_exercise
+from .filetypes import check_size, sniff
+from .people import Person
+
+SHARE_STATES = ("private", "offered", "pending", "approved", "rejected")
+META = ("stage", "grade", "subject", "edition", "chapter", "description", "keywords")
+
+
+def upload_resource(db: sqlite_utils.Database, store: BlobStore, teacher: Person, name: str, data: bytes,
+                    meta: dict[str, str], max_bytes: int) -> dict[str, Any]:
+    """Check, store and catalogue one teacher file; an exercise set is a JSON file in the exercise format."""
+    check_size(data, max_bytes)
+    if (meta.get("kind") or "") == "exercise":
+        load_exercise(data)  # BadRequestError if it is not a valid exercise set
+        mime, kind = "application/json", "exercise"
+        name = (name.rsplit(".", 1)[0] or "exercise") + ".json"
+    else:
+        mime, kind = sniff(data)
+    title = (meta.get("title") or "").strip()
+    if not title:
+        raise BadRequestError("请填写资源标题", "give the resource a title")
+    resource = Resource(id="t-" + secrets.token_hex(6), title=title, kind=kind, source="teacher",
+                        files=[ResourceFile(_safe_name(name), "0" * 64, len(data), mime)],
+                        **{k: str(meta.get(k) or "").strip() for k in META})
+    validate(resource)  # before any byte is written
+    store.check_space(len(data))
+    blob = store.put_bytes(data)
+    resource.files = [ResourceFile(resource.files[0].path, blob.sha256, blob.size, mime)]
+    with transaction(db):
+        Catalogue(db).upsert(resource)
+        db.execute("insert into teacher_resources (resource_id, teacher_id, share_status, updated_at) values (?, ?, 'private', ?)",
+                   [resource.id, teacher.id, time.time()])
+        Journal(db).append(f"person:{teacher.id}", "uploaded", f"resource:{resource.id}",
+                           {"title": title, "kind": kind, "sha256": blob.sha256, "size": blob.size, "mime": mime,
+                            **{k: getattr(resource, k) for k in ("stage", "grade", "subject", "edition", "chapter")}})
+    return own_resource(db, resource.id)
+
+
+def _safe_name(name: str) -> str:
+    base = (name or "file").replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
+    return base[-100:] or "file"
+
+
+def own_resource(db: sqlite_utils.Database, resource_id: str) -> dict[str, Any]:
+    row = db.execute("select t.resource_id, t.teacher_id, t.share_status, t.status_note, t.updated_at, r.title, r.kind"
+                     " from teacher_resources t join resources r on r.id = t.resource_id where t.resource_id = ?",
+                     [resource_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"找不到教师资源 {resource_id}", f"no teacher resource {resource_id}")
+    return dict(zip(("resource_id", "teacher_id", "share_status", "status_note", "updated_at", "title", "kind"), row))
+
+
+def own_resources(db: sqlite_utils.Database, teacher_id: int) -> list[dict[str, Any]]:
+    ids = [r[0] for r in db.execute("select resource_id from teacher_resources where teacher_id = ? order by updated_at desc", [teacher_id])]
+    return [own_resource(db, i) for i in ids]
+
+
+def offer_to_county(db: sqlite_utils.Database, teacher: Person, resource_id: str) -> dict[str, Any]:
+    """Send a teacher's resource up for county review (with the next usage sync)."""
+    with transaction(db):
+        current = own_resource(db, resource_id)
+        if current["share_status"] not in ("private", "rejected"):
+            raise ConflictError(f"该资源已提交县平台（状态：{current['share_status']}）",
+                                f"already offered to the county (status {current['share_status']})")
+        resource = Catalogue(db).get(resource_id)
+        db.execute("update teacher_resources set share_status = 'offered', status_note = '', updated_at = ? where resource_id = ?",
+                   [time.time(), resource_id])
+        Journal(db).append(f"person:{teacher.id}", "shared", f"resource:{resource_id}",
+                           {"title": resource.title, "kind": resource.kind,
+                            "files": [{"path": f.path, "sha256": f.sha256, "size": f.size, "mime": f.mime} for f in resource.files],
+                            **{k: getattr(resource, k) for k in ("stage", "grade", "subject", "edition", "chapter", "description")}})
+    return own_resource(db, resource_id)
+
+
+def set_share_status(db: sqlite_utils.Database, resource_id: str, status: str, note: str = "") -> None:
+    """The sync records the hub's review outcome here."""
+    if status not in SHARE_STATES:
+        raise BadRequestError(f"未知状态 {status}", f"unknown share status {status}")
+    with transaction(db):
+        own_resource(db, resource_id)
+        db.execute("update teacher_resources set share_status = ?, status_note = ?, updated_at = ? where resource_id = ?",
+                   [status, note, time.time(), resource_id])

@@ -1,0 +1,121 @@
+"""``school-edge edge sync|channels|subscribe|unsubscribe`` (added to the ``edge`` group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+EDGE_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("school-edge-data"),
+                         show_default=True, help="数据目录 Data folder of the appliance")
+CHANNEL_TIMEOUT_S = 15.0
+
+
+def _open(data_dir: Path):
+    from .appliance import Appliance
+    from .config import EdgeConfig
+
+    return Appliance.open(EdgeConfig.load(data_dir))
+
+
+@click.command("sync")
+@EDGE_DATA
+@click.option("--force", is_flag=True, help="忽略同步时段，立即下载 Download now, even outside the sync window")
+def edge_sync(data_dir: Path, force: bool) -> None:
+    """从县级平台同步资源。 Sync resources from the county hub."""
+    from .content_sync import sync_content
+    from .sync_scheduler import in_window
+
+    appliance = _open(data_dir)
+    try:
+        allow = force or in_window(appliance.config.sync_window)
+        result = sync_content(appliance, allow_download=allow, progress=lambda line: click.echo(f"  {line}"))
+        if result.waiting_for_window:
+            click.echo(f"资源目录版本 Catalogue version {result.catalogue_version}; 等待同步时段 waiting for the sync window "
+                       f"{appliance.config.sync_window} ({result.missing_bytes} bytes); 用 --force 立即下载 use --force to download now")
+        else:
+            click.echo(f"同步完成 Synced: catalogue version {result.catalogue_version}, "
+                       f"{result.fetched.files} files fetched ({result.fetched.bytes_received} bytes, {result.fetched.transport or '-'})")
+    finally:
+        appliance.close()
+
+
+def _hub_url(appliance) -> str:
+    from hub_sync.errors import SyncError
+
+    url = appliance.identity("hub_url")
+    if not url:
+        raise SyncError("设备尚未配置县级平台", "the appliance is not provisioned")
+    return url
+
+
+@click.command("channels")
+@EDGE_DATA
+def edge_channels(data_dir: Path) -> None:
+    """列出平台的频道和本校的选择。 List the hub's channels and this school's choice."""
+    import httpx
+
+    from hub_sync.errors import LinkError
+
+    appliance = _open(data_dir)
+    try:
+        try:
+            data = httpx.get(f"{_hub_url(appliance)}/api/v1/hub/channels", timeout=CHANNEL_TIMEOUT_S).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise LinkError("无法连接县级平台", f"cannot reach the hub ({type(exc).__name__})") from exc
+        mine = {r[0] for r in appliance.db.execute("select channel from sync_channels")}
+        for ch in data.get("channels", []):
+            mark = "*" if ch["id"] in mine else " "
+            kind = "必选 mandatory" if ch["mandatory"] else "自选 optional"
+            click.echo(f"{mark} {ch['id']:24} v{ch['version']:<4} {kind:16} {ch['title']}")
+        click.echo("* = 本校已有 in this school's catalogue")
+    finally:
+        appliance.close()
+
+
+def _subscription(data_dir: Path, channel: str, on: bool) -> None:
+    import httpx
+
+    from hub_sync.enrollment import make_subscription
+    from hub_sync.errors import DeviceError, LinkError
+    from hub_sync.keys import load_signer
+
+    appliance = _open(data_dir)
+    try:
+        signer = load_signer(appliance.data_dir / "keys" / "device.pem")
+        body = make_subscription(signer, appliance.device_id, appliance.school_code, channel, on)
+        try:
+            resp = httpx.post(f"{_hub_url(appliance)}/api/v1/hub/subscriptions", content=body, timeout=CHANNEL_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise LinkError("无法连接县级平台", f"cannot reach the hub ({type(exc).__name__})") from exc
+        if resp.status_code != 200:
+            try:
+                err = resp.json()["error"]
+                raise DeviceError(f"平台拒绝：{err['message']}", f"the hub refused: {err['message_en']}")
+            except (ValueError, KeyError, TypeError):
+                raise DeviceError(f"平台拒绝：HTTP {resp.status_code}", f"the hub refused: HTTP {resp.status_code}") from None
+        click.echo(f"本校频道 School channels: {', '.join(resp.json()['channels'])}; "
+                   f"运行 run 'school-edge edge sync' 以获取 to fetch them")
+    finally:
+        appliance.close()
+
+
+@click.command("subscribe")
+@EDGE_DATA
+@click.argument("channel")
+def edge_subscribe(data_dir: Path, channel: str) -> None:
+    """订阅自选频道。 Subscribe to an optional channel."""
+    _subscription(data_dir, channel, True)
+
+
+@click.command("unsubscribe")
+@EDGE_DATA
+@click.argument("channel")
+def edge_unsubscribe(data_dir: Path, channel: str) -> None:
+    """退订自选频道。 Leave an optional channel."""
+    _subscription(data_dir, channel, False)
+
+
+def register(group: click.Group) -> None:
+    for cmd in (edge_sync, edge_channels, edge_subscribe, edge_unsubscribe):
+        group.add_command(cmd)

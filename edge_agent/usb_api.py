@@ -1,0 +1,92 @@
+"""The technician's USB endpoints (the page calls these; the CLI does the same work).
+
+    GET  /api/v1/usb         sticks found in the mount roots, each with its plan
+                             (what applying would do, or why it is refused)
+    POST /api/v1/usb/apply   {"stick": <path from the list>, "action": "provision" |
+                             "import" | "export", "passphrase": "..."}
+
+Only a technician or administrator may use them. A device that is not yet
+provisioned has no accounts, so there the endpoints answer only requests from
+the device itself (loopback: the technician at its keyboard and screen). The
+stick must be one the appliance found: a client cannot name any other folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app, jsonify, request
+
+from .errors import BadRequestError
+from .runner import BACKGROUND_HOOKS
+from .spaces.access import require_roles
+from .spaces.api_common import blueprint, body, viewer
+from .spaces.errors import ForbiddenError
+
+bp = blueprint("usb")
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def _appliance():
+    return current_app.extensions["appliance"]
+
+
+def _require_technician() -> None:
+    appliance = _appliance()
+    if not appliance.identity("hub_url"):
+        if request.remote_addr not in LOOPBACK:
+            raise ForbiddenError("设备尚未开通：只能在设备本机上操作U盘", "the device is not provisioned: use the stick on the device itself")
+        return
+    require_roles(viewer(), "technician", "admin")
+
+
+def _roots() -> str:
+    return current_app.extensions["edge_config"].usb_mount_roots
+
+
+@bp.get("/api/v1/usb")
+def usb_plans():
+    from provisioning.watcher import find_sticks, plan_for
+
+    _require_technician()
+    appliance = _appliance()
+    return jsonify({"sticks": [plan_for(appliance, p) for p in find_sticks(_roots())]})
+
+
+@bp.post("/api/v1/usb/apply")
+def usb_apply():
+    from provisioning.sneakernet import export_usb, import_usb
+    from provisioning.usb_apply import apply_stick
+    from provisioning.watcher import find_sticks
+
+    _require_technician()
+    data = body()
+    found = {str(p): p for p in find_sticks(_roots())}
+    stick_path = found.get(str(data.get("stick", "")))
+    if stick_path is None:
+        raise BadRequestError("没有找到这个U盘，请重新插入后刷新页面", "no such stick found; plug it in again and reload the page")
+    action = data.get("action", "provision")
+    appliance = _appliance()
+    if action == "provision":
+        passphrase = data.get("passphrase")
+        result = apply_stick(appliance, Path(stick_path), str(passphrase) if passphrase else None, data.get("school") or None)
+    elif action == "import":
+        result = import_usb(appliance, Path(stick_path))
+    elif action == "export":
+        result = export_usb(appliance, Path(stick_path))
+    else:
+        raise BadRequestError("action 应为 provision、import 或 export", "action must be provision, import or export")
+    return jsonify({"action": action, "result": result})
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _watch(appliance):
+    from provisioning.watcher import start_watcher
+
+    return start_watcher(appliance)
+
+
+BACKGROUND_HOOKS.append(_watch)

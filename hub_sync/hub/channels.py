@@ -1,0 +1,135 @@
+"""The hub's channels, their resources and the schools' choices (all SQL here).
+
+A channel (频道, e.g. "一年级语文 统编版") is mandatory (every school gets it) or
+optional (a school subscribes, 自主选用). Resources belong to one channel and
+carry their curriculum metadata and file list; publishing turns this into TUF
+metadata (``hub_sync.hub.publisher``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from ..errors import FormatError
+from ..migrations import Migrations
+from ..sqlite_db import transaction
+from ..tuf_repo import check_channel_id
+from .hub import HUB_MIGRATIONS
+
+migrations = Migrations("hub_channels")
+HUB_MIGRATIONS.append(migrations)
+
+RESOURCE_FIELDS = ("title", "kind", "stage", "grade", "subject", "edition", "chapter", "description", "keywords",
+                   "source", "licence", "duration_s", "pages")
+
+
+@migrations
+def m001_channels(db: sqlite_utils.Database) -> None:
+    db["channels"].create({"id": str, "title": str, "mandatory": int, "created_at": float}, pk="id")
+    db["hub_resources"].create({"id": str, "channel": str, "meta": str, "files": str, "updated_at": float}, pk="id")
+    db["hub_resources"].create_index(["channel"])
+    db["subscriptions"].create({"school_code": str, "channel": str, "at": float}, pk=("school_code", "channel"))
+    db["provisionings"].create({"token": str, "school_code": str, "school_name": str, "created_at": float}, pk="token")
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    title: str
+    mandatory: bool
+
+
+class Channels:
+    """Channels, resources and subscriptions in the hub database."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    # -- channels ----------------------------------------------------------------
+    def put_channel(self, channel_id: str, title: str = "", mandatory: bool | None = None) -> Channel:
+        """Create a channel or change its title / mandatory flag."""
+        check_channel_id(channel_id)
+        with transaction(self.db):
+            row = self.db.execute("select title, mandatory from channels where id = ?", [channel_id]).fetchone()
+            if row is None:
+                self.db["channels"].insert({"id": channel_id, "title": title or channel_id,
+                                            "mandatory": int(bool(mandatory)), "created_at": time.time()})
+            else:
+                self.db.execute("update channels set title = ?, mandatory = ? where id = ?",
+                                [title or row[0], int(row[1] if mandatory is None else mandatory), channel_id])
+        return self.get(channel_id)
+
+    def get(self, channel_id: str) -> Channel:
+        row = self.db.execute("select id, title, mandatory from channels where id = ?", [channel_id]).fetchone()
+        if row is None:
+            raise FormatError(f"没有频道 {channel_id}，请先用 school-edge hub channel 创建",
+                              f"no channel {channel_id}; create it with 'school-edge hub channel' first")
+        return Channel(row[0], row[1], bool(row[2]))
+
+    def all(self) -> list[Channel]:
+        return [Channel(r[0], r[1], bool(r[2])) for r in self.db.execute("select id, title, mandatory from channels order by id")]
+
+    # -- resources ---------------------------------------------------------------
+    def put_resource(self, resource_id: str, channel: str, meta: dict, files: list[dict]) -> None:
+        """Add or replace a resource (``files``: path, sha256, size, mime)."""
+        self.get(channel)
+        if not resource_id or "/" in resource_id or resource_id.startswith(".") or len(resource_id) > 100:
+            raise FormatError(f"资源编号 {resource_id!r} 无效", f"invalid resource id {resource_id!r}")
+        clean = {k: meta[k] for k in RESOURCE_FIELDS if meta.get(k) not in (None, "")}
+        with transaction(self.db):
+            self.db["hub_resources"].upsert({"id": resource_id, "channel": channel, "meta": json.dumps(clean, ensure_ascii=False),
+                                             "files": json.dumps(files), "updated_at": time.time()}, pk="id")
+
+    def remove_resource(self, resource_id: str) -> str:
+        """Drop a resource; return the channel it was in (to republish)."""
+        row = self.db.execute("select channel from hub_resources where id = ?", [resource_id]).fetchone()
+        if row is None:
+            raise FormatError(f"没有资源 {resource_id}", f"no resource {resource_id}")
+        with transaction(self.db):
+            self.db.execute("delete from hub_resources where id = ?", [resource_id])
+        return row[0]
+
+    def resources(self, channel: str) -> list[tuple[str, dict, list[dict]]]:
+        """(resource id, metadata, files) of a channel, by id."""
+        return [(r[0], json.loads(r[1]), json.loads(r[2])) for r in self.db.execute(
+            "select id, meta, files from hub_resources where channel = ? order by id", [channel])]
+
+    def resource_count(self) -> int:
+        return self.db.execute("select count(*) from hub_resources").fetchone()[0]
+
+    # -- schools -----------------------------------------------------------------
+    def subscribe(self, school_code: str, channel: str, on: bool) -> None:
+        self.get(channel)
+        with transaction(self.db):
+            if on:
+                self.db["subscriptions"].upsert({"school_code": school_code, "channel": channel, "at": time.time()},
+                                                pk=("school_code", "channel"))
+            else:
+                self.db.execute("delete from subscriptions where school_code = ? and channel = ?", [school_code, channel])
+
+    def channels_for(self, school_code: str) -> list[Channel]:
+        """What a school gets: the mandatory channels plus the ones it chose."""
+        return [Channel(r[0], r[1], bool(r[2])) for r in self.db.execute(
+            "select id, title, mandatory from channels where mandatory = 1 or id in "
+            "(select channel from subscriptions where school_code = ?) order by id", [school_code])]
+
+    def schools(self) -> list[str]:
+        """Every school the hub publishes an index for (enrolled, provisioned or subscribed)."""
+        rows = self.db.execute(
+            "select school_code from devices union select school_code from subscriptions "
+            "union select school_code from provisionings order by 1")
+        return [r[0] for r in rows]
+
+    # -- provisioning tokens -------------------------------------------------------
+    def add_provisioning(self, token_hash: str, school_code: str, school_name: str) -> None:
+        with transaction(self.db):
+            self.db["provisionings"].insert({"token": token_hash, "school_code": school_code, "school_name": school_name,
+                                             "created_at": time.time()}, replace=True)
+
+    def provisioning(self, token_hash: str) -> dict | None:
+        rows = list(self.db.query("select * from provisionings where token = ?", [token_hash]))
+        return rows[0] if rows else None

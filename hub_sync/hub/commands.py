@@ -1,0 +1,140 @@
+"""``school-edge hub`` commands for channels, resources, publishing, serving and
+enrollment (added to the CLI's ``hub`` group by ``register``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
+                        help="平台数据目录 Hub data folder")
+
+
+def _open(data_dir: Path):
+    from .hub import Hub
+
+    return Hub.open(data_dir)
+
+
+@click.command("channel")
+@HUB_DATA
+@click.argument("channel_id")
+@click.option("--title", default="", help="频道名称 Title, e.g. 一年级语文 统编版")
+@click.option("--mandatory/--optional", default=None, help="必选或自选 Mandatory for every school, or optional")
+def hub_channel(data_dir: Path, channel_id: str, title: str, mandatory: bool | None) -> None:
+    """新建或修改频道。 Create or change a channel."""
+    from .channels import Channels
+
+    hub = _open(data_dir)
+    ch = Channels(hub.db).put_channel(channel_id, title, mandatory)
+    click.echo(f"频道 Channel {ch.id}: {ch.title} ({'必选 mandatory' if ch.mandatory else '自选 optional'})")
+
+
+@click.command("channels")
+@HUB_DATA
+def hub_channels(data_dir: Path) -> None:
+    """列出频道。 List channels."""
+    from .channels import Channels
+    from .publisher import repo_for
+
+    hub = _open(data_dir)
+    versions = repo_for(hub).state().channel_versions
+    for ch in Channels(hub.db).all():
+        click.echo(f"{ch.id:24} v{versions.get(ch.id, 0):<4} {'必选 mandatory' if ch.mandatory else '自选 optional':16} {ch.title}")
+
+
+@click.command("add-resource")
+@HUB_DATA
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--channel", required=True, help="频道 Channel id")
+@click.option("--id", "resource_id", required=True, help="资源编号 Resource id")
+@click.option("--title", required=True, help="标题 Title")
+@click.option("--kind", required=True, help="类型 video/audio/document/html/image/exercise")
+@click.option("--stage", default="", help="学段 e.g. 小学")
+@click.option("--grade", default="", help="年级 e.g. 一年级")
+@click.option("--subject", default="", help="学科 e.g. 语文")
+@click.option("--edition", default="", help="教材版本 e.g. 统编版")
+@click.option("--chapter", default="", help="章节/单元")
+@click.option("--description", default="", help="简介 Description")
+@click.option("--source", default="county", show_default=True, help="来源 national/provincial/county")
+def hub_add_resource(data_dir: Path, files: tuple[Path, ...], channel: str, resource_id: str, **meta) -> None:
+    """把文件和课程信息加入频道（发布后生效）。 Add files with curriculum metadata to a channel (visible after publish)."""
+    from .channels import Channels
+    from .publisher import add_files
+
+    hub = _open(data_dir)
+    chans = Channels(hub.db)
+    chans.get(channel)
+    entries = add_files(hub, list(files))
+    chans.put_resource(resource_id, channel, meta, entries)
+    click.echo(f"已加入 Added {resource_id} to {channel} ({len(entries)} 个文件 files); "
+               f"运行 run 'school-edge hub publish --data {data_dir} --channel {channel}'")
+
+
+@click.command("remove-resource")
+@HUB_DATA
+@click.argument("resource_id")
+def hub_remove_resource(data_dir: Path, resource_id: str) -> None:
+    """从频道删除资源（发布后生效）。 Drop a resource (visible after publish)."""
+    from .channels import Channels
+
+    channel = Channels(_open(data_dir).db).remove_resource(resource_id)
+    click.echo(f"已删除 Removed {resource_id} from {channel}")
+
+
+@click.command("publish")
+@HUB_DATA
+@click.option("--channel", "channels", multiple=True, help="只发布这些频道 Publish only these channels (default: all that changed)")
+def hub_publish(data_dir: Path, channels: tuple[str, ...]) -> None:
+    """签名发布频道的新版本。 Sign and publish new channel versions."""
+    from .channels import Channels
+    from .publisher import publish
+
+    hub = _open(data_dir)
+    for ch in channels:
+        Channels(hub.db).get(ch)
+    state = publish(hub, set(channels) if channels else None)
+    click.echo(f"已发布 Published snapshot {state.snapshot_version}: "
+               + ", ".join(f"{c} v{v}" for c, v in sorted(state.channel_versions.items())))
+
+
+@click.command("serve")
+@HUB_DATA
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址 Address")
+@click.option("--port", type=int, default=8090, show_default=True, help="HTTP 端口 HTTP port")
+@click.option("--rsync-port", type=int, default=None, help="rsync 端口 rsync daemon port (default: port+1; 0 = none)")
+def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None) -> None:
+    """运行县级平台：HTTP 接口和 rsync 内容服务。 Serve the hub: HTTP API and rsync content."""
+    from .server import HubServer
+
+    rsync_port = port + 1 if rsync_port is None else rsync_port
+    server = HubServer(_open(data_dir), host, port, rsync_port or None)
+
+    def ready() -> None:
+        click.echo(f"县级平台已启动 Hub serving: {server.url}/", nl=True)
+        if server.rsync:
+            click.echo(f"  rsync: {server.rsync.url}")
+        click.echo("按 Ctrl-C 停止 Press Ctrl-C to stop")
+
+    server.serve_forever(on_ready=ready)
+
+
+@click.command("enroll")
+@HUB_DATA
+@click.argument("request_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def hub_enroll(data_dir: Path, request_file: Path) -> None:
+    """从登记请求文件登记设备。 Register a device from its enrollment request file."""
+    from .repo_api import enroll
+
+    result = enroll(_open(data_dir), request_file.read_bytes())
+    click.echo(f"已登记 Enrolled {result['device_id']} ({result['school_code']})")
+
+
+COMMANDS = [hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hub_publish, hub_serve, hub_enroll]
+
+
+def register(group: click.Group) -> None:
+    """Add these commands to the CLI's ``hub`` group."""
+    for cmd in COMMANDS:
+        group.add_command(cmd)

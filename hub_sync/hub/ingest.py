@@ -1,0 +1,169 @@
+"""The hub's usage storage: verify, chain-check and store device batches exactly once.
+
+Rules (one transaction per batch, so a crash or a cut link leaves either the whole
+batch or nothing):
+
+* the envelope must verify against the key of an enrolled, not revoked device,
+  and the batch header must name that device and its school;
+* a batch starting after ``contiguous_seq + 1`` is a **gap**: nothing is stored
+  and the acknowledgement asks for ``resend_from = contiguous_seq + 1``;
+* otherwise the batch must chain: ``prev`` is the hash of a batch of this device
+  that ended at ``first_seq - 1`` (or empty when ``first_seq`` is 1); a broken
+  chain is refused;
+* events are inserted with ``insert or ignore`` on (device_id, seq): the same batch
+  twice, or a resend overlapping what is stored, changes nothing;
+* a batch wholly at or below ``contiguous_seq`` (a replay) is answered but stores
+  nothing, not even its hash.
+
+The acknowledgement names the highest contiguous sequence stored, the hash to chain
+the next batch on, and the hub's time; ``usage_api`` signs it with the online key.
+All SQL of usage ingestion is here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from itertools import repeat
+
+import sqlite_utils
+
+from ..envelope import canonical_json, open_envelope, seal
+from ..errors import FormatError, ReplayError
+from ..migrations import Migrations
+from ..sqlite_db import transaction
+from ..usage_batch import decode_batch, read_header
+from .hub import HUB_MIGRATIONS
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+BATCH_KIND = "usage-batch"
+ACK_KIND = "usage-ack"
+
+migrations = Migrations("hub_usage")
+HUB_MIGRATIONS.append(migrations)
+
+
+@migrations
+def m001_usage(db: sqlite_utils.Database) -> None:
+    # WITHOUT ROWID: the primary key is the storage order, so a device's batch is
+    # appended at the end of its own range and a duplicate costs one lookup.
+    db.execute(
+        "create table usage_events (device_id text not null, seq integer not null, ts real not null,"
+        " actor text not null, verb text not null, object text not null, data text not null,"
+        " received_at real not null, primary key (device_id, seq)) without rowid"
+    )
+    db.execute(
+        "create table device_usage_state (device_id text primary key, contiguous_seq integer not null,"
+        " last_batch_hash text not null, updated_at real not null)"
+    )
+    # the ledger of accepted batches: what a resend may chain to
+    db.execute(
+        "create table usage_batches (device_id text not null, batch_hash text not null, first_seq integer not null,"
+        " last_seq integer not null, prev_hash text not null, events integer not null, received_at real not null,"
+        " primary key (device_id, batch_hash)) without rowid"
+    )
+
+
+@dataclass(frozen=True)
+class UsageAck:
+    """What the hub answers to a batch (signed as a ``usage-ack`` envelope)."""
+
+    device_id: str
+    acked_seq: int
+    batch_hash: str
+    chain_hash: str
+    hub_time: float
+    stored: int
+    resend_from: int | None = None
+
+    def to_dict(self) -> dict:
+        body = asdict(self)
+        if self.resend_from is None:
+            del body["resend_from"]
+        return body
+
+
+class UsageIngest:
+    """Usage batches into the hub database."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def ingest(self, envelope: bytes) -> UsageAck:
+        """Verify, check and store one signed batch; return the acknowledgement.
+
+        Raises FormatError (malformed), SignatureError (bad signature), DeviceError
+        (unknown or revoked device) or ReplayError (broken chain); each changes nothing.
+        """
+        # the envelope has one payload: the header peeked here is the one verified next
+        header = read_header(_peek_payload(envelope))
+        device = Registry(self.db).active(header.device_id)
+        payload, _ = open_envelope(envelope, BATCH_KIND, [device.public_key])
+        batch = decode_batch(payload)
+        if header.school_code != device.school_code:
+            raise FormatError(f"使用数据包的学校代码 {header.school_code} 与设备登记的不一致",
+                              f"batch school code {header.school_code} does not match the device's {device.school_code}")
+        now = time.time()
+        with transaction(self.db):
+            contiguous, chain = self.state(header.device_id)
+            if header.first_seq > contiguous + 1:
+                log.warning("usage gap from %s: have up to %d, batch starts at %d; asking for %d onward",
+                            header.device_id, contiguous, header.first_seq, contiguous + 1)
+                return UsageAck(header.device_id, contiguous, batch.hash, chain, now, 0, resend_from=contiguous + 1)
+            if not self._chains(header):
+                raise ReplayError("使用数据包与之前的数据包接不上（哈希链断开），已拒收",
+                                  f"batch {header.first_seq}-{header.last_seq} from {header.device_id} does not chain "
+                                  "to a batch the hub holds; refused", first_seq=header.first_seq)
+            if header.last_seq <= contiguous:
+                log.info("usage batch %s %d-%d already held; nothing stored", header.device_id, header.first_seq, header.last_seq)
+                return UsageAck(header.device_id, contiguous, batch.hash, chain, now, 0)
+            stored = self.db.conn.executemany(
+                "insert or ignore into usage_events (device_id, seq, ts, actor, verb, object, data, received_at)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?)",
+                zip(repeat(header.device_id), *batch.columns(), repeat(now)),
+            ).rowcount
+            self.db.execute(
+                "insert or replace into device_usage_state (device_id, contiguous_seq, last_batch_hash, updated_at)"
+                " values (?, ?, ?, ?)", [header.device_id, header.last_seq, batch.hash, now])
+            self.db.execute(
+                "insert or ignore into usage_batches values (?, ?, ?, ?, ?, ?, ?)",
+                [header.device_id, batch.hash, header.first_seq, header.last_seq, header.prev_hash, stored, now])
+        log.info("usage batch %s %d-%d stored (%d new events)", header.device_id, header.first_seq, header.last_seq, stored)
+        return UsageAck(header.device_id, header.last_seq, batch.hash, batch.hash, now, stored)
+
+    def state(self, device_id: str) -> tuple[int, str]:
+        """(highest contiguous seq stored, hash to chain on) for a device."""
+        row = self.db.execute("select contiguous_seq, last_batch_hash from device_usage_state where device_id = ?",
+                              [device_id]).fetchone()
+        return (row[0], row[1]) if row else (0, "")
+
+    def count(self, device_id: str | None = None) -> int:
+        """Events held (for one device or all)."""
+        if device_id is None:
+            return self.db.execute("select count(*) from usage_events").fetchone()[0]
+        return self.db.execute("select count(*) from usage_events where device_id = ?", [device_id]).fetchone()[0]
+
+    def _chains(self, header) -> bool:
+        if header.first_seq == 1:
+            return header.prev_hash == ""
+        row = self.db.execute("select 1 from usage_batches where device_id = ? and batch_hash = ? and last_seq = ?",
+                              [header.device_id, header.prev_hash, header.first_seq - 1]).fetchone()
+        return row is not None
+
+
+def seal_ack(ack: UsageAck, signer) -> bytes:
+    """The acknowledgement as a DSSE envelope signed by the hub's online key."""
+    return seal(ACK_KIND, canonical_json(ack.to_dict()), signer)
+
+
+def _peek_payload(envelope: bytes) -> bytes:
+    """The (not yet verified) payload of an envelope, only to read whose it claims to be."""
+    try:
+        return base64.b64decode(json.loads(envelope)["payload"], validate=True)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise FormatError("签名文件格式无效", f"not a signed envelope: {exc}") from exc

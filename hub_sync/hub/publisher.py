@@ -1,0 +1,109 @@
+"""Publishing: the hub's channels and school choices become a new TUF moment.
+
+Each resource file is a target ``<channel>/<resource>/<sha256>`` whose ``custom``
+field carries the resource's curriculum metadata and the file's path and mime.
+Each school gets an index target ``schools/<code>.json`` naming its channels and
+their targets, so the appliance fetches exactly what one snapshot says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from tuf.api.metadata import TargetFile
+
+from ..envelope import canonical_json
+from ..tuf_repo import RepoState, TufRepo, index_path, target_path
+from .channels import Channels
+from .hub import Hub
+from .registry import Registry  # noqa: F401  (its migration creates the devices table used here)
+
+log = logging.getLogger(__name__)
+
+
+def repo_for(hub: Hub) -> TufRepo:
+    """The hub's TUF repository (created on first use)."""
+    repo = TufRepo(hub.repo_dir, hub.root_signer, hub.online_signer)
+    if not repo.exists():
+        repo.init()
+    return repo
+
+
+def channel_targets(channels: Channels, channel: str) -> dict[str, TargetFile]:
+    """The TUF targets of a channel's current resources."""
+    out = {}
+    for resource_id, meta, files in channels.resources(channel):
+        for f in files:
+            path = target_path(channel, resource_id, f["sha256"])
+            custom = {"resource_id": resource_id, "channel": channel, "path": f["path"], "mime": f["mime"], **meta}
+            out[path] = TargetFile(length=int(f["size"]), hashes={"sha256": f["sha256"]}, path=path,
+                                   unrecognized_fields={"custom": custom})
+    return out
+
+
+def school_index(channels: Channels, school_code: str, published: dict[str, dict[str, TargetFile]]) -> bytes:
+    """The index bytes of one school: its channels and their target paths."""
+    chosen = channels.channels_for(school_code)
+    return canonical_json({
+        "school_code": school_code,
+        "channels": [{"id": c.id, "title": c.title, "mandatory": c.mandatory} for c in chosen],
+        "targets": sorted(p for c in chosen for p in published.get(c.id, {})),
+    })
+
+
+def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
+    """Publish every channel (new versions for ``changed``; None = those whose
+    content differs) and every school's index. Returns the new versions."""
+    repo = repo_for(hub)
+    chans = Channels(hub.db)
+    current = {c.id: channel_targets(chans, c.id) for c in chans.all()}
+    if changed is None:
+        changed = {ch for ch, targets in current.items() if _differs(repo.channel_targets(ch), targets)}
+    published = {}
+    for ch, targets in current.items():
+        # an unchanged channel keeps its published version (and bytes)
+        published[ch] = targets if ch in changed else (repo.channel_targets(ch) or targets)
+    indexes = {}
+    for code in chans.schools():
+        data = school_index(chans, code, published)
+        sha = hub.store.put_bytes(data).sha256
+        path = index_path(code)
+        indexes[path] = TargetFile(length=len(data), hashes={"sha256": sha}, path=path)
+    state = repo.publish(published, indexes, changed_channels=changed)
+    log.info("published snapshot %d (channels: %s)", state.snapshot_version,
+             ", ".join(f"{c} v{v}" for c, v in sorted(state.channel_versions.items())) or "-")
+    return state
+
+
+def _differs(old: dict[str, TargetFile], new: dict[str, TargetFile]) -> bool:
+    return {p: t.to_dict() for p, t in old.items()} != {p: t.to_dict() for p, t in new.items()}
+
+
+def add_files(hub: Hub, files: list[Path], mimes: dict[str, str] | None = None) -> list[dict]:
+    """Put local files into the hub store; return their file entries."""
+    import mimetypes
+
+    out = []
+    for path in files:
+        blob = hub.store.put_file(path)
+        mime = (mimes or {}).get(path.name) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        out.append({"path": path.name, "sha256": blob.sha256, "size": blob.size, "mime": mime})
+    return out
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def rotate_online_key(hub: Hub) -> str:
+    """Make a new online key, have the root vouch for it (root v+1) and re-sign
+    everything with it; return its key id. Appliances follow through the root chain."""
+    from ..keys import generate_key
+
+    keys = hub.data_dir / "keys"
+    new = generate_key(keys / "online.pem.new")
+    repo_for(hub).rotate_online_key(new)
+    (keys / "online.pem.new").replace(keys / "online.pem")
+    return new.public_key.keyid

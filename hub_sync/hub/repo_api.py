@@ -1,0 +1,125 @@
+"""The hub's HTTP side of "down": TUF metadata, content by hash (with Range, the
+fallback transport), the channel list, enrollment and channel choices.
+
+    GET  /tuf/metadata/<name>.json     TUF metadata (timestamp re-signed when due)
+    GET  /tuf/targets/<dir>/<sha>.<n>  a target, by the hash prefix ngclient uses
+    GET  /content/<sha256>             a stored file, Range-capable
+    GET  /api/v1/hub/channels          channels: id, title, mandatory, published version
+    POST /api/v1/hub/enroll            DSSE enrollment request -> registered device
+    POST /api/v1/hub/subscriptions     DSSE subscription request from an enrolled device
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, send_file
+
+from ..blobstore import is_sha256
+from ..envelope import open_envelope
+from ..enrollment import SUBSCRIPTION_KIND, peek_device, read_enrollment, token_hash
+from ..errors import DeviceError, FormatError
+from .app import HUB_BLUEPRINTS
+from .channels import Channels
+from .hub import Hub
+from .publisher import publish, repo_for
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+bp = Blueprint("hub_repo", __name__)
+_METADATA_NAME = re.compile(r"^(\d+\.)?[a-z0-9][a-z0-9-]{0,62}\.json$")
+
+
+def _hub() -> Hub:
+    return current_app.extensions["hub"]
+
+
+@bp.get("/tuf/metadata/<name>")
+def metadata(name: str):
+    if not _METADATA_NAME.match(name):
+        abort(404)
+    hub = _hub()
+    repo = repo_for(hub)
+    if name == "timestamp.json":
+        repo.refresh_timestamp()
+    try:
+        data = (repo.metadata_dir / name).read_bytes()
+    except FileNotFoundError:
+        abort(404)
+    return Response(data, mimetype="application/json", headers={"Cache-Control": "no-cache"})
+
+
+@bp.get("/tuf/targets/<path:target>")
+def target(target: str):
+    # consistent snapshots: the last part is "<sha256>.<name>"; files are served by hash
+    sha = target.rsplit("/", 1)[-1].split(".", 1)[0]
+    return _blob(sha)
+
+
+@bp.get("/content/<sha>")
+def content(sha: str):
+    return _blob(sha)
+
+
+def _blob(sha: str):
+    store = _hub().store
+    if not is_sha256(sha) or not store.has(sha):
+        abort(404)
+    return send_file(store.path_for(sha).resolve(), mimetype="application/octet-stream", conditional=True, etag=sha,
+                     max_age=365 * 24 * 3600)
+
+
+@bp.get("/api/v1/hub/channels")
+def channels():
+    hub = _hub()
+    chans = Channels(hub.db)
+    versions = repo_for(hub).state().channel_versions
+    return jsonify({"channels": [{"id": c.id, "title": c.title, "mandatory": c.mandatory,
+                                  "version": versions.get(c.id, 0)} for c in chans.all()]})
+
+
+def enroll(hub: Hub, data: bytes) -> dict:
+    """Register the device of a verified enrollment request and publish its school's index."""
+    req = read_enrollment(data)
+    prov = Channels(hub.db).provisioning(token_hash(str(req.get("token", ""))))
+    if prov is None or prov["school_code"] != req["school_code"]:
+        raise DeviceError("登记请求不属于本平台制作的配置包，已拒绝", "enrollment request does not match a provisioning bundle of this hub; refused")
+    device = Registry(hub.db).register(req["device_id"], req["school_code"], req["public_key"], req.get("school_name", ""))
+    publish(hub, changed=set())
+    log.info("enrolled device %s of school %s", device.device_id, device.school_code)
+    return {"device_id": device.device_id, "school_code": device.school_code}
+
+
+@bp.post("/api/v1/hub/enroll")
+def enroll_route():
+    return jsonify(enroll(_hub(), request.get_data()))
+
+
+@bp.post("/api/v1/hub/subscriptions")
+def subscriptions():
+    hub = _hub()
+    data = request.get_data()
+    registry = Registry(hub.db)
+    device = registry.active(peek_device(data))
+    payload, _ = open_envelope(data, SUBSCRIPTION_KIND, [device.public_key])
+    req = json.loads(payload)
+    if req.get("school_code") != device.school_code:
+        raise DeviceError("设备不属于该学校", "device does not belong to that school")
+    chans = Channels(hub.db)
+    channel = chans.get(str(req.get("channel", "")))
+    if channel.mandatory and not req.get("subscribe"):
+        raise FormatError(f"{channel.id} 是必选频道，不能退订", f"{channel.id} is mandatory and cannot be left")
+    chans.subscribe(device.school_code, channel.id, bool(req.get("subscribe")))
+    registry.touch(device.device_id)
+    state = publish(hub, changed=set())
+    return jsonify({"school_code": device.school_code, "channels": [c.id for c in chans.channels_for(device.school_code)],
+                    "snapshot_version": state.snapshot_version})
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+HUB_BLUEPRINTS.append(register)

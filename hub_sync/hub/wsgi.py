@@ -1,0 +1,18 @@
+"""A WSGI entry for running the hub under gunicorn (tests and production process managers).
+
+    HUB_DATA=/srv/hub gunicorn 'hub_sync.hub.wsgi:app_from_env()'
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from .app import create_hub_app
+from .hub import Hub
+
+
+def app_from_env() -> Flask:
+    """The hub app for the data folder named by ``HUB_DATA``."""
+    return create_hub_app(Hub.open(os.environ["HUB_DATA"]))

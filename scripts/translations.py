@@ -1,0 +1,45 @@
+"""Update the English page catalogue from the templates and views.
+
+    python3 scripts/translations.py          # add new msgids (empty), drop unused, list the untranslated
+
+Keeps existing translations. Chinese is the source language (msgids), so only
+``classroom_ui/translations/en/LC_MESSAGES/messages.po`` needs translating.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po, write_po
+
+from edge_agent.pages.i18n import PO_DIR, extract_messages
+
+
+
+def main() -> int:
+    po_path = PO_DIR / "en" / "LC_MESSAGES" / "messages.po"
+    old = Catalog(locale="en")
+    if po_path.exists():
+        with po_path.open("rb") as f:
+            old = read_po(f, locale="en")
+    new = Catalog(locale="en", project="school-edge classroom pages", fuzzy=False)
+    for msgid, places in sorted(extract_messages().items()):
+        prev = old.get(msgid)
+        new.add(msgid, prev.string if prev else "", locations=[(p.split(":")[0], int(p.split(":")[1])) for p in places])
+    # data values shown through the `label` filter (subjects, grades, editions) are kept as they are
+    for message in old:
+        if message.id and message.id not in new and "keep" in (message.user_comments or []):
+            new.add(message.id, message.string, user_comments=["keep"])
+    po_path.parent.mkdir(parents=True, exist_ok=True)
+    with po_path.open("wb") as f:
+        write_po(f, new, width=0, omit_header=False, sort_output=True)
+    missing = [m.id for m in new if m.id and not m.string]
+    for m in missing:
+        print("untranslated:", m)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

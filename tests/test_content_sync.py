@@ -1,0 +1,290 @@
+"""Down, end to end on loopback: a real hub (HTTP + real rsync daemon), a real
+provisioned appliance, python-tuf's ngclient. Good syncs and every refusal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+from datetime import timedelta
+
+import pytest
+from sync_fixtures import SCHOOL, SyncEnv, sha
+
+from conftest import free_port
+from hub_sync import tuf_fetcher, tuf_repo
+from hub_sync.errors import CorruptBlobError, FormatError, LinkError, ReplayError, SignatureError, SyncError
+from hub_sync.hub.channels import Channels
+from hub_sync.keys import generate_key
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = SyncEnv(tmp_path)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def synced(env):
+    """An appliance that holds catalogue version N of two resources."""
+    env.add("yuwen-1", "r1", {"index.html": b"<h1>a o e</h1>", "picture.svg": b"<svg/>"}, chapter="汉语拼音")
+    env.add("yuwen-1", "r2", {"audio.wav": os.urandom(200_000)})
+    env.publish()
+    env.sync()
+    return env
+
+
+def test_sync_fetches_with_rsync_and_switches_the_catalogue(synced):
+    catalogue, blobs, version = synced.state()
+    assert [r[0] for r in catalogue] == ["r1", "r2"]
+    r1 = synced.app.catalogue.get("r1")
+    assert r1.channel == "yuwen-1" and r1.chapter == "汉语拼音" and r1.grade == "一年级"
+    assert {f.path for f in r1.files} == {"index.html", "picture.svg"}
+    for f in r1.files:
+        assert synced.app.store.verify(f.sha256)
+    assert len(blobs) == 3 and int(version) >= 1
+    assert synced.app.status()["catalogue_version"] == int(version)
+    assert synced.app.status()["last_sync_error"] == "-"
+
+
+def test_second_sync_fetches_only_the_missing_files(synced):
+    new = os.urandom(50_000)
+    synced.add("yuwen-1", "r3", {"video.mp4": new, "index.html": b"<h1>a o e</h1>"})  # one file already held
+    synced.publish()
+    result = synced.sync()
+    assert result.fetched.files == 1 and result.fetched.transport == "rsync"
+    assert result.fetched.bytes_received < len(new) * 1.1
+    assert synced.app.store.has(sha(new))
+    assert synced.sync().fetched.files == 0  # up to date: nothing fetched
+
+
+def test_dropped_resource_is_removed_and_its_unshared_files_collected(synced):
+    audio = synced.app.catalogue.get("r2").files[0].sha256
+    Channels(synced.hub.db).remove_resource("r2")
+    synced.publish()
+    synced.sync()
+    assert [r[0] for r in synced.state()[0]] == ["r1"]
+    assert not synced.app.store.has(audio)
+    assert all(synced.app.store.has(f.sha256) for f in synced.app.catalogue.get("r1").files)
+
+
+def test_local_school_resources_survive_a_sync(synced):
+    from edge_agent.catalogue import Resource, ResourceFile
+
+    blob = synced.app.store.put_bytes(b"teacher's own slides")
+    synced.app.catalogue.upsert(Resource("own-1", "自制课件", "document", source="teacher",
+                                         files=[ResourceFile("s.pdf", blob.sha256, blob.size, "application/pdf")]))
+    Channels(synced.hub.db).remove_resource("r1")
+    synced.publish()
+    synced.sync()
+    assert synced.app.catalogue.get("own-1").title == "自制课件" and synced.app.store.has(blob.sha256)
+
+
+def test_old_catalogue_is_served_until_the_switch(synced):
+    before = synced.state()[0]
+    synced.add("yuwen-1", "r9", {"big.bin": os.urandom(300_000)})
+    synced.publish()
+    seen = []
+    other = synced.app  # another thread's connection sees only committed data
+
+    def look(_line: str) -> None:
+        t = threading.Thread(target=lambda: seen.append(sorted(r.id for r in other.catalogue.search(limit=500)[1])))
+        t.start()
+        t.join()
+
+    synced.sync(progress=look)
+    assert seen and all(ids == [r[0] for r in before] for ids in seen)
+    assert "r9" in [r[0] for r in synced.state()[0]]
+
+
+def test_outside_the_window_metadata_is_checked_but_nothing_downloaded(synced):
+    before = synced.state()
+    synced.add("yuwen-1", "r7", {"x.bin": os.urandom(10_000)})
+    synced.publish()
+    result = synced.sync(allow_download=False)
+    assert result.waiting_for_window and result.missing_bytes == 10_000
+    assert synced.state() == before
+
+
+def test_http_range_is_the_fallback_when_the_rsync_port_is_closed(synced):
+    data = os.urandom(120_000)
+    synced.add("math-1", "m1", {"lesson.bin": data})
+    Channels(synced.hub.db).subscribe(SCHOOL, "math-1", True)
+    synced.publish()
+    synced.app.set_identity(rsync_url=f"rsync://127.0.0.1:{free_port()}/content")  # nothing listens there
+    # half of the file is already staged from a cut download: only the rest is asked for
+    staging = synced.app.data_dir / "sync" / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / f"{sha(data)}.http-part").write_bytes(data[:60_000])
+    result = synced.sync()
+    assert result.fetched.transport == "http" and result.fetched.bytes_received == 60_000
+    assert synced.app.store.verify(sha(data)) and synced.app.catalogue.get("m1").channel == "math-1"
+    assert not any(staging.iterdir())
+
+
+# -- refusals: each is refused with a clear logged reason and changes nothing ----------------
+
+def _refused(env, exc_type, words, caplog):
+    before = env.state()
+    with caplog.at_level(logging.WARNING, logger="edge_agent.content_sync"):
+        with pytest.raises(exc_type) as info:
+            env.sync()
+    assert any(w in info.value.en for w in words), info.value.en
+    assert any("sync refused or failed" in r.getMessage() for r in caplog.records)
+    assert env.state() == before
+    assert env.app.status()["last_sync_error"] != "-"
+    staging = env.app.data_dir / "sync" / "staging"
+    assert not staging.exists() or not [p for p in staging.rglob("*") if p.is_file()]
+    return info.value
+
+
+def test_tampered_channel_manifest_is_refused(synced, caplog):
+    synced.add("yuwen-1", "r5", {"a.bin": b"new"})
+    state = synced.publish()
+    path = synced.hub.repo_dir / "metadata" / f"{state.channel_versions['yuwen-1']}.yuwen-1.json"
+    tampered = path.read_bytes().replace(b'"path": "a.bin"', b'"path": "b.bin"')
+    assert tampered != path.read_bytes()
+    path.write_bytes(tampered)
+    _refused(synced, SignatureError, ["bad signature"], caplog)
+
+
+def test_tampered_school_index_is_refused(synced, caplog):
+    synced.add("yuwen-1", "r5", {"a.bin": b"new"})
+    state = synced.publish()
+    from tuf.api.metadata import Metadata
+
+    targets = Metadata.from_bytes((synced.hub.repo_dir / "metadata" / f"{state.targets_version}.targets.json").read_bytes())
+    index_sha = targets.signed.targets[f"schools/{SCHOOL}.json"].hashes["sha256"]
+    blob = synced.hub.store.path_for(index_sha)
+    blob.write_bytes(blob.read_bytes().replace(b"r5", b"r6"))
+    _refused(synced, (CorruptBlobError, FormatError), ["mismatch"], caplog)
+
+
+def test_rollback_to_an_older_version_is_refused(synced, caplog):
+    meta = synced.hub.repo_dir / "metadata"
+    old_timestamp = (meta / "timestamp.json").read_bytes()
+    synced.add("yuwen-1", "r5", {"a.bin": b"new"})
+    synced.publish()
+    synced.sync()
+    (meta / "timestamp.json").write_bytes(old_timestamp)  # a replayed older moment
+    _refused(synced, ReplayError, ["rollback"], caplog)
+
+
+def test_expired_metadata_is_refused(synced, caplog, monkeypatch):
+    monkeypatch.setattr(tuf_repo, "SNAPSHOT_LIFETIME", timedelta(seconds=-60))
+    synced.add("yuwen-1", "r5", {"a.bin": b"new"})
+    synced.publish()
+    _refused(synced, ReplayError, ["expired"], caplog)
+
+
+def test_mix_and_match_of_manifests_from_different_moments_is_refused(synced, caplog):
+    synced.add("yuwen-1", "r5", {"a.bin": b"new"})
+    state = synced.publish()
+    meta = synced.hub.repo_dir / "metadata"
+    v = state.channel_versions["yuwen-1"]
+    shutil.copy(meta / f"{v - 1}.yuwen-1.json", meta / f"{v}.yuwen-1.json")  # an older channel under the new name
+    _refused(synced, ReplayError, ["mix-and-match"], caplog)
+
+
+def test_metadata_signed_by_an_unknown_key_is_refused(synced, caplog):
+    generate_key(synced.hub.data_dir / "keys" / "online.pem")  # a key the pinned root never listed
+    synced.add("yuwen-1", "r5", {"a.bin": b"new"})
+    synced.publish()
+    _refused(synced, SignatureError, ["unknown key"], caplog)
+
+
+def test_file_larger_than_declared_is_refused_over_rsync(synced, caplog):
+    data = b"declared" * 100
+    [blob_sha] = synced.add("yuwen-1", "r5", {"a.bin": data})
+    synced.publish()
+    synced.hub.store.path_for(blob_sha).write_bytes(data + os.urandom(5_000))  # the hub now sends more
+    _refused(synced, CorruptBlobError, ["larger than declared"], caplog)
+
+
+def test_file_larger_than_declared_is_cut_off_over_http(synced, caplog):
+    data = b"declared" * 100
+    [blob_sha] = synced.add("yuwen-1", "r5", {"a.bin": data})
+    synced.publish()
+    synced.hub.store.path_for(blob_sha).write_bytes(data + os.urandom(500_000))
+    synced.app.set_identity(rsync_url=f"rsync://127.0.0.1:{free_port()}/content")
+    _refused(synced, CorruptBlobError, ["larger than its declared"], caplog)
+
+
+@pytest.mark.parametrize("bad_path", ["../../../etc/cron.d/evil", "/etc/passwd", "a/../../b", "a\\..\\b"])
+def test_manifest_path_that_leaves_the_store_is_refused(synced, caplog, bad_path):
+    blob = synced.hub.store.put_bytes(b"evil")
+    Channels(synced.hub.db).put_resource("r5", "yuwen-1", {"title": "x", "kind": "document"},
+                                         [{"path": bad_path, "sha256": blob.sha256, "size": 4, "mime": "text/plain"}])
+    synced.publish()
+    _refused(synced, FormatError, ["leave its folder"], caplog)
+
+
+class _Garbage(threading.Thread):
+    """A 'hub' that answers every request with 200 and nonsense, or never answers."""
+
+    def __init__(self, hang: bool) -> None:
+        super().__init__(daemon=True)
+        self.hang = hang
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if not self.hang:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 23\r\nConnection: close\r\n\r\n{\"signed\": garbage ...}")
+                conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+        self.join(5)
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["garbage", "hangs"])
+def test_hub_that_answers_garbage_or_hangs_is_refused(synced, caplog, monkeypatch, hang):
+    monkeypatch.setattr(tuf_fetcher, "READ_TIMEOUT_S", 1.5)
+    fake = _Garbage(hang)
+    fake.start()
+    try:
+        synced.app.set_identity(hub_url=f"http://127.0.0.1:{fake.port}")
+        err = _refused(synced, LinkError if hang else FormatError, ["Timeout" if hang else "invalid"], caplog)
+        assert isinstance(err, SyncError)
+    finally:
+        fake.close()
+
+
+def test_appliance_follows_a_root_signed_key_rotation(synced):
+    from hub_sync.hub.publisher import rotate_online_key
+
+    rotate_online_key(synced.hub)
+    synced.add("yuwen-1", "r5", {"a.bin": b"after rotation"})
+    synced.publish()
+    synced.sync()
+    assert "r5" in [r[0] for r in synced.state()[0]]
+    assert (synced.app.data_dir / "sync" / "tuf" / "root_history" / "2.root.json").is_file()
+
+
+def test_unprovisioned_appliance_is_told_to_provision(tmp_path):
+    from edge_agent.appliance import Appliance
+    from edge_agent.config import EdgeConfig
+    from edge_agent.content_sync import sync_content
+
+    app = Appliance.open(EdgeConfig.load(tmp_path / "e", {"free_space_reserve_mb": 1, "advertise": False}))
+    try:
+        with pytest.raises(SyncError, match="provision apply"):
+            sync_content(app)
+    finally:
+        app.close()

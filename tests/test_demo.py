@@ -1,0 +1,42 @@
+"""``school-edge demo`` as a user runs it: a real process with a sample library."""
+
+import os
+import signal
+
+import httpx
+from conftest import ServerProcess, free_port
+
+
+def test_demo_serves_the_sample_library_and_stops_cleanly_on_sigterm(tmp_path):
+    port = free_port()
+    demo = ServerProcess(["demo", "--data", str(tmp_path / "demo"), "--port", str(port)], port).wait()
+    try:
+        found = httpx.get(demo.base + "/api/v1/resources", params={"q": "拼音"}, timeout=10).json()
+        lesson = next(r for r in found["resources"] if r["title"] == "汉语拼音 第一课 a o e")
+        page = httpx.get(demo.base + lesson["url"], timeout=10)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "汉语拼音 第一课" in page.text and 'src="picture.svg"' in page.text
+        picture = httpx.get(demo.base + f"/r/{lesson['id']}/picture.svg", timeout=10)  # the lesson's relative link
+        assert picture.status_code == 200 and picture.text.startswith("<svg")
+        status = httpx.get(demo.base + "/api/v1/status", timeout=10).json()
+        assert status["resources"] >= 25 and status["school_code"]
+    finally:
+        code = demo.stop(signal.SIGTERM)
+    out = demo.output()
+    assert code == 0, out
+    assert f"http://127.0.0.1:{port}/" in out and "/api/v1/resources?q=拼音" in out
+    assert "已停止" in out and "Traceback" not in out
+    assert (tmp_path / "demo" / "edge.db").is_file()
+
+
+def test_demo_without_data_uses_a_fresh_temporary_folder_and_ctrl_c_stops_it(tmp_path):
+    port = free_port()
+    demo = ServerProcess(["demo", "--port", str(port)], port, env={"TMPDIR": str(tmp_path)}).wait()
+    try:
+        assert httpx.get(demo.base + "/api/v1/status", timeout=10).json()["resources"] >= 25
+    finally:
+        code = demo.stop(signal.SIGINT)
+    assert code == 0 and "已停止" in demo.output()
+    [folder] = [p for p in tmp_path.iterdir() if p.name.startswith("school-edge-demo-")]
+    assert str(folder) in demo.output() and (folder / "edge.db").is_file()
+    assert os.listdir(folder / "content" / ".incoming") == []

@@ -1,0 +1,158 @@
+"""The hub's TUF repository: versions, expiry, delegations, custom fields, school indexes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from tuf.api.metadata import Metadata, Root
+
+from hub_sync import tuf_repo
+from hub_sync.errors import FormatError
+from hub_sync.hub import Hub
+from hub_sync.hub.channels import Channels
+from hub_sync.hub.publisher import publish, repo_for
+from hub_sync.hub.registry import Registry
+from hub_sync.keys import generate_key, public_key_dict
+from hub_sync.tuf_repo import TufRepo, now_utc
+
+
+@pytest.fixture
+def hub(tmp_path):
+    h = Hub.init(tmp_path / "hub", reserve_mb=1)
+    yield h
+    h.close()
+
+
+def _add(hub: Hub, channel: str, rid: str, data: bytes, **meta) -> str:
+    sha = hub.store.put_bytes(data).sha256
+    Channels(hub.db).put_resource(rid, channel, {"title": rid, "kind": "document", **meta},
+                                  [{"path": "doc.pdf", "sha256": sha, "size": len(data), "mime": "application/pdf"}])
+    return sha
+
+
+def _md(hub: Hub, name: str) -> Metadata:
+    return Metadata.from_bytes((hub.repo_dir / "metadata" / name).read_bytes())
+
+
+def test_init_signs_root_with_root_key_and_lists_online_key_for_other_roles(hub):
+    repo = repo_for(hub)
+    root: Root = Metadata[Root].from_bytes(repo.root_bytes()).signed
+    assert root.roles["root"].keyids == [hub.root_signer.public_key.keyid]
+    for role in ("targets", "snapshot", "timestamp"):
+        assert root.roles[role].keyids == [hub.online_signer.public_key.keyid]
+    assert root.consistent_snapshot
+    root.verify_delegate("root", Metadata.from_bytes(repo.root_bytes()).signed_bytes,
+                         Metadata.from_bytes(repo.root_bytes()).signatures)
+
+
+def test_publish_increments_versions_and_keeps_unchanged_channels(hub):
+    chans = Channels(hub.db)
+    chans.put_channel("yuwen-1", "一年级语文", mandatory=True)
+    chans.put_channel("math-1", "一年级数学", mandatory=False)
+    _add(hub, "yuwen-1", "r1", b"one")
+    _add(hub, "math-1", "m1", b"two")
+    first = publish(hub)
+    assert first.channel_versions == {"yuwen-1": 1, "math-1": 1}
+    _add(hub, "math-1", "m2", b"three")
+    second = publish(hub)
+    assert second.snapshot_version == first.snapshot_version + 1
+    assert second.targets_version == first.targets_version + 1
+    assert second.channel_versions == {"yuwen-1": 1, "math-1": 2}
+    # publishing only one channel leaves another channel's pending change unpublished
+    _add(hub, "math-1", "m3", b"four")
+    third = publish(hub, {"yuwen-1"})
+    assert third.channel_versions == {"yuwen-1": 2, "math-1": 2}
+    assert set(repo_for(hub).channel_targets("math-1")) == {"math-1/m1/" + _sha(b"two"), "math-1/m2/" + _sha(b"three")}
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_metadata_expiry_follows_role_lifetimes(hub):
+    Channels(hub.db).put_channel("yuwen-1", mandatory=True)
+    _add(hub, "yuwen-1", "r1", b"x")
+    before = now_utc()
+    state = publish(hub)
+    ts, snap = _md(hub, "timestamp.json"), _md(hub, f"{state.snapshot_version}.snapshot.json")
+    channel = _md(hub, f"{state.channel_versions['yuwen-1']}.yuwen-1.json")
+    assert abs(ts.signed.expires - (before + tuf_repo.TIMESTAMP_LIFETIME)) < timedelta(seconds=5)
+    assert abs(snap.signed.expires - (before + tuf_repo.SNAPSHOT_LIFETIME)) < timedelta(seconds=5)
+    assert abs(channel.signed.expires - (before + tuf_repo.CHANNEL_LIFETIME)) < timedelta(seconds=5)
+    assert tuf_repo.signed_at(ts) is not None and abs(tuf_repo.signed_at(ts) - before) < timedelta(seconds=5)
+
+
+def test_channels_are_delegated_roles_with_curriculum_metadata_in_custom_fields(hub):
+    Channels(hub.db).put_channel("yuwen-1", "一年级语文 统编版", mandatory=True)
+    sha = _add(hub, "yuwen-1", "r1", b"lesson", grade="一年级", subject="语文", edition="统编版", chapter="第一单元")
+    state = publish(hub)
+    targets = _md(hub, f"{state.targets_version}.targets.json").signed
+    role = targets.delegations.roles["yuwen-1"]
+    assert role.paths == ["yuwen-1/*/*"] and role.terminating
+    assert role.keyids == [hub.online_signer.public_key.keyid]
+    channel = _md(hub, "1.yuwen-1.json").signed
+    target = channel.targets[f"yuwen-1/r1/{sha}"]
+    assert target.length == 6 and target.hashes == {"sha256": sha}
+    assert target.custom["subject"] == "语文" and target.custom["chapter"] == "第一单元"
+    assert target.custom["path"] == "doc.pdf" and target.custom["resource_id"] == "r1"
+    # the snapshot pins the channel's version
+    assert _md(hub, f"{state.snapshot_version}.snapshot.json").signed.meta["yuwen-1.json"].version == 1
+
+
+def test_school_index_has_mandatory_and_chosen_channels_only(hub):
+    chans = Channels(hub.db)
+    chans.put_channel("yuwen-1", mandatory=True)
+    chans.put_channel("math-1", mandatory=False)
+    chans.put_channel("music-1", mandatory=False)
+    _add(hub, "yuwen-1", "r1", b"a")
+    _add(hub, "math-1", "m1", b"b")
+    _add(hub, "music-1", "s1", b"c")
+    key = generate_key(hub.data_dir / "dev.pem")
+    Registry(hub.db).register("edge-1", "4112345678", public_key_dict(key))
+    chans.subscribe("4112345678", "math-1", True)
+    state = publish(hub)
+    targets = _md(hub, f"{state.targets_version}.targets.json").signed.targets
+    info = targets["schools/4112345678.json"]
+    index = json.loads(hub.store.path_for(info.hashes["sha256"]).read_bytes())
+    assert [c["id"] for c in index["channels"]] == ["math-1", "yuwen-1"]
+    assert all(p.split("/")[0] in ("math-1", "yuwen-1") for p in index["targets"]) and len(index["targets"]) == 2
+
+
+def test_timestamp_is_resigned_only_when_close_to_expiry(hub):
+    repo = repo_for(hub)
+    version = _md(hub, "timestamp.json").signed.version
+    assert repo.refresh_timestamp() is False
+    assert _md(hub, "timestamp.json").signed.version == version
+    assert repo.refresh_timestamp(force=True) is True
+    assert _md(hub, "timestamp.json").signed.version == version + 1
+
+
+def test_rotating_the_online_key_makes_a_root_signed_new_root(hub, tmp_path):
+    repo = repo_for(hub)
+    new_key = generate_key(tmp_path / "new-online.pem")
+    repo.rotate_online_key(new_key)
+    root2 = _md(hub, "2.root.json")
+    old_root = Metadata[Root].from_bytes((hub.repo_dir / "metadata" / "1.root.json").read_bytes()).signed
+    old_root.verify_delegate("root", root2.signed_bytes, root2.signatures)  # the old root vouches for the new
+    assert root2.signed.roles["timestamp"].keyids == [new_key.public_key.keyid]
+    ts = _md(hub, "timestamp.json")
+    root2.signed.verify_delegate("timestamp", ts.signed_bytes, ts.signatures)
+
+
+@pytest.mark.parametrize("bad", ["", "Root", "targets", "a/b", "../x", "x" * 70, "中文"])
+def test_invalid_channel_ids_are_refused(hub, bad):
+    with pytest.raises(FormatError):
+        Channels(hub.db).put_channel(bad)
+    assert Channels(hub.db).all() == []
+
+
+def test_metadata_files_are_written_whole_by_rename(hub):
+    repo = TufRepo(hub.repo_dir, hub.root_signer, hub.online_signer)
+    repo.init()
+    assert not list((hub.repo_dir / "metadata").glob(".tmp-*"))
+    names = sorted(p.name for p in (hub.repo_dir / "metadata").iterdir())
+    assert names == ["1.root.json", "1.snapshot.json", "1.targets.json", "root.json", "timestamp.json"]

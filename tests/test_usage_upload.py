@@ -1,0 +1,272 @@
+"""Usage upload end to end: a real hub under gunicorn on loopback, a real appliance folder,
+kill -9 of either side, and hubs that misbehave."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from werkzeug.serving import make_server
+
+from edge_agent.appliance import Appliance
+from edge_agent.usage_sync import build_next_batch, trusted_time, upload_pending
+from hub_sync.errors import DeviceError, LinkError, ReplayError, SignatureError
+from hub_sync.hub import Hub
+from hub_sync.hub.app import create_hub_app
+from hub_sync.hub.ingest import UsageIngest
+from hub_sync.hub.registry import Registry
+from conftest import free_port
+from usage_fixtures import REPO, GunicornHub, classroom_acts, enroll, fill_journal_fast
+
+
+@pytest.fixture
+def hub(tmp_path):
+    h = Hub.init(tmp_path / "hub", reserve_mb=1)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def served_hub(hub, tmp_path):
+    server = GunicornHub(hub.data_dir, free_port()).start()
+    yield server
+    server.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def enrolled(appliance, hub):
+    enroll(appliance, hub)
+    return appliance
+
+
+def hub_events(hub, device_id):
+    return hub.db.execute("select seq from usage_events where device_id = ? order by seq", [device_id]).fetchall()
+
+
+def journal_state(app):
+    return (app.journal.acknowledged(), app.journal.pending_count(), app.journal.last_seq(),
+            app.db.execute("select * from usage_chain order by key").fetchall(), trusted_time(app))
+
+
+def test_events_are_uploaded_acknowledged_and_pruned(enrolled, hub, served_hub):
+    enrolled.journal.append_many(classroom_acts(1_000))
+    result = upload_pending(enrolled, served_hub.url)
+    assert (result.batches, result.events_sent, result.acked_seq, result.pruned, result.pending) == (1, 1000, 1000, 1000, 0)
+    assert [r[0] for r in hub_events(hub, enrolled.device_id)] == list(range(1, 1001))
+    assert enrolled.journal.pending(0) == []
+    assert abs(trusted_time(enrolled) - time.time()) < 60
+    enrolled.journal.append_many(classroom_acts(10, seed=2))
+    again = upload_pending(enrolled, served_hub.url)
+    assert (again.events_sent, again.acked_seq) == (10, 1010)
+    assert len(hub_events(hub, enrolled.device_id)) == 1010
+
+
+def test_nothing_pending_sends_nothing(enrolled, served_hub):
+    result = upload_pending(enrolled, served_hub.url)
+    assert (result.batches, result.bytes_sent, result.bytes_received) == (0, 0, 0)
+
+
+def test_upload_proceeds_in_batches_each_chained_to_the_last(enrolled, hub, served_hub):
+    enrolled.journal.append_many(classroom_acts(250))
+    result = upload_pending(enrolled, served_hub.url, max_events=100)
+    assert (result.batches, result.acked_seq) == (3, 250)
+    chain = hub.db.execute("select first_seq, last_seq, prev_hash, batch_hash from usage_batches order by first_seq").fetchall()
+    assert [(c[0], c[1]) for c in chain] == [(1, 100), (101, 200), (201, 250)]
+    assert chain[0][2] == "" and chain[1][2] == chain[0][3] and chain[2][2] == chain[1][3]
+
+
+def test_trusted_time_only_moves_forward(enrolled, hub):
+    from edge_agent.usage_sync import UsageAck, apply_ack
+
+    enrolled.set_identity(trusted_time=repr(4_000_000_000.0))   # proved earlier, far ahead
+    enrolled.journal.append("stu-1", "viewed", "res-1")
+    apply_ack(enrolled, UsageAck(enrolled.device_id, 1, "h", "h", 1_760_000_000.0, None))
+    assert trusted_time(enrolled) == 4_000_000_000.0
+
+
+def test_revoked_device_is_refused_and_nothing_is_pruned(enrolled, hub, served_hub, caplog):
+    enrolled.journal.append_many(classroom_acts(20))
+    Registry(hub.db).revoke(enrolled.device_id)
+    before = journal_state(enrolled)
+    with caplog.at_level(logging.WARNING), pytest.raises(DeviceError, match="revoked"):
+        upload_pending(enrolled, served_hub.url)
+    assert "revoked" in caplog.text
+    assert journal_state(enrolled) == before and hub_events(hub, enrolled.device_id) == []
+
+
+def test_hub_killed_mid_ingest_then_resend_stores_everything_exactly_once(enrolled, hub, served_hub):
+    fill_journal_fast(enrolled, 100_000)
+    wal = hub.data_dir / "hub.db-wal"
+    start = wal.stat().st_size if wal.exists() else 0
+    errors: list[Exception] = []
+
+    def send():
+        try:
+            upload_pending(enrolled, served_hub.url)
+        except LinkError as exc:
+            errors.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (wal.exists() and wal.stat().st_size > start + 1_000_000):
+        time.sleep(0.005)     # the hub is writing the batch's pages: kill it now
+    served_hub.kill(signal.SIGKILL)
+    sender.join(30)
+    assert errors, "the upload should have been cut before the acknowledgement"
+    assert enrolled.journal.acknowledged() == 0 and enrolled.journal.pending_count() == 100_000
+    served_hub.start()
+    result = upload_pending(enrolled, served_hub.url)
+    assert result.acked_seq == 100_000 and enrolled.journal.pending_count() == 0
+    counts = hub.db.execute("select count(*), count(distinct seq), min(seq), max(seq) from usage_events").fetchone()
+    assert counts == (100_000, 100_000, 1, 100_000)
+
+
+APPEND_SCRIPT = """
+import sys
+from edge_agent.appliance import Appliance
+from edge_agent.config import EdgeConfig
+app = Appliance.open(EdgeConfig.load(sys.argv[1], {"free_space_reserve_mb": 1, "advertise": False}))
+i = 0
+while True:
+    i += 1
+    seq = app.journal.append("stu-%d" % (i % 40), "viewed", "res-yw-g1-u%d" % (i % 8), {"n": i})
+    print(seq, flush=True)
+"""
+
+
+def test_every_acknowledged_append_survives_kill_9_of_the_appliance(config, tmp_path):
+    Appliance.open(config).close()
+    proc = subprocess.Popen([sys.executable, "-c", APPEND_SCRIPT, str(config.data_dir)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(int(line))
+        if len(seen) >= 300:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(10)
+    proc.stdout.close()
+    app = Appliance.open(config)
+    try:
+        held = {e.seq for e in app.journal.pending(0, 1_000_000)}
+        assert set(seen) <= held and seen == list(range(1, len(seen) + 1))
+    finally:
+        app.close()
+
+
+UPLOAD_SCRIPT = """
+import sys
+from edge_agent.appliance import Appliance
+from edge_agent.config import EdgeConfig
+from edge_agent.usage_sync import upload_pending
+app = Appliance.open(EdgeConfig.load(sys.argv[1], {"free_space_reserve_mb": 1, "advertise": False}))
+print("sending", flush=True)
+print(upload_pending(app, sys.argv[2], max_events=int(sys.argv[3])), flush=True)
+"""
+
+
+def test_appliance_killed_mid_sync_then_resend_stores_everything_exactly_once(enrolled, hub, served_hub):
+    fill_journal_fast(enrolled, 60_000)
+    proc = subprocess.Popen([sys.executable, "-c", UPLOAD_SCRIPT, str(enrolled.data_dir), served_hub.url, "5000"],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "sending"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and UsageIngest(hub.db).count() < 15_000:
+        time.sleep(0.005)     # some batches acknowledged, others on the way: kill -9 now
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    proc.stdout.close()
+    acked = enrolled.journal.acknowledged()
+    assert 0 < acked < 60_000
+    result = upload_pending(enrolled, served_hub.url)
+    assert result.acked_seq == 60_000
+    assert hub.db.execute("select count(*), count(distinct seq), max(seq) from usage_events").fetchone() == (60_000, 60_000, 60_000)
+
+
+class MisbehavingHub:
+    """A hub in front of the real one that hangs, answers garbage, or tampers or replays acks."""
+
+    def __init__(self, hub: Hub, mode: str) -> None:
+        self.mode, self.real = mode, create_hub_app(hub).test_client()
+        self.first_ack: bytes | None = None
+        self.server = make_server("127.0.0.1", free_port(), self, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever)
+        self.thread.start()
+
+    def __call__(self, environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if self.mode == "hang":
+            time.sleep(2)
+        if self.mode == "garbage":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"ok": tru']
+        if self.mode == "html-error":
+            start_response("502 Bad Gateway", [("Content-Type", "text/html")])
+            return [b"<html>proxy error</html>"]
+        answer = self.real.post("/api/v1/hub/usage", data=body).data
+        if self.mode == "tamper":
+            doc = json.loads(answer)
+            payload = json.loads(base64.b64decode(doc["payload"]))
+            payload["hub_time"] = 9_999_999_999.0
+            doc["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+            answer = json.dumps(doc).encode()
+        if self.mode == "replay":
+            self.first_ack = self.first_ack or answer
+            answer = self.first_ack
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [answer]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("mode, error, reason, logged", [
+    ("garbage", LinkError, "not an acknowledgement", "acknowledgement refused"),
+    ("html-error", LinkError, "unreadable body", "HTTP 502 with garbage"),
+    ("hang", LinkError, "timed out", "timed out"),
+    ("tamper", SignatureError, "not signed by the hub", "acknowledgement refused"),
+])
+def test_misbehaving_hub_is_refused_with_a_logged_reason_and_nothing_changes(enrolled, hub, mode, error, reason, logged, caplog):
+    enrolled.journal.append_many(classroom_acts(50))
+    fake = MisbehavingHub(hub, mode)
+    before = journal_state(enrolled)
+    try:
+        with caplog.at_level(logging.WARNING), pytest.raises(error, match=reason):
+            upload_pending(enrolled, fake.url, timeout=httpx.Timeout(0.5))
+    finally:
+        fake.close()
+    assert journal_state(enrolled) == before
+    assert logged in caplog.text
+
+
+def test_replayed_acknowledgement_of_another_batch_is_refused(enrolled, hub):
+    enrolled.journal.append_many(classroom_acts(50))
+    fake = MisbehavingHub(hub, "replay")
+    try:
+        upload_pending(enrolled, fake.url)              # the first ack is genuine and recorded
+        enrolled.journal.append_many(classroom_acts(5, seed=3))
+        before = journal_state(enrolled)
+        with pytest.raises(ReplayError, match="another device or batch"):
+            upload_pending(enrolled, fake.url)          # the hub answers the old ack again
+    finally:
+        fake.close()
+    assert journal_state(enrolled) == before
+
+
+def test_batches_can_be_built_without_sending(enrolled):
+    enrolled.journal.append_many(classroom_acts(30))
+    batch = build_next_batch(enrolled)
+    assert (batch.first_seq, batch.last_seq, batch.prev_hash) == (1, 30, "")
+    assert enrolled.journal.pending_count() == 30
