@@ -13,12 +13,14 @@ In one run, in a temporary folder:
    4 MiB from a random file, against nginx and the appliance in turn (two rounds
    each, alternating); serve ratio = appliance bytes/s / nginx bytes/s;
 4. catalogue API: 50 connections searching (``q`` in Chinese, filters, pages of
-   the default size) as fast as they can; p95 latency from wrk's histogram;
+   the default size), each pausing 0-500 ms after every answer like a tablet in a
+   class (the reported p95), then firing back to back (saturation, shown too);
+   p95 latency from wrk's histogram;
 5. idle RSS: VmRSS of the gunicorn master plus its workers, after start-up and
-   again after the load (the larger is reported).
+   again after the load (the larger is reported; PSS shown for comparison).
 
 Prints a table, then last ``serve_ratio_vs_nginx=<f> api_p95_ms=<f> idle_rss_mb=<f>``.
-Needs ``nginx`` and ``wrk`` (``scripts/install.sh`` installs both). About 1-2 minutes.
+Needs ``nginx`` and ``wrk`` (``scripts/install.sh`` installs both). About one minute.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from pathlib import Path
 import httpx
 
 from edge_agent.appliance import Appliance
+from edge_agent.catalogue import Resource, ResourceFile
 from edge_agent.config import EdgeConfig
 from edge_agent.sample_library import SAMPLES
-from hub_sync.sqlite_db import transaction
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +61,7 @@ request = function()
   local start = math.random(0, size - chunk)
   return wrk.format("GET", paths[math.random(#paths)], {["Range"] = "bytes=" .. start .. "-" .. (start + chunk - 1)})
 end
+%(delay)s
 done = function(summary, latency, requests)
   local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format("RESULT %%d %%d %%d %%d %%.3f %%.3f %%.3f\\n", summary.bytes, summary.duration, summary.requests, bad,
@@ -100,27 +103,20 @@ def make_library(data: Path, n_files: int, file_mib: int, n_resources: int) -> l
             src.unlink()
             big.append((blob.sha256, blob.size))
         small = app.store.put_bytes("<h1>示例</h1>".encode())
-        now = time.time()
-        rows, files = [], []
+        resources = []
         for n in range(n_resources):
             subject, grade, edition, chapter, title, kind = SAMPLES[n % len(SAMPLES)]
-            rid = f"bench-{n:05d}"
             sha, size = big[n % len(big)] if kind == "video" else (small.sha256, small.size)
-            rows.append({"id": rid, "title": f"{title}（{n // len(SAMPLES) + 1}）", "kind": kind, "stage": "小学",
-                         "grade": grade, "subject": subject, "edition": edition, "chapter": chapter,
-                         "description": f"{edition}{subject}{grade}：{chapter}", "keywords": "", "source": "county",
-                         "licence": "CC BY-NC 4.0", "channel": "", "size": size, "created_at": now, "updated_at": now + n})
-            files.append({"resource_id": rid, "path": "index.html", "sha256": sha, "size": size, "mime": "text/html"})
+            resources.append(Resource(
+                id=f"bench-{n:05d}", title=f"{title}（{n // len(SAMPLES) + 1}）", kind=kind,
+                stage="初中" if grade in ("七年级", "八年级", "九年级") else "小学", grade=grade, subject=subject,
+                edition=edition, chapter=chapter, description=f"{edition}{subject}{grade}：{chapter}",
+                source="county", licence="CC BY-NC 4.0", files=[ResourceFile("index.html", sha, size, "text/html")]))
         for i, (sha, size) in enumerate(big):
-            rid = f"bench-video-{i}"
-            rows.append({"id": rid, "title": f"微课视频 {i}", "kind": "video", "stage": "小学", "grade": "三年级",
-                         "subject": "科学", "edition": "教科版", "chapter": "第一单元", "description": "", "keywords": "",
-                         "source": "county", "licence": "", "channel": "", "size": size, "created_at": now,
-                         "updated_at": now})
-            files.append({"resource_id": rid, "path": "video.mp4", "sha256": sha, "size": size, "mime": "video/mp4"})
-        with transaction(app.db):
-            app.db["resources"].insert_all(rows, batch_size=1000)
-            app.db["resource_files"].insert_all(files, batch_size=1000)
+            resources.append(Resource(id=f"bench-video-{i}", title=f"微课视频 {i}", kind="video", stage="小学",
+                                      grade="三年级", subject="科学", edition="教科版", chapter="第一单元",
+                                      files=[ResourceFile("video.mp4", sha, size, "video/mp4")]))
+        app.catalogue.upsert_many(resources)  # the same path a sync takes: search indexes included
         return big
     finally:
         app.close()
@@ -155,12 +151,15 @@ http {{
 
 
 def wrk(url: str, tmp: Path, seconds: float, connections: int, paths: list[str] = (), size: int = 0,
-        chunk: int = 0, queries: list[str] = ()) -> dict:
+        chunk: int = 0, queries: list[str] = (), think_ms: int = 0) -> dict:
+    """One wrk run; ``think_ms`` > 0 makes each connection pause 0..think_ms between requests."""
     script = tmp / "wrk.lua"
+    delay = f"delay = function() return math.random(0, {think_ms}) end" if think_ms else ""
     script.write_text(WRK_SCRIPT % {
+        "delay": delay,
         "paths": ", ".join(json.dumps(p) for p in paths), "size": size, "chunk": chunk,
         "queries": ", ".join(json.dumps(q, ensure_ascii=True) for q in queries), "seed": random.randrange(1 << 30)})
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url],
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url],
                          capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     b, dur_us, reqs, bad, p50, p95, p99 = line.split()[1:]
@@ -168,8 +167,8 @@ def wrk(url: str, tmp: Path, seconds: float, connections: int, paths: list[str] 
             "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
 
 
-def tree_rss_mb(pid: int) -> float:
-    """VmRSS of ``pid`` and all its descendants, in MiB."""
+def tree_rss_mb(pid: int, field: str = "VmRSS:") -> float:
+    """VmRSS (or, with ``field="Pss:"``, PSS) of ``pid`` and all its descendants, in MiB."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -182,9 +181,10 @@ def tree_rss_mb(pid: int) -> float:
     while todo:
         p = todo.pop()
         todo.extend(children.get(p, []))
+        source = f"/proc/{p}/status" if field == "VmRSS:" else f"/proc/{p}/smaps_rollup"
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(source).read_text().splitlines():
+                if line.startswith(field):
                     total_kb += int(line.split()[1])
         except OSError:
             pass
@@ -201,13 +201,30 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def api_queries() -> list[str]:
+def api_queries(count: int = 400, seed: int = 7) -> list[str]:
+    """What a class of tablets and a teacher ask: 2-4 character pieces of real titles
+    (Chinese, so most are two-character substring searches), filters, later pages."""
     from urllib.parse import urlencode
 
-    params = [{"q": "拼音"}, {"q": "小蝌蚪"}, {"q": "练习", "subject": "数学"}, {"q": "分数的意义"},
-              {"subject": "语文", "grade": "一年级"}, {"kind": "audio"}, {"q": "Unit 1"}, {},
-              {"q": "植物", "edition": "教科版"}, {"subject": "数学", "offset": "200"}]
-    return ["/api/v1/resources?" + urlencode(p) for p in params] + ["/api/v1/status", "/api/v1/facets"]
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(count):
+        subject, grade, edition, chapter, title, kind = rnd.choice(SAMPLES)
+        words = [w for w in title.split() if len(w) >= 2] or [title]
+        word = rnd.choice(words)
+        n = rnd.choice((2, 2, 3, 4))
+        start = rnd.randrange(max(1, len(word) - n + 1))
+        params = {}
+        mode = rnd.random()
+        if mode < 0.6:
+            params["q"] = word[start:start + n]
+        if 0.3 < mode < 0.9:
+            params.update(rnd.choice([{"subject": subject}, {"subject": subject, "grade": grade},
+                                      {"edition": edition}, {"kind": kind}]))
+        if rnd.random() < 0.2:
+            params["offset"] = str(rnd.choice((50, 100, 200)))
+        out.append("/api/v1/resources?" + urlencode(params))
+    return out + ["/api/v1/status", "/api/v1/facets"]
 
 
 def main() -> int:
@@ -218,6 +235,10 @@ def main() -> int:
     parser.add_argument("--chunk-mib", type=int, default=4, help="size of each Range request")
     parser.add_argument("--resources", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--think-ms", type=int, default=500, help="API clients pause 0..N ms between requests")
+    parser.add_argument("--workers", type=int, default=None, help="override the appliance's workers setting")
+    parser.add_argument("--threads", type=int, default=None, help="override the appliance's threads setting")
+    parser.add_argument("--skip-api", action="store_true", help="only the file streaming comparison")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -232,6 +253,8 @@ def main() -> int:
         print(f"library: {args.files} x {args.mib} MiB + {args.resources} resources in {time.monotonic() - t0:.1f}s",
               flush=True)
 
+        overrides = {k: v for k, v in (("workers", args.workers), ("threads", args.threads)) if v is not None}
+        (data / "settings.json").write_text(json.dumps(overrides))
         edge_port, nginx_port = free_port(), free_port()
         edge = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "edge", "serve", "--data", str(data),
                                  "--port", str(edge_port), "--no-announce"], cwd=REPO, start_new_session=True,
@@ -259,9 +282,14 @@ def main() -> int:
         for _ in range(2):
             runs["nginx"].append(wrk(nginx_base, tmp, args.seconds, args.clients, nginx_paths, size, chunk))
             runs["appliance"].append(wrk(edge_base, tmp, args.seconds, args.clients, edge_paths, size, chunk))
-        api = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries())
+        no_run = {"bytes": 0, "seconds": 1, "requests": 0, "errors": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
+        api = api_flat_out = no_run
+        if not args.skip_api:
+            api = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries(), think_ms=args.think_ms)
+            api_flat_out = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries())
         time.sleep(2)
         rss_after = tree_rss_mb(edge.pid)
+        pss_after = tree_rss_mb(edge.pid, "Pss:")
 
         def rate(name: str) -> float:
             return sum(r["bytes"] for r in runs[name]) / sum(r["seconds"] for r in runs[name])
@@ -273,10 +301,13 @@ def main() -> int:
             reqs = sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs)
             print(f"{name + f' ({args.clients} x Range {args.chunk_mib} MiB)':34} {rate(name) / MIB:9.1f} {reqs:8.1f} "
                   f"{max(r['p50_ms'] for r in rs):8.1f} {max(r['p95_ms'] for r in rs):8.1f} {sum(r['errors'] for r in rs):7d}")
-        print(f"{f'catalogue API ({args.clients} clients)':34} {api['bytes'] / api['seconds'] / MIB:9.1f} "
-              f"{api['requests'] / api['seconds']:8.1f} {api['p50_ms']:8.1f} {api['p95_ms']:8.1f} {api['errors']:7d}")
-        print(f"idle RSS of gunicorn master + workers: {rss_start:.1f} MiB after start, {rss_after:.1f} MiB after load\n")
-        if any(r["errors"] for rs in runs.values() for r in rs) or api["errors"]:
+        for label, r in ((f"API, {args.clients} tablets, pause 0-{args.think_ms} ms", api),
+                         (f"API, {args.clients} clients flat out", api_flat_out)):
+            print(f"{label:34} {r['bytes'] / r['seconds'] / MIB:9.1f} {r['requests'] / r['seconds']:8.1f} "
+                  f"{r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['errors']:7d}")
+        print(f"idle memory of gunicorn master + worker(s): VmRSS sum {rss_start:.1f} MiB after start, "
+              f"{rss_after:.1f} MiB after the load (PSS sum, shared pages counted once: {pss_after:.1f} MiB)\n")
+        if any(r["errors"] for rs in runs.values() for r in rs) or api["errors"] or api_flat_out["errors"]:
             print("warning: some requests failed (see errors column)")
         print(f"serve_ratio_vs_nginx={ratio:.3f} api_p95_ms={api['p95_ms']:.1f} idle_rss_mb={max(rss_start, rss_after):.1f}")
         return 0

@@ -74,6 +74,14 @@ def time_cp(pack: Path, target: Path) -> float:
     return time.perf_counter() - t0
 
 
+def time_cp_sync(pack: Path, target: Path) -> float:
+    """``cp -r`` then ``sync``: the same copy made durable, as the import is (context only)."""
+    t0 = time.perf_counter()
+    subprocess.run(["cp", "-r", str(pack), str(target)], check=True)
+    os.sync()
+    return time.perf_counter() - t0
+
+
 def time_import(wanted: list[Wanted], target: Path) -> float:
     t0 = time.perf_counter()
     store = BlobStore(target, reserve_bytes=0)
@@ -94,9 +102,9 @@ def main() -> None:
         tmp = Path(tmp)
         wanted = make_pack(tmp / "pack", args.files, args.mib)
         total_mib = args.files * args.mib
-        cp_times, imp_times = [], []
+        cp_times, imp_times, sync_times = [], [], []
         print(f"pack: {args.files} files, {total_mib} MiB, in {tmp}")
-        print(f"{'run':>3} {'order':12} {'cp -r (s)':>10} {'import (s)':>11} {'import MiB/s':>13}")
+        print(f"{'run':>3} {'order':12} {'cp -r (s)':>10} {'import (s)':>11} {'import MiB/s':>13} {'cp -r+sync (s)':>15}")
         for run in range(args.runs):
             steps = [("cp", time_cp), ("import", time_import)]
             if run % 2:
@@ -107,18 +115,24 @@ def main() -> None:
                 evict(wanted)
                 result[name] = fn(tmp / "pack", target) if name == "cp" else fn(wanted, target)
                 shutil.rmtree(target)
+            evict(wanted)
+            synced = time_cp_sync(tmp / "pack", tmp / f"cp-sync-{run}")
+            shutil.rmtree(tmp / f"cp-sync-{run}")
             cp_times.append(result["cp"])
             imp_times.append(result["import"])
+            sync_times.append(synced)
             order = "cp,import" if run % 2 == 0 else "import,cp"
             print(f"{run + 1:>3} {order:12} {result['cp']:>10.3f} {result['import']:>11.3f} "
-                  f"{total_mib / result['import']:>13.0f}")
+                  f"{total_mib / result['import']:>13.0f} {synced:>15.3f}")
         os.sync()
         hot_cp = time_cp(tmp / "pack", tmp / "hot-cp")
         os.sync()
         hot_imp = time_import(wanted, tmp / "hot-import")
         print(f"hot  page cache (info only): cp -r {hot_cp:.3f}s, import {hot_imp:.3f}s, ratio {hot_cp / hot_imp:.3f}")
         cp_med, imp_med = statistics.median(cp_times), statistics.median(imp_times)
-        print(f"cold median: cp -r {cp_med:.3f}s, import (sha256 checked, fsynced) {imp_med:.3f}s")
+        print(f"cold median: cp -r {cp_med:.3f}s, import (sha256 checked, fsynced) {imp_med:.3f}s, "
+              f"cp -r + sync {statistics.median(sync_times):.3f}s (import vs durable cp: "
+              f"{statistics.median(sync_times) / imp_med:.3f})")
         print(f"usb_import_ratio_vs_cp={cp_med / imp_med:.3f}")
 
 

@@ -9,8 +9,11 @@ Tables (created by ``edge_agent.schema``):
 * ``resources_fts``: FTS5 with the trigram tokenizer over title, description,
   chapter and keywords, so Chinese text is found without word segmentation.
 
-Trigram matching needs three characters; shorter search terms (``拼音`` is two)
-fall back to a substring scan, which is fast at the scale of one school.
+Trigram matching needs three characters. Two-character terms (``拼音``, most
+Chinese words) use ``resources_bigrams``, an FTS5 table of each resource's
+character pairs, as an index; the substring match then confirms each hit, so
+punctuation split by the tokenizer never yields a false match. A one-character
+term is a substring scan.
 """
 
 from __future__ import annotations
@@ -101,6 +104,10 @@ class Catalogue:
             existing = self.db.execute("select created_at from resources where id = ?", [resource.id]).fetchone()
             row["created_at"] = existing[0] if existing else now
             self.db["resources"].upsert(row, pk="id")
+            rowid = self.db.execute("select rowid from resources where id = ?", [resource.id]).fetchone()[0]
+            self.db.execute("delete from resources_bigrams where rowid = ?", [rowid])
+            self.db.execute("insert into resources_bigrams (rowid, grams) values (?, ?)",
+                            [rowid, bigrams_of(*(getattr(resource, c) for c in TEXT_COLUMNS))])
             self.db.execute("delete from resource_files where resource_id = ?", [resource.id])
             self.db["resource_files"].insert_all(
                 ({"resource_id": resource.id, **f.__dict__} for f in resource.files)
@@ -118,9 +125,15 @@ class Catalogue:
     def delete(self, resource_id: str) -> None:
         with transaction(self.db):
             self.db.execute("delete from resource_files where resource_id = ?", [resource_id])
+            self.db.execute("delete from resources_bigrams where rowid in (select rowid from resources where id = ?)",
+                            [resource_id])
             self.db.execute("delete from resources where id = ?", [resource_id])
 
     # -- reading ---------------------------------------------------------------
+    def generation(self) -> int:
+        """A number that changes whenever any resource or file list changes."""
+        return self.db.execute("select n from catalogue_generation where id = 1").fetchone()[0]
+
     def count(self) -> int:
         return self.db.execute("select count(*) from resources").fetchone()[0]
 
@@ -170,6 +183,9 @@ class Catalogue:
             where.append("r.rowid in (select rowid from resources_fts where resources_fts match ?)")
             params.append(match)
         for term in short_terms:
+            if len(term) == 2 and not any(c in _SEPARATORS for c in term):
+                where.append("r.rowid in (select rowid from resources_bigrams where resources_bigrams match ?)")
+                params.append('"' + term.lower().replace('"', '""') + '"')
             like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where.append("(" + " or ".join(f"r.{c} like ? escape '\\'" for c in TEXT_COLUMNS) + ")")
             params.extend([like] * len(TEXT_COLUMNS))
@@ -177,8 +193,10 @@ class Catalogue:
             # titles that contain the whole query come first
             order = "instr(r.title, ?) = 0, " + order
         sql_where = (" where " + " and ".join(where)) if where else ""
-        total = self.db.execute(f"select count(*) from resources r{sql_where}", params).fetchone()[0]
         order_params = [q.strip()] if q.strip() else []
+        total = self.db.execute(f"select count(*) from resources r{sql_where}", params).fetchone()[0]
+        if total <= offset:
+            return total, []
         cursor = self.db.execute(
             f"select r.* from resources r{sql_where} order by {order} limit ? offset ?",
             params + order_params + [limit, offset],
@@ -207,6 +225,19 @@ class Catalogue:
             files[rid].append(ResourceFile(path, sha, size, mime))
         fields = set(Resource.__dataclass_fields__) - {"files"}
         return [Resource(**{k: v for k, v in r.items() if k in fields}, files=files[r["id"]]) for r in rows]
+
+
+_SEPARATORS = set(" \t\n-_.,;:!?'\"()[]{}/\\|<>@#$%^&*+=~`，。、；：！？（）《》“”‘’")
+
+
+def bigrams_of(*texts: str | None) -> str:
+    """Every pair of neighbouring characters in ``texts``, lower-cased, space-separated
+    (the document stored in ``resources_bigrams``; pairs across a space are left out)."""
+    grams = set()
+    for text in texts:
+        for word in (text or "").lower().split():
+            grams.update(word[i:i + 2] for i in range(len(word) - 1))
+    return " ".join(sorted(g for g in grams if not any(c in _SEPARATORS for c in g)))
 
 
 def _split_terms(q: str) -> tuple[list[str], list[str]]:

@@ -42,6 +42,7 @@ class EdgeConfig:
     sync_window: str = _setting("22:00-06:00", "同步时段 Local time window for large content downloads")
     sync_bwlimit_kbps: int = _setting(1500, "带宽上限 Bandwidth cap (KiB/s) for content downloads")
     sync_interval_s: int = _setting(300, "同步间隔 Seconds between scheduled sync attempts")
+    sync_timeout_s: int = _setting(30, "同步超时 Seconds without data before a content download is given up (and resumed later)")
     secret_key: str = _setting("", "会话密钥 Session signing key; generated into the data folder when empty")
     usb_mount_roots: str = _setting("/media,/run/media,/mnt", "U盘挂载目录 Comma list of folders where USB sticks appear (watched while serving)")
 

@@ -23,3 +23,6 @@ ZEROCONF_BROWSE_S = 2.0
 # Search results
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+
+# Catalogue answers kept in memory per worker (each a page of JSON, ~30 KiB)
+RESPONSE_CACHE_ENTRIES = 128

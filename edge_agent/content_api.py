@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .catalogue import FILTERS, Resource
 from .errors import BadRequestError, NotFoundError
 from .file_response import file_response
+from .response_cache import ResponseCache
 
 bp = Blueprint("content", __name__)
 
@@ -42,6 +43,17 @@ def status():
 
 @bp.get("/api/v1/resources")
 def resources():
+    """Search answers are cached per app and catalogue generation (see response_cache)."""
+    answers = current_app.extensions.setdefault("catalogue_answers", ResponseCache())
+    key = (appliance().catalogue.generation(), request.query_string)
+    body = answers.get(key)
+    if body is None:
+        body = _search().get_data()
+        answers.put(key, body)
+    return Response(body, mimetype="application/json")
+
+
+def _search():
     args = request.args
     try:
         limit = int(args.get("limit", 50))

@@ -55,7 +55,7 @@ def client_for(appliance: Appliance) -> SyncClient:
                         "the appliance is not provisioned; run 'school-edge provision apply' first")
     return SyncClient(sync_dir(appliance), appliance.identity("hub_url") or "", appliance.identity("rsync_url") or "",
                       appliance.school_code, (sync_dir(appliance) / PINNED_ROOT).read_bytes(), appliance.store,
-                      bwlimit_kbps=appliance.config.sync_bwlimit_kbps)
+                      bwlimit_kbps=appliance.config.sync_bwlimit_kbps, timeout_s=appliance.config.sync_timeout_s)
 
 
 ENROLL_TIMEOUT_S = 15.0

@@ -48,7 +48,19 @@ def run_demo(data_dir: Path | None, host: str = "127.0.0.1", port: int = 8080) -
     click.echo(f"演示数据目录 Demo data folder: {data_dir}")
     appliance = prepare_demo(data_dir, host, port)
     base = f"http://{host}:{port}"
+    from .spaces.sample_roster import demo_lines, load_sample_roster  # learning spaces (issue #5)
+
+    space_lines = demo_lines(load_sample_roster(appliance), base)
+    from .demo_hub import start_demo_hub  # county hub (port+1, rsync port+2), provisioned and synced (issue #4)
+    from .runner import BACKGROUND_HOOKS
+
+    stop_hub, hub_lines = start_demo_hub(appliance, data_dir, host, port)
+    BACKGROUND_HOOKS.append(lambda _appliance: stop_hub)
     run_appliance(appliance, extra_lines=[
+        f"  课堂页面 Pages: 学生 students {base}/student/login  教师 teachers {base}/login  "
+        f"技术员 technicians {base}/technician",
         f"  资源目录 Catalogue API:   {base}/api/v1/resources?q=拼音",
         f"  设备状态 Status API:      {base}/api/v1/status",
+        *space_lines,
+        *hub_lines,
     ])

@@ -79,16 +79,20 @@ class IntegrityGuard:
         return (*key, ok)
 
     def scrub(self) -> list[str]:
-        """Re-hash every referenced blob now; return the corrupt ones."""
+        """Re-hash every referenced blob now; move the corrupt ones to ``.corrupt/``
+        (so the next sync fetches them again) and return them."""
         bad = []
         for sha in sorted(self.appliance.catalogue.referenced_hashes()):
+            if not self.appliance.store.has(sha):
+                continue  # not here (yet, or quarantined): keep its last verdict
             with transaction(self.appliance.db):
                 self.appliance.db.execute("delete from blob_checks where sha256 = ?", [sha])
             try:
                 self.check(sha)
             except CorruptBlobError:
                 bad.append(sha)
-            except NotFoundError:
+                self.appliance.store.quarantine(sha)
+            except NotFoundError:  # removed while we were scrubbing
                 pass
         return bad
 

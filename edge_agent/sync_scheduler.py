@@ -92,20 +92,27 @@ class SyncScheduler:
         with self._lock:
             delay = self.interval_s
             if is_provisioned(self.appliance):
-                try:
-                    _upload_usage(self.appliance)
-                    sync_content(self.appliance, allow_download=in_window(self.appliance.config.sync_window))
-                    self.failures = 0
-                except LinkError as exc:
+                link_down = False
+                # usage goes up whenever the link is up; content sync is tried either way
+                for name, step in (("usage upload", lambda: _upload_usage(self.appliance)),
+                                   ("content sync", lambda: sync_content(
+                                       self.appliance, allow_download=in_window(self.appliance.config.sync_window)))):
+                    try:
+                        step()
+                    except LinkError as exc:
+                        link_down = True
+                        log.debug("%s: hub unreachable: %s", name, exc.en)
+                    except Problem as exc:
+                        log.warning("%s refused: %s", name, exc.en)
+                    except Exception:  # a background job must never die: log and try again later
+                        log.exception("%s failed", name)
+                if link_down:
                     self.failures += 1
                     delay = max(1.0, backoff_delay(self.failures))
                     log.log(logging.WARNING if self.failures == 1 else logging.DEBUG,
-                            "hub unreachable (%d in a row), next try in %.0fs: %s", self.failures, delay, exc.en)
-                except Problem as exc:
+                            "hub unreachable (%d in a row), next try in %.0fs", self.failures, delay)
+                else:
                     self.failures = 0
-                    log.warning("sync refused: %s", exc.en)
-                except Exception:  # a background job must never die: log and try again later
-                    log.exception("sync attempt failed")
             if self.scheduler.running:
                 self._schedule(delay)
             return delay

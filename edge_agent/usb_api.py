@@ -56,6 +56,7 @@ def usb_plans():
 @bp.post("/api/v1/usb/apply")
 def usb_apply():
     from provisioning.sneakernet import export_usb, import_usb
+    from provisioning.stick import stick_io
     from provisioning.usb_apply import apply_stick
     from provisioning.watcher import find_sticks
 
@@ -67,15 +68,16 @@ def usb_apply():
         raise BadRequestError("没有找到这个U盘，请重新插入后刷新页面", "no such stick found; plug it in again and reload the page")
     action = data.get("action", "provision")
     appliance = _appliance()
-    if action == "provision":
-        passphrase = data.get("passphrase")
-        result = apply_stick(appliance, Path(stick_path), str(passphrase) if passphrase else None, data.get("school") or None)
-    elif action == "import":
-        result = import_usb(appliance, Path(stick_path))
-    elif action == "export":
-        result = export_usb(appliance, Path(stick_path))
-    else:
-        raise BadRequestError("action 应为 provision、import 或 export", "action must be provision, import or export")
+    with stick_io(stick_path):
+        if action == "provision":
+            passphrase = data.get("passphrase")
+            result = apply_stick(appliance, Path(stick_path), str(passphrase) if passphrase else None, data.get("school") or None)
+        elif action == "import":
+            result = import_usb(appliance, Path(stick_path))
+        elif action == "export":
+            result = export_usb(appliance, Path(stick_path))
+        else:
+            raise BadRequestError("action 应为 provision、import 或 export", "action must be provision, import or export")
     return jsonify({"action": action, "result": result})
 
 

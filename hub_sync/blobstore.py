@@ -28,6 +28,7 @@ MIB = 1024 * 1024
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 INCOMING = ".incoming"
+CORRUPT = ".corrupt"
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,24 @@ class BlobStore:
         final = self.path_for(sha)
         final.parent.mkdir(exist_ok=True)
         if final.exists():
-            return  # same content already stored: content addressing makes this a no-op
+            # same content already stored: a no-op (a decayed copy is moved aside by
+            # quarantine(), after which the name is free for fresh bytes)
+            return
         os.replace(tmp, final)
         _fsync_dir(final.parent)
+
+    def quarantine(self, sha256: str) -> Path | None:
+        """Move a damaged blob out of the store into ``.corrupt/`` (kept for the
+        technician); ``has()`` is then False, so the next sync fetches it again."""
+        source = self.path_for(sha256)
+        target = self.root / CORRUPT / sha256
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            return None
+        _fsync_dir(source.parent)
+        return target
 
     # -- reading and checking -------------------------------------------------
     def open(self, sha256: str) -> BinaryIO:

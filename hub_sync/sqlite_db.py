@@ -15,8 +15,10 @@ from typing import Iterator
 import sqlite_utils
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
+# Page cache per connection. Servers keep one connection per thread (64 threads),
+# so SQLite's default of 2 MiB each would cost ~130 MiB of RAM on a small board;
+# the kernel's page cache holds the database file for all of them anyway.
+SQLITE_CACHE_KIB = 512
 
 
 def open_db(path: str | Path) -> sqlite_utils.Database:
@@ -26,6 +28,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     conn.execute("pragma journal_mode = wal")
     conn.execute("pragma synchronous = full")
     conn.execute("pragma foreign_keys = on")
+    conn.execute(f"pragma cache_size = -{SQLITE_CACHE_KIB}")
     return sqlite_utils.Database(conn)
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -94,7 +96,7 @@ class SyncClient:
     fetcher_factory = HttpxFetcher
 
     def __init__(self, state_dir: str | Path, hub_url: str, rsync_url: str, school_code: str, pinned_root: bytes,
-                 store: BlobStore, bwlimit_kbps: int = 0) -> None:
+                 store: BlobStore, bwlimit_kbps: int = 0, timeout_s: int | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.hub_url = hub_url.rstrip("/")
         self.rsync_url = rsync_url
@@ -102,6 +104,7 @@ class SyncClient:
         self.pinned_root = pinned_root
         self.store = store
         self.bwlimit_kbps = bwlimit_kbps
+        self.timeout_s = timeout_s
         self.metadata_dir = self.state_dir / "tuf"
         self.staging = self.state_dir / "staging"
         self.clock = TrustedClock(self.state_dir / "clock.json")
@@ -167,9 +170,13 @@ class SyncClient:
             if not 0 <= info.length <= MAX_FILE_BYTES:
                 raise FormatError(f"文件 {path} 的大小无效", f"target {path} has an invalid length")
             res = resources.setdefault(rid, RemoteResource(rid, ch, {k: v for k, v in custom.items()
-                                                                     if k not in ("resource_id", "channel", "path", "mime")}))
-            res.files.append({"path": fpath, "sha256": sha, "size": info.length, "mime": str(custom.get("mime") or "application/octet-stream")})
+                                                                     if k not in ("resource_id", "channel", "path", "mime", "order")}))
+            order = custom.get("order") if isinstance(custom.get("order"), int) else len(res.files)
+            res.files.append({"path": fpath, "sha256": sha, "size": info.length, "order": order,
+                              "mime": str(custom.get("mime") or "application/octet-stream")})
             targets[sha] = info
+        for res in resources.values():
+            res.files.sort(key=lambda f: f.pop("order"))
         versions = {name[:-5]: m.version for name, m in snapshot.signed.meta.items() if name[:-5] in channel_ids}
         return Plan(snapshot.signed.version, versions, [c for c in index["channels"] if isinstance(c, dict)],
                     sorted(resources.values(), key=lambda r: r.id), targets)
@@ -193,7 +200,12 @@ class SyncClient:
                     sub.unlink(missing_ok=True)
                 continue
             for f in list(sub.rglob("*")):
-                if f.is_file() and (sub.name + f.name) not in keep:
+                if not f.is_file():
+                    continue
+                temp = _RSYNC_TEMP.match(f.name)
+                if temp and f.parent == sub and (sub.name + temp.group(1)) in keep:
+                    _keep_as_partial(f, sub / PARTIAL_DIR / temp.group(1))
+                elif (sub.name + f.name) not in keep:
                     f.unlink(missing_ok=True)
             for d in sorted((d for d in sub.rglob("*") if d.is_dir()), reverse=True):
                 _rmdir_if_empty(d)
@@ -210,7 +222,8 @@ class SyncClient:
         try:
             result = rsync_fetch(self.rsync_url, shas, self.staging, self.bwlimit_kbps,
                                  max_size=max(plan.targets[s].length for s in shas),
-                                 progress=(lambda p: progress(f"rsync {p}%")) if progress else None)
+                                 **({"timeout_s": self.timeout_s} if self.timeout_s else {}),
+                                 progress=(lambda n: progress(f"rsync {n} bytes staged")) if progress else None)
             report.transport, report.bytes_received = "rsync", result.bytes_received
             for sha in shas:
                 self._adopt(plan.targets[sha], self.staging / store_path(sha), "rsync")
@@ -243,6 +256,20 @@ class SyncClient:
                                    f"file {sha[:12]}… does not match its declared length and sha256; refused") from exc
         self.store.adopt(path, sha)
         path.unlink(missing_ok=True)  # adopt() leaves it when the blob already existed
+
+
+# rsync's in-progress file ".<name>.XXXXXX": left behind when rsync itself was SIGKILLed
+_RSYNC_TEMP = re.compile(r"^\.([0-9a-f]{62})\.[A-Za-z0-9]{6}$")
+
+
+def _keep_as_partial(temp: Path, partial: Path) -> None:
+    """Make a killed rsync's temp file the partial file the next run resumes from
+    (the longer of the two wins; the other is dropped)."""
+    partial.parent.mkdir(exist_ok=True)
+    if partial.exists() and partial.stat().st_size >= temp.stat().st_size:
+        temp.unlink(missing_ok=True)
+    else:
+        os.replace(temp, partial)
 
 
 def _rmdir_if_empty(path: Path) -> None:

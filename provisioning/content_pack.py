@@ -94,8 +94,11 @@ def write_pack(hub, school_code: str, school_folder: Path, progress: Callable[[i
     meta_bytes = sum(p.stat().st_size for p in meta)
     old_meta = sum(p.stat().st_size for p in (pack / "metadata").iterdir()) if (pack / "metadata").is_dir() else 0
     needed = sum(to_copy.values()) + meta_bytes + 64 * 1024 - sum(stale.values()) - old_meta
+    probe = school_folder
+    while not probe.is_dir() and probe != probe.parent:
+        probe = probe.parent
+    stick.check_room(probe, max(needed, 0), f"学校 {school_code} 的资源包 content pack of {school_code}")
     school_folder.mkdir(parents=True, exist_ok=True)
-    stick.check_room(school_folder, max(needed, 0), f"学校 {school_code} 的资源包 content pack of {school_code}")
     report = PackReport(bytes_total=sum(to_copy.values()))
     (pack / stick.MARKER).unlink(missing_ok=True)  # from here on the pack is incomplete until the end
     for name in stale:

@@ -21,6 +21,7 @@ pruned by ``edge_agent.usage_sync.apply_ack``) and a newer content pack.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Callable
@@ -72,7 +73,7 @@ def _offered_uploads(appliance) -> list[dict]:
         rows = appliance.db.execute(
             "select r.id, r.title, r.kind, r.stage, r.grade, r.subject, r.edition, r.chapter, r.description"
             " from teacher_resources t join resources r on r.id = t.resource_id where t.share_status = 'offered'").fetchall()
-    except Exception:  # noqa: BLE001  (no learning spaces tables on this device)
+    except sqlite3.OperationalError:  # no learning-space tables on this device
         return []
     out = []
     for row in rows:
@@ -83,7 +84,8 @@ def _offered_uploads(appliance) -> list[dict]:
     return out
 
 
-def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | None = None) -> dict:
+def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | None = None,
+               max_events: int | None = None) -> dict:
     """Write this device's unacknowledged usage, offered uploads and (until enrolled)
     its enrollment request onto the stick; room is checked before writing."""
     from edge_agent.usage_sync import _chain_hash, build_next_batch
@@ -100,7 +102,8 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
     after = appliance.journal.acknowledged()
     prev = _chain_hash(appliance, after)
     batches = []
-    while (batch := build_next_batch(appliance, after, prev)) is not None:
+    limit = {"max_events": max_events} if max_events else {}  # default: the network's batch size
+    while (batch := build_next_batch(appliance, after, prev, **limit)) is not None:
         batches.append(batch)
         after, prev = batch.last_seq, batch.hash
     uploads = _offered_uploads(appliance)

@@ -48,7 +48,11 @@ def m001_offered_uploads(db: sqlite_utils.Database) -> None:
 
 def hub_import_usb(hub, stick_path: Path, packs: bool = True, progress: Callable[[str], None] | None = None) -> list[dict]:
     """Import every school's exports from the stick; write acknowledgements and packs."""
-    migrations.apply(hub.db)
+    from hub_sync.hub import channels, ingest, registry
+
+    # the tables this uses, also when the hub was opened before these modules were imported
+    for m in (registry.migrations, channels.migrations, ingest.migrations, migrations):
+        m.apply(hub.db)
     say = progress or (lambda line: None)
     schools = stick.schools_on(Path(stick_path))
     if not schools:
@@ -67,17 +71,18 @@ def hub_import_usb(hub, stick_path: Path, packs: bool = True, progress: Callable
                 stick.check_name(device_dir.name)
                 if device_dir.is_symlink() or not device_dir.is_dir():
                     continue
-                report["devices"].append(_import_device(hub, code, device_dir, folder / DOWN / device_dir.name, private, say, report))
+                with stick.stick_io(stick_path):
+                    report["devices"].append(_import_device(hub, code, device_dir, folder / DOWN / device_dir.name,
+                                                            private, say, report))
             except Problem as exc:
                 report["problems"].append(f"{device_dir.name}: {exc}")
-                say(f"  {device_dir.name}: {exc}")
         if packs:
             try:
-                pack = _write_pack(hub, code, folder, say)
+                with stick.stick_io(stick_path):
+                    pack = _write_pack(hub, code, folder, say)
                 report["pack"] = pack
             except Problem as exc:
                 report["problems"].append(str(exc))
-                say(f"  {exc}")
         reports.append(report)
     return reports
 
@@ -106,7 +111,6 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
             msg = (f"设备 {device_dir.name} 的导出 {export.name} 没有写完（U盘可能被中途拔出），已忽略；请在学校重新导出"
                    f" (export {export.name} of {device_dir.name} is half-written; ignored: export again at the school)")
             report["problems"].append(msg)
-            say(f"  {msg}")
     result = {"device_id": device_dir.name, "export": None, "batches": 0, "stored": 0, "uploads": 0}
     if not complete:
         return result
@@ -128,6 +132,11 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
             raise IncompleteError(f"导出文件 {entry['path']} 已损坏或被改动，已拒收",
                                   f"export file {entry['path']} is damaged or was changed; refused")
         files[entry["path"]] = (entry, data)
+    uploads = manifest.get("uploads", [])
+    for upload in uploads:  # hash-checked into the store first: a bad file refuses the export before any ingest
+        for f in upload.get("files", []):
+            entry, _ = files[f"upload-{f['sha256']}"]
+            hub.store.put_file(stick.safe_join(export, entry["path"]), expected_sha256=f["sha256"])
     ingest, signer, acks = UsageIngest(hub.db), hub.online_signer, []
     for batch in manifest["batches"]:
         envelope = open_sealed(private, files[batch["file"]][1])
@@ -135,10 +144,7 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
         acks.append(seal_ack(ack, signer))
         result["batches"] += 1
         result["stored"] += ack.stored
-    for upload in manifest.get("uploads", []):
-        for f in upload.get("files", []):
-            entry, _ = files[f"upload-{f['sha256']}"]
-            hub.store.put_file(stick.safe_join(export, entry["path"]), expected_sha256=f["sha256"])
+    for upload in uploads:
         with transaction(hub.db):
             hub.db["usb_offered_uploads"].upsert({"device_id": device.device_id, "resource_id": str(upload.get("resource_id")),
                                                   "school_code": code, "meta": json.dumps(upload, ensure_ascii=False),

@@ -20,17 +20,19 @@ folder without a marker, which readers ignore and the next run replaces.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from hub_sync.envelope import canonical_json
 
-from .usb_errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError
+from .usb_errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError, UsbError
 
 ROOT = "school-edge"
 MARKER = "COMPLETE.json"
@@ -91,6 +93,25 @@ def schools_on(stick: Path) -> list[str]:
         if entry.is_dir() and not entry.is_symlink():
             found.append(entry.name)
     return found
+
+
+@contextlib.contextmanager
+def stick_io(stick: Path | str = "") -> Iterator[None]:
+    """Turn a failing stick (pulled out, full, read-only, broken) into one clear refusal.
+
+    Everything written is temporary-then-renamed and markers come last, so the
+    message can promise that running the step again carries on.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StickTooSmallError("U盘已满，这一步没有完成。请清理U盘或换更大的U盘后再运行一次",
+                                     f"the stick is full; this step did not finish: clear the stick or use a bigger one, "
+                                     f"then run it again ({exc.strerror})") from exc
+        raise UsbError(f"U盘读写出错（可能被拔出）：{exc.strerror}。请重新插好U盘后再运行一次，会从中断处继续",
+                       f"reading or writing the stick {stick} failed (pulled out?): {exc.strerror}; "
+                       "plug it in again and run the same step again, it carries on") from exc
 
 
 # -- writing ------------------------------------------------------------------

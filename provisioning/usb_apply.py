@@ -11,22 +11,25 @@ The stick's digest is recorded, so the same stick applied again changes nothing.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from hub_sync.sqlite_db import transaction
 from hub_sync.sync_client import SyncClient
 from hub_sync.trusted_clock import TrustedClock
 
-from . import stick
 from .apply import PINNED_ROOT, SETTINGS_FILE, _write, apply_bundle, device_signer
 from .content_pack import pack_folder, plan_from_pack, read_pack_marker
-from .usb_errors import IncompleteError, RosterError
+from .usb_errors import IncompleteError
 from .usb_provision import BUNDLE_DIR, HUB_USB_KEY, StickInfo, check_usb_key, choose_school, read_sealed_roster, verify_stick
 from .verified_copy import import_verified
 
 APPLIED_KEY = "usb_stick_applied"
+SCRATCH_MAX_AGE_S = 3600
 
 
 def trusted_now(appliance) -> float:
@@ -49,11 +52,41 @@ def load_stick(appliance, stick_path: Path, school: str | None = None) -> StickI
     return verify_stick(folder, _pinned(appliance), trusted_now(appliance))
 
 
-def _client(appliance, info: StickInfo) -> SyncClient:
+@contextmanager
+def scratch_client(appliance, info: StickInfo) -> Iterator[SyncClient]:
+    """A sync client whose TUF state is a scratch copy of the device's: verifying a pack
+    (which makes ngclient store what it verified) changes nothing on the device until
+    ``commit_scratch``; a refused or unapplied stick leaves the real state untouched."""
     from edge_agent.content_sync import sync_dir
 
-    return SyncClient(sync_dir(appliance), info.bundle.hub_url, info.bundle.rsync_url, info.school_code,
-                      info.bundle.tuf_root, appliance.store, bwlimit_kbps=appliance.config.sync_bwlimit_kbps)
+    real = sync_dir(appliance)
+    scratch_root = appliance.data_dir / "usb"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    for old in scratch_root.glob("scratch-*"):  # left by a crash; an hour old cannot be in use
+        if time.time() - old.stat().st_mtime > SCRATCH_MAX_AGE_S:
+            shutil.rmtree(old, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(dir=scratch_root, prefix="scratch-"))
+    try:
+        if (real / "tuf").is_dir():
+            shutil.copytree(real / "tuf", scratch / "tuf")
+        if (real / "clock.json").is_file():
+            shutil.copy2(real / "clock.json", scratch / "clock.json")
+        yield SyncClient(scratch, info.bundle.hub_url, info.bundle.rsync_url, info.school_code, info.bundle.tuf_root,
+                         appliance.store, bwlimit_kbps=appliance.config.sync_bwlimit_kbps)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def commit_scratch(appliance, client: SyncClient) -> None:
+    """Make the metadata verified in the scratch state the device's own (file by file, renamed)."""
+    from edge_agent.content_sync import sync_dir
+
+    real = sync_dir(appliance)
+    for src in sorted(client.metadata_dir.glob("*.json")):
+        _write(real / "tuf" / src.name, src.read_bytes())
+    proven = client.clock.proven() if hasattr(client.clock, "proven") else None
+    if proven is not None:
+        TrustedClock(real / "clock.json").prove(proven)
 
 
 def plan_stick(appliance, stick_path: Path, school: str | None = None) -> dict:
@@ -67,10 +100,13 @@ def plan_stick(appliance, stick_path: Path, school: str | None = None) -> dict:
             "content": None, "actions": []}
     try:
         read_pack_marker(info.folder)
-        content_plan, wanted = plan_from_pack(_client(appliance, info), pack_folder(info.folder))
+        with scratch_client(appliance, info) as client:
+            content_plan, wanted = plan_from_pack(client, pack_folder(info.folder))
         plan["content"] = {"resources": len(content_plan.resources), "files": len(wanted),
                            "bytes": sum(w.size for w in wanted), "snapshot_version": content_plan.snapshot_version}
     except IncompleteError:
+        if (info.folder / "content").exists():
+            raise  # a half-written pack: the stick will be refused, say so now
         plan["content"] = None
     if already:
         plan["actions"] = ["这个U盘已经应用过，不会有任何变化 (this stick was applied already; nothing will change)"]
@@ -117,36 +153,38 @@ def apply_stick(appliance, stick_path: Path, passphrase: str | None = None, scho
         has_pack = (info.folder / "content").exists()
         if has_pack:
             raise
-    if has_pack:
-        client = _client(appliance, info)
-        content_plan, wanted = plan_from_pack(client, pack_folder(info.folder))
-        resources = to_resources(content_plan)
-        # 2. content files: verified copies, invisible until the catalogue switch below
+    with scratch_client(appliance, info) as client:
+        wanted = []
+        if has_pack:
+            content_plan, wanted = plan_from_pack(client, pack_folder(info.folder))
+            resources = to_resources(content_plan)
+            # 2. content files: verified copies, invisible until the catalogue switch below
+            copied = import_verified(appliance.store, wanted, progress)
+            content = (content_plan, resources)
+            summary["content"] = {"resources": len(resources), "files": len(wanted), "bytes_copied": copied,
+                                  "snapshot_version": content_plan.snapshot_version}
+        # 3. keys and trust files (idempotent), then one transaction for the database
+        device_signer(appliance.data_dir)
+        _write(appliance.data_dir / HUB_USB_KEY, usb_key.encode("ascii"))
+        _merge_settings(appliance.data_dir, info.extras.get("settings", {}))
         with transaction(appliance.db):
-            appliance.db["sync_blobs"].insert_all(({"sha256": w.sha256} for w in wanted), ignore=True)
-        copied = import_verified(appliance.store, wanted, progress)
-        content = (content_plan, resources)
-        summary["content"] = {"resources": len(resources), "files": len(wanted), "bytes_copied": copied,
-                              "snapshot_version": content_plan.snapshot_version}
-    # 3. keys and trust files (idempotent), then one transaction for the database
-    device_signer(appliance.data_dir)
-    _write(appliance.data_dir / HUB_USB_KEY, usb_key.encode("ascii"))
-    _merge_settings(appliance.data_dir, info.extras.get("settings", {}))
-    with transaction(appliance.db):
-        apply_bundle(appliance, info.folder / BUNDLE_DIR)
-        settings = info.extras.get("settings", {})
-        appliance.set_identity(teaching_points=json.dumps(info.extras.get("teaching_points", []), ensure_ascii=False),
-                               timezone=str(settings.get("timezone", "")))
-        if rows is not None:
-            from edge_agent.spaces.roster_apply import apply_rows
+            apply_bundle(appliance, info.folder / BUNDLE_DIR)
+            settings = info.extras.get("settings", {})
+            appliance.set_identity(teaching_points=json.dumps(info.extras.get("teaching_points", []), ensure_ascii=False),
+                                   timezone=str(settings.get("timezone", "")))
+            if rows is not None:
+                from edge_agent.spaces.roster_apply import apply_rows
 
-            result = apply_rows(appliance.db, rows, actor="technician:usb")
-            summary["roster"] = {k: result[k] for k in ("created", "updated", "classes_created", "staff_passwords")}
+                result = apply_rows(appliance.db, rows, actor="technician:usb")
+                summary["roster"] = {k: result[k] for k in ("created", "updated", "classes_created", "staff_passwords")}
+            if content is not None:
+                from edge_agent.content_sync import apply_plan
+
+                appliance.db["sync_blobs"].insert_all(({"sha256": w.sha256} for w in wanted), ignore=True)
+                apply_plan(appliance, *content)
+            appliance.set_identity(**{APPLIED_KEY: info.digest})
         if content is not None:
-            from edge_agent.content_sync import apply_plan
-
-            apply_plan(appliance, *content)
-        appliance.set_identity(**{APPLIED_KEY: info.digest})
+            commit_scratch(appliance, client)
     summary["changed"] = True
     summary["enrollment_request"] = str(info.folder / BUNDLE_DIR / f"enrollment-request-{appliance.device_id}.json")
     return summary
@@ -162,4 +200,4 @@ def _merge_settings(data_dir: Path, settings: dict) -> None:
         _write(path, json.dumps(current, ensure_ascii=False, indent=2).encode("utf-8"))
 
 
-__all__ = ["plan_stick", "apply_stick", "load_stick", "trusted_now", "RosterError", "stick"]
+__all__ = ["plan_stick", "apply_stick", "load_stick", "trusted_now"]

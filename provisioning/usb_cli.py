@@ -13,6 +13,9 @@ from pathlib import Path
 
 import click
 
+from .stick import stick_io
+from .usb_errors import UsbError
+
 DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("school-edge-data"),
                     show_default=True, help="数据目录 Data folder of the appliance")
 
@@ -60,9 +63,10 @@ def make_stick_cli(hub_data: Path, school_code: str, school_name: str, hub_url: 
                 bar.length = max(total, 1)
                 bar.update(done - bar.pos)
 
-            report = make_stick(hub, out_dir, school_code, school_name, hub_url, rsync_url,
-                                roster=roster.read_bytes() if roster else None, passphrase=passphrase,
-                                progress=progress, **options)
+            with stick_io(out_dir):
+                report = make_stick(hub, out_dir, school_code, school_name, hub_url, rsync_url,
+                                    roster=roster.read_bytes() if roster else None, passphrase=passphrase,
+                                    progress=progress, **options)
     finally:
         hub.close()
     click.echo(f"U盘已制作 Stick written: {report.folder}")
@@ -95,6 +99,7 @@ def apply_stick_cli(stick_path: Path, data_dir: Path, passphrase_file: Path | No
     """``provision apply STICK``: show the plan, then apply it in one transaction."""
     from edge_agent.appliance import Appliance
     from edge_agent.config import EdgeConfig
+    from hub_sync.errors import Problem
 
     from .usb_apply import apply_stick, plan_stick
 
@@ -107,8 +112,14 @@ def apply_stick_cli(stick_path: Path, data_dir: Path, passphrase_file: Path | No
         if dry_run or plan["already_applied"]:
             return
         passphrase = _passphrase(passphrase_file, plan["needs_passphrase"])
-        with click.progressbar(length=max((plan["content"] or {}).get("bytes", 0), 1), label="导入资源 importing content") as bar:
-            summary = apply_stick(appliance, stick_path, passphrase, school, progress=bar.update)
+        try:
+            with click.progressbar(length=max((plan["content"] or {}).get("bytes", 0), 1), label="导入资源 importing content") as bar:
+                with stick_io(stick_path):
+                    summary = apply_stick(appliance, stick_path, passphrase, school, progress=bar.update)
+        except Problem as exc:
+            for p in exc.details.get("problems", []):  # a roster: every problem, by line
+                click.echo(f"  第 {p['line']} 行 line {p['line']}: {p['message']} ({p['message_en']})", err=True)
+            raise
         click.echo(f"已开通 Provisioned {summary['device_id']} for {summary['school_code']} {summary['school_name']}")
         if summary.get("roster"):
             r = summary["roster"]
@@ -135,7 +146,8 @@ def edge_export_usb(stick_path: Path, data_dir: Path) -> None:
 
     appliance = Appliance.open(EdgeConfig.load(data_dir))
     try:
-        result = export_usb(appliance, stick_path, progress=click.echo)
+        with stick_io(stick_path):
+            result = export_usb(appliance, stick_path, progress=click.echo)
     finally:
         appliance.close()
     if result["folder"] is None:
@@ -154,8 +166,15 @@ def edge_import_usb(stick_path: Path, data_dir: Path) -> None:
 
     appliance = Appliance.open(EdgeConfig.load(data_dir))
     try:
-        with click.progressbar(length=1, label="导入 importing", show_pos=False) as bar:
-            report = import_usb(appliance, stick_path, progress=lambda n: bar.update(0))
+        copied = [0]
+
+        def progress(n: int) -> None:
+            before, copied[0] = copied[0], copied[0] + n
+            if copied[0] // (64 << 20) > before // (64 << 20):  # a line every 64 MiB
+                click.echo(f"  资源 content: {copied[0] / 1048576:.0f} MB")
+
+        with stick_io(stick_path):
+            report = import_usb(appliance, stick_path, progress=progress)
     finally:
         appliance.close()
     usage, content = report["usage"], report["content"]
@@ -186,7 +205,8 @@ def hub_import_usb_cmd(stick_path: Path, data_dir: Path, no_packs: bool, as_json
 
     hub = Hub.open(data_dir)
     try:
-        reports = hub_import_usb(hub, stick_path, packs=not no_packs, progress=None if as_json else click.echo)
+        with stick_io(stick_path):
+            reports = hub_import_usb(hub, stick_path, packs=not no_packs, progress=None if as_json else click.echo)
     finally:
         hub.close()
     if as_json:
@@ -196,6 +216,12 @@ def hub_import_usb_cmd(stick_path: Path, data_dir: Path, no_packs: bool, as_json
         stored = sum(d["stored"] for d in r["devices"])
         click.echo(f"学校 school {r['school_code']}: {len(r['devices'])} devices, {stored} new events, "
                    f"enrolled {', '.join(sorted(set(r['enrolled']))) or '-'}, problems {len(r['problems'])}")
+        for problem in r["problems"]:
+            click.echo(f"  问题 problem: {problem}", err=True)
+    problems = sum(len(r["problems"]) for r in reports)
+    if problems:
+        raise UsbError(f"有 {problems} 个问题（见上），其余已导入；处理后再运行一次即可继续",
+                       f"{problems} problem(s), listed above; everything else was imported: fix them and run again")
 
 
 def register(edge: click.Group, hub: click.Group) -> None:

@@ -171,7 +171,10 @@ def verify_stick(folder: Path, pinned_root: bytes | None = None, now: float | No
     now = time.time() if now is None else now
     if float(extras.get("expires_at", 0)) < now:
         expired = datetime.fromtimestamp(float(extras.get("expires_at", 0)), timezone.utc).strftime("%Y-%m-%d")
-        raise BundleError(f"U盘配置已于 {expired} 过期，请在县里重新制作", f"the stick expired on {expired}; make a new one at the county")
+        today = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+        raise BundleError(f"U盘配置已于 {expired} 过期（本机日期 {today}），请在县里重新制作；如本机日期不对，请先校正",
+                          f"the stick expired on {expired} (this device's date is {today}); make a new one at the county, "
+                          "or correct the device's date if it is wrong")
     digest = _sha(bundle_bytes + data + _marker_bytes(folder))
     return StickInfo(folder, bundle, extras, digest)
 

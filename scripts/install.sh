@@ -7,7 +7,10 @@ export DEBIAN_FRONTEND=noninteractive
 if command -v apt-get >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    rsync nginx chromium fonts-wqy-microhei ffmpeg iproute2 procps ca-certificates >/dev/null
+    python3 python3-pip rsync nginx wrk chromium fonts-wqy-microhei ffmpeg iproute2 procps ca-certificates faketime >/dev/null
 fi
+# Debian marks its Python "externally managed" (PEP 668); this machine is the
+# appliance, so the project goes into that Python and school-edge onto the PATH.
+export PIP_BREAK_SYSTEM_PACKAGES=1
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 echo "school-edge installed: $(command -v school-edge)"

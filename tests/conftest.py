@@ -126,3 +126,11 @@ def no_leaked_threads():
             return
         time.sleep(0.05)
     pytest.fail(f"test leaked threads: {leaked}")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium through Playwright, one for the whole session (see tests/browser_fixtures.py)."""
+    from browser_fixtures import launch_browser
+
+    yield from launch_browser()

@@ -47,8 +47,8 @@ SCHOOL_ROSTER = [
     f"陈老师,,t001,女,,{CLASS_A},教师,",
     f"刘老师,,t002,男,,{CLASS_B},教师,",
     f"孙老师,,t003,女,,{CLASS_A},班主任,",
-    f"周校长,,a001,男,,,管理员,",
-    f"吴师傅,,x001,男,,,技术员,",
+    "周校长,,a001,男,,,管理员,",
+    "吴师傅,,x001,男,,,技术员,",
 ]
 
 
@@ -118,7 +118,7 @@ def build_world(appliance, client) -> World:
                "parent": "13800000001", "other_parent": "13800000003"}
     w.ids = {role: find_by_number(db, n).id for role, n in numbers.items()}
     w.ids["student2"] = find_by_number(db, student_number(2)).id
-    for role in ("teacher", "other_teacher", "head_teacher", "admin", "technician"):
+    for role in ("teacher", "other_teacher", "head_teacher", "admin", "technician", "parent", "other_parent"):
         set_staff_password(db, w.ids[role], PASSWORD, must_change=False)
     admin = get_person(db, w.ids["admin"])
     for role in ("student", "student2", "other_student"):

@@ -121,3 +121,14 @@ def test_opening_the_appliance_removes_leftovers_of_a_crash(config):
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+def test_quarantine_moves_a_damaged_blob_aside_so_it_is_fetched_again(store):
+    blob = store.put_bytes(b"will decay")
+    store.path_for(blob.sha256).write_bytes(b"decayed!!!")
+    moved = store.quarantine(blob.sha256)
+    assert moved == store.root / ".corrupt" / blob.sha256 and moved.read_bytes() == b"decayed!!!"
+    assert not store.has(blob.sha256) and list(store) == []
+    assert store.quarantine(blob.sha256) is None
+    store.put_bytes(b"will decay")
+    assert store.has(blob.sha256) and store.verify(blob.sha256)

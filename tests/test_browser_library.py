@@ -5,7 +5,7 @@ import re
 import httpx
 import pytest
 
-from browser_fixtures import LAPTOP, SCREEN, TABLET, browser, pages, site  # noqa: F401
+from browser_fixtures import LAPTOP, SCREEN, TABLET, pages, site  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +59,6 @@ def test_html_lesson_runs_in_a_sandbox_without_the_appliance_origin(pages, site)
 def test_resource_removed_while_open_says_so(pages, site):
     from edge_agent.appliance import Appliance
     from edge_agent.config import EdgeConfig
-    from edge_agent.demo import load_sample_library  # noqa: F401
 
     page = pages.open(TABLET)
     page.goto(site.base + "/library/sample-00002")  # an audio
@@ -94,9 +93,51 @@ def test_english_is_chosen_per_user_and_kept(pages, site):
     page.click("a.lang")
     page.wait_for_function("document.documentElement.lang === 'en'")
     assert page.locator("h1").inner_text() == "Library"
-    page.goto(site.base + "/technician")
-    assert page.locator("h1").inner_text() == "Device status"
+    page.goto(site.base + "/student/login")
+    assert page.locator("h1").inner_text() == "Student login"
+    assert page.locator(".people a").first.inner_text() == "一年级1班"  # names of classes are data, not translated
     other = pages.open(LAPTOP)  # another user, another browser: still Chinese
     other.goto(site.base + "/library")
     assert other.locator("h1").inner_text() == "资源库"
     assert httpx.get(site.base + "/library").text.count("资源库") >= 1
+
+
+A11Y_CHECK = """() => {
+  const problems = [];
+  const visible = el => el.offsetParent !== null && getComputedStyle(el).visibility !== 'hidden';
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (!visible(el)) continue;
+    const labelled = (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label') || el.getAttribute('aria-label');
+    if (!labelled) problems.push('unlabelled ' + (el.id || el.name));
+  }
+  for (const el of document.querySelectorAll('button, .button, nav a, .card a, .people a, .lang, select, input[type=text], input[type=search]')) {
+    if (!visible(el)) continue;
+    const box = el.getBoundingClientRect();
+    if (box.height < 44) problems.push('small target ' + el.outerHTML.slice(0, 60) + ' ' + box.height);
+  }
+  if (!document.documentElement.lang) problems.push('no lang');
+  return problems;
+}"""
+
+
+def test_key_pages_are_labelled_and_have_big_enough_targets(pages, site):
+    from browser_fixtures import staff_login, student_login
+
+    page = pages.open(TABLET)
+    school = site.school
+    who = school.students["王小明"]
+    for url in ("/", "/library", "/library/sample-00009", f"/student/login/{school.class_id}",
+                f"/student/login/{school.class_id}/{who['id']}", "/login"):
+        page.goto(site.base + url)
+        assert page.evaluate(A11Y_CHECK) == [], url
+    student_login(page, site, "王小明")
+    for url in ("/student", f"/student/assignments/{school.assignments['exercise']}",
+                f"/student/assignments/{school.assignments['work']}", "/student/messages"):
+        page.goto(site.base + url)
+        assert page.evaluate(A11Y_CHECK) == [], url
+    teacher = pages.open(LAPTOP)
+    staff_login(teacher, site, school.teacher)
+    for url in ("/teacher", f"/teacher/classes/{school.class_id}", "/teacher/grading", "/teacher/uploads",
+                "/teacher/assign/sample-00009"):
+        teacher.goto(site.base + url)
+        assert teacher.evaluate(A11Y_CHECK) == [], url

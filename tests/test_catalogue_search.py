@@ -125,3 +125,57 @@ def test_unknown_resource_id_is_a_clear_not_found(catalogue):
     with pytest.raises(NotFoundError) as err:
         catalogue.get("no-such-thing")
     assert err.value.http_status == 404 and "no-such-thing" in err.value.en
+
+
+def test_two_character_terms_go_through_the_pair_index_and_stay_exact(appliance):
+    cat = appliance.catalogue
+    cat.upsert(Resource(id="clock", title="认识钟表", kind="video", chapter="第7单元 1-5的认识",
+                        files=[ResourceFile("clock.mp4", SHA, 10, "video/mp4")]))
+    cat.upsert(Resource(id="money", title="认识人民币", kind="video", files=[ResourceFile("m.mp4", SHA, 10, "video/mp4")]))
+    assert titles(cat.search("钟表")[1]) == ["认识钟表"]
+    assert titles(cat.search("识钟")[1]) == ["认识钟表"]
+    assert cat.search("表认") == (0, [])  # both characters present, but not next to each other
+    assert cat.search("1-")[0] == 1 and cat.search("5的")[0] == 1  # punctuation: exact substring still decides
+    assert set(titles(cat.search("认识")[1])) == {"认识钟表", "认识人民币"}
+    plan = " ".join(str(r) for r in cat.db.execute(
+        "explain query plan select rowid from resources_bigrams where resources_bigrams match '\"钟表\"'"))
+    assert "VIRTUAL TABLE" in plan
+    cat.delete("clock")
+    pairs = cat.db.execute("select count(*) from resources_bigrams").fetchone()[0]
+    assert pairs == cat.count() == 1 and cat.search("钟表") == (0, [])
+
+
+def test_upgrading_an_existing_catalogue_builds_the_pair_index(catalogue):
+    from edge_agent.schema import migrations
+
+    db = catalogue.db
+    db.execute("drop table resources_bigrams")
+    db.execute("delete from _migrations where migration_set = 'edge_agent' and name = 'm003_bigram_index'")
+    assert migrations.apply(db) == ["m003_bigram_index"]
+    assert db.execute("select count(*) from resources_bigrams").fetchone()[0] == catalogue.count() == 25
+    assert "汉语拼音 第一课 a o e" in titles(catalogue.search("拼音")[1])
+
+
+def test_search_answers_are_cached_until_the_catalogue_changes(appliance, client):
+    before = appliance.catalogue.generation()
+    first = client.get("/api/v1/resources?q=钟表").json
+    assert first["total"] == 0 and client.get("/api/v1/resources?q=钟表").json == first
+    appliance.catalogue.upsert(Resource(id="clock", title="认识钟表", kind="video",
+                                        files=[ResourceFile("clock.mp4", SHA, 10, "video/mp4")]))
+    assert appliance.catalogue.generation() != before
+    assert [r["title"] for r in client.get("/api/v1/resources?q=钟表").json["resources"]] == ["认识钟表"]
+    appliance.catalogue.delete("clock")
+    assert client.get("/api/v1/resources?q=钟表").json["total"] == 0
+    error = client.get("/api/v1/resources?q=钟表&colour=red")
+    assert error.status_code == 400 and error.json["error"]["code"] == "bad_request"
+
+
+def test_answer_cache_forgets_the_least_recently_used():
+    from edge_agent.response_cache import ResponseCache
+
+    cache = ResponseCache(entries=2)
+    cache.put((1, b"a"), b"A")
+    cache.put((1, b"b"), b"B")
+    assert cache.get((1, b"a")) == b"A"
+    cache.put((1, b"c"), b"C")
+    assert cache.get((1, b"b")) is None and cache.get((1, b"a")) == b"A" and len(cache) == 2

@@ -42,7 +42,7 @@ def test_sync_fetches_with_rsync_and_switches_the_catalogue(synced):
     assert [r[0] for r in catalogue] == ["r1", "r2"]
     r1 = synced.app.catalogue.get("r1")
     assert r1.channel == "yuwen-1" and r1.chapter == "汉语拼音" and r1.grade == "一年级"
-    assert {f.path for f in r1.files} == {"index.html", "picture.svg"}
+    assert [f.path for f in r1.files] == ["index.html", "picture.svg"]  # the main file stays first
     for f in r1.files:
         assert synced.app.store.verify(f.sha256)
     assert len(blobs) == 3 and int(version) >= 1
@@ -288,3 +288,26 @@ def test_unprovisioned_appliance_is_told_to_provision(tmp_path):
             sync_content(app)
     finally:
         app.close()
+
+
+def test_edge_channels_and_subscribe_commands_talk_to_the_hub(synced):
+    from click.testing import CliRunner
+
+    from edge_agent.cli import main
+
+    data = str(synced.app.data_dir)
+    synced.add("math-1", "m1", {"count.html": b"<h1>1 2 3</h1>"})
+    synced.publish()
+    runner = CliRunner()
+    listing = runner.invoke(main, ["edge", "channels", "--data", data])
+    assert listing.exit_code == 0 and "* yuwen-1" in listing.output and "  math-1" in listing.output
+    out = runner.invoke(main, ["edge", "subscribe", "--data", data, "math-1"])
+    assert out.exit_code == 0, out.output
+    synced.sync()
+    assert synced.app.catalogue.get("m1").channel == "math-1"
+    refused = runner.invoke(main, ["edge", "unsubscribe", "--data", data, "yuwen-1"])
+    assert refused.exit_code == 1 and "mandatory" in refused.output
+    out = runner.invoke(main, ["edge", "unsubscribe", "--data", data, "math-1"])
+    assert out.exit_code == 0
+    synced.sync()
+    assert "m1" not in [r[0] for r in synced.state()[0]]

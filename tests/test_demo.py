@@ -4,12 +4,25 @@ import os
 import signal
 
 import httpx
-from conftest import ServerProcess, free_port
+from conftest import ServerProcess, free_port, wait_http
+
+# the demo makes its sample library (and, with ffmpeg, a video) before it serves
+DEMO_START_S = 90
+
+
+def start_demo(args, port, env=None) -> ServerProcess:
+    demo = ServerProcess(args, port, env=env)
+    try:
+        wait_http(demo.base + "/api/v1/status", timeout_s=DEMO_START_S, proc=demo.proc)
+    except BaseException:
+        demo.stop()
+        raise
+    return demo
 
 
 def test_demo_serves_the_sample_library_and_stops_cleanly_on_sigterm(tmp_path):
     port = free_port()
-    demo = ServerProcess(["demo", "--data", str(tmp_path / "demo"), "--port", str(port)], port).wait()
+    demo = start_demo(["demo", "--data", str(tmp_path / "demo"), "--port", str(port)], port)
     try:
         found = httpx.get(demo.base + "/api/v1/resources", params={"q": "拼音"}, timeout=10).json()
         lesson = next(r for r in found["resources"] if r["title"] == "汉语拼音 第一课 a o e")
@@ -31,7 +44,7 @@ def test_demo_serves_the_sample_library_and_stops_cleanly_on_sigterm(tmp_path):
 
 def test_demo_without_data_uses_a_fresh_temporary_folder_and_ctrl_c_stops_it(tmp_path):
     port = free_port()
-    demo = ServerProcess(["demo", "--port", str(port)], port, env={"TMPDIR": str(tmp_path)}).wait()
+    demo = start_demo(["demo", "--port", str(port)], port, env={"TMPDIR": str(tmp_path)})
     try:
         assert httpx.get(demo.base + "/api/v1/status", timeout=10).json()["resources"] >= 25
     finally:

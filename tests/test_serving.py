@@ -30,11 +30,14 @@ def library(tmp_path_factory):
     sample_data(data).close()
     port = free_port()
     server = ServerProcess(["edge", "serve", "--data", str(data), "--port", str(port), "--no-announce"], port)
-    server.wait()
-    with httpx.Client(base_url=server.base, timeout=10) as http:
-        server.http = http
-        yield server
-    assert server.stop() == 0
+    try:
+        server.wait()
+        with httpx.Client(base_url=server.base, timeout=10) as http:
+            server.http = http
+            yield server
+    finally:
+        code = server.stop()
+    assert code == 0, server.output()
 
 
 def first_file(library, query: str, **filters) -> dict:
@@ -273,12 +276,22 @@ def test_corrupted_blob_is_refused_reported_and_found_by_verify(tmp_path, serve_
         assert http.get("/api/v1/status").json()["corrupt_files"] == 1
     finally:
         http.close()
-    assert path.read_bytes() == bytes(damaged)  # evidence kept for the technician
+    assert path.read_bytes() == bytes(damaged)  # serving refuses, it does not touch the store
 
     result = _verify(data)
     assert result.returncode == 1
     assert f"corrupt: {html.sha256}" in result.stdout and svg.sha256 not in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+    # moved aside, evidence kept: the store no longer has it, so the next sync fetches it again
+    assert not path.exists()
+    assert (data / "content" / ".corrupt" / html.sha256).read_bytes() == bytes(damaged)
+    again = Appliance.open(EdgeConfig.load(data))
+    try:
+        assert not again.store.has(html.sha256) and again.store.has(svg.sha256)
+        assert again.status()["corrupt_files"] == 1  # until the good bytes are back
+    finally:
+        again.close()
+    assert _verify(data).returncode == 0  # nothing damaged is left in the store
 
 
 def test_missing_blob_is_404_json(tmp_path, serve_edge):
@@ -296,3 +309,13 @@ def _verify(data) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge_agent.cli", "edge", "verify", "--data", str(data)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
 
+
+
+def test_gunicorn_is_configured_to_send_file_bodies_with_sendfile(monkeypatch):
+    from flask import Flask
+
+    from edge_agent.wsgi_server import _Gunicorn, gunicorn_options
+
+    monkeypatch.delenv("SENDFILE", raising=False)
+    cfg = _Gunicorn(Flask("t"), gunicorn_options("127.0.0.1", 8080)).cfg
+    assert cfg.sendfile is True and cfg.worker_class_str == "gthread" and cfg.threads == 64

@@ -33,7 +33,7 @@ MATRIX = {
     ("/api/v1/login/card", "POST"): (ANY, lambda w, r: ("/api/v1/login/card", {"token": w.cards[w.ids["student"]]}, None)),
     ("/api/v1/logout", "POST"): (LOGGED_IN, lambda w, r: ("/api/v1/logout", None, None)),
     ("/api/v1/logout/everywhere", "POST"): (LOGGED_IN, lambda w, r: ("/api/v1/logout/everywhere", None, None)),
-    ("/api/v1/password", "POST"): (STAFF, lambda w, r: ("/api/v1/password", {"old": PASSWORD, "new": "a-new-password-9"}, None)),
+    ("/api/v1/password", "POST"): (STAFF | {"parent", "other_parent"}, lambda w, r: ("/api/v1/password", {"old": PASSWORD, "new": "a-new-password-9"}, None)),
     ("/api/v1/roster", "POST"): (frozenset({"admin"}), lambda w, r: (
         "/api/v1/roster", None, {"file": (io.BytesIO(roster_csv([f"钱小花,{student_number(9)},,女,一年级,{CLASS_A},学生,"])), "r.csv")})),
     ("/api/v1/people/<int:person_id>", "GET"): (S1_SEERS, lambda w, r: (f"/api/v1/people/{w.ids['student']}", None, None)),
@@ -140,3 +140,22 @@ def test_technician_reads_no_learning_data(world):
                 f"/api/v1/submissions/{world.ids['submission']}", "/api/v1/classes", f"/api/v1/people/{world.ids['student']}"):
         assert world.call("technician", "GET", url).status_code == 403, url
     assert world.call("technician", "GET", "/api/v1/status").status_code == 200
+
+
+UNSAFE = sorted(k for k in MATRIX if k[1] in ("POST", "PUT", "PATCH", "DELETE")
+                and k[0] not in ("/api/v1/login/staff", "/api/v1/login/student", "/api/v1/login/card"))
+
+
+@pytest.mark.parametrize("key", UNSAFE, ids=lambda k: f"{k[1]} {k[0]}")
+def test_every_state_change_with_a_session_needs_the_csrf_token(world, key):
+    allowed, make = MATRIX[key]
+    role = sorted(allowed)[0]
+    url, json_body, data = make(world, role)
+    token, _ = world.session(role)
+    journal_before = world.db.execute("select count(*) from journal").fetchone()[0]
+    kw = {"content_type": "multipart/form-data"} if data else {}
+    r = world.client.application.test_client(use_cookies=False).open(
+        url, method=key[1], json=json_body, data=data,
+        headers={"Cookie": f"se_session={token}", "X-Requested-With": "XMLHttpRequest"}, **kw)
+    assert r.status_code == 403 and r.json["error"]["code"] == "csrf", (key, r.status_code)
+    assert world.db.execute("select count(*) from journal").fetchone()[0] == journal_before

@@ -210,3 +210,18 @@ def test_real_server_cookie_login_and_csrf(tmp_path, serve_edge, monkeypatch):
         assert home["recent"][0]["percent"] == 50
         assert http.post("/api/v1/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
         assert http.get("/api/v1/me/home").status_code == 401
+
+
+def test_parent_gets_a_first_password_from_their_childs_teacher_and_logs_in_with_their_phone(world, client):
+    parent = world.ids["parent"]
+    assert world.call("other_teacher", "POST", f"/api/v1/people/{parent}/reset-password").status_code == 403
+    assert world.call("teacher", "POST", f"/api/v1/people/{world.ids['teacher']}/reset-password").status_code == 403
+    r = world.call("teacher", "POST", f"/api/v1/people/{parent}/reset-password")
+    assert r.status_code == 200 and r.json["must_change"] is True
+    login = client.post("/api/v1/login/staff", json={"number": "13800000001", "password": r.json["password"]}, headers=XRW)
+    assert login.status_code == 200 and login.json["must_change"] is True
+    assert client.get(f"/api/v1/students/{world.ids['student']}/home").status_code == 403  # change it first
+    client.post("/api/v1/password", json={"old": r.json["password"], "new": "parent-pass-42"},
+                headers={"X-CSRF-Token": login.json["csrf_token"]})
+    assert client.get(f"/api/v1/students/{world.ids['student']}/home").status_code == 200
+    assert client.get(f"/api/v1/students/{world.ids['other_student']}/home").status_code == 403

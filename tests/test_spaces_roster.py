@@ -45,7 +45,7 @@ def test_every_problem_is_listed_by_line():
         f"王小明二,{student_number(1)},,男,一年级,{CLASS_A},学生,",   # duplicate 学籍号
         f",{student_number(3)},,女,一年级,{CLASS_A},学生,",           # empty name
         f"李四,12345,,女,一年级,{CLASS_A},学生,",                     # wrong shape
-        f"张老师,,t009,女,,三年级(9)班,教师,",                        # class that does not exist
+        "张老师,,t009,女,,三年级(9)班,教师,",                        # class that does not exist
         f"赵五,{student_number(5)},,女,十年级,{CLASS_A},学生,123",     # grade, phone
     ])
     from edge_agent.spaces.roster import class_problems
@@ -146,7 +146,7 @@ def test_cli_import_roster_prints_problems_and_exits_non_zero(tmp_path):
 def _admin_import(appliance, client, data: bytes, world=None):
     if world is None:
         from edge_agent.spaces.roster_apply import import_roster
-        import_roster(appliance.db, roster_csv([f"周校长,,a001,男,,,管理员,"]))
+        import_roster(appliance.db, roster_csv(["周校长,,a001,男,,,管理员,"]))
         from edge_agent.spaces.login import set_staff_password
         set_staff_password(appliance.db, find_by_number(appliance.db, "a001").id, PASSWORD, must_change=False)
         from spaces_fixtures import World

@@ -84,7 +84,6 @@ def test_wrong_type_upload_is_refused_by_its_bytes_not_its_name(world):
 
 
 def test_oversize_upload_is_refused_with_a_clear_error(world, monkeypatch):
-    world.appliance.config.__dict__  # config is frozen; patch the app's request limit instead
     app = world.client.application
     monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1024)
     before = _count(world, "submissions")
@@ -149,3 +148,18 @@ def test_profile_correction_by_the_teacher_is_journaled(world):
     assert r.status_code == 200 and r.json["name"] == "王晓明"
     assert world.call("teacher", "PATCH", f"/api/v1/people/{world.ids['student']}", {"gender": "?"}).status_code == 400
     assert any(obj == f"person:{world.ids['student']}" for _, obj in _journal(world, "admin"))
+
+
+def test_every_act_lands_in_the_journal_with_its_actor(world):
+    w = world
+    w.client.post("/api/v1/login/student", json={"class_id": w.ids["class_a"], "person_id": w.ids["student"], "pin": w.pins["student"]},
+                  headers={"X-Requested-With": "x"})
+    w.call("student", "PUT", "/api/v1/progress/vid-1", {"state": "completed"})
+    w.call("student", "POST", f"/api/v1/assignments/{w.ids['assignment']}/answers", {"answers": {"q1": 1}})
+    w.call("teacher", "POST", f"/api/v1/submissions/{w.ids['submission']}/grade", {"score": 80})
+    w.call("teacher", "POST", f"/api/v1/uploads/{w.ids['upload']}/offer")
+    verbs = {r[0] for r in w.db.execute("select verb from journal")}
+    assert {"logged_in", "viewed", "completed", "answered", "submitted", "graded", "uploaded", "shared", "messaged",
+            "assigned", "admin"} <= verbs
+    actors = {r[0] for r in w.db.execute("select actor from journal where verb in ('answered', 'submitted', 'completed')")}
+    assert actors == {f"person:{w.ids['student']}"}

@@ -156,3 +156,30 @@ def test_metadata_files_are_written_whole_by_rename(hub):
     assert not list((hub.repo_dir / "metadata").glob(".tmp-*"))
     names = sorted(p.name for p in (hub.repo_dir / "metadata").iterdir())
     assert names == ["1.root.json", "1.snapshot.json", "1.targets.json", "root.json", "timestamp.json"]
+
+
+def test_hub_cli_creates_channels_adds_resources_publishes_and_reports(tmp_path):
+    from click.testing import CliRunner
+
+    from edge_agent.cli import main
+
+    runner = CliRunner()
+    data = str(tmp_path / "H")
+    lesson = tmp_path / "index.html"
+    lesson.write_text("<h1>a o e</h1>")
+    steps = [["hub", "init", "--data", data],
+             ["hub", "channel", "--data", data, "yuwen-1", "--title", "一年级语文", "--mandatory"],
+             ["hub", "add-resource", "--data", data, "--channel", "yuwen-1", "--id", "yw-1", "--title", "拼音",
+              "--kind", "html", "--grade", "一年级", str(lesson)],
+             ["hub", "publish", "--data", data]]
+    for args in steps:
+        out = runner.invoke(main, args)
+        assert out.exit_code == 0, out.output
+    assert "yuwen-1 v1" in out.output
+    status = runner.invoke(main, ["hub", "status", "--data", data]).output
+    assert "yuwen-1* v1" in status and "resources            1" in status
+    bad = runner.invoke(main, ["hub", "add-resource", "--data", data, "--channel", "nope", "--id", "x", "--title", "x",
+                               "--kind", "html", str(lesson)])
+    assert bad.exit_code == 1 and "hub channel" in bad.output
+    again = runner.invoke(main, ["hub", "publish", "--data", data])
+    assert "yuwen-1 v1" in again.output  # nothing changed: the channel keeps its version

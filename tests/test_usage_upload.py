@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -104,8 +105,6 @@ def test_revoked_device_is_refused_and_nothing_is_pruned(enrolled, hub, served_h
 
 def test_hub_killed_mid_ingest_then_resend_stores_everything_exactly_once(enrolled, hub, served_hub):
     fill_journal_fast(enrolled, 100_000)
-    wal = hub.data_dir / "hub.db-wal"
-    start = wal.stat().st_size if wal.exists() else 0
     errors: list[Exception] = []
 
     def send():
@@ -116,12 +115,20 @@ def test_hub_killed_mid_ingest_then_resend_stores_everything_exactly_once(enroll
 
     sender = threading.Thread(target=send)
     sender.start()
+    probe = sqlite3.connect(hub.data_dir / "hub.db", timeout=0, isolation_level=None)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (wal.exists() and wal.stat().st_size > start + 1_000_000):
-        time.sleep(0.005)     # the hub is writing the batch's pages: kill it now
+    while time.monotonic() < deadline:
+        try:
+            probe.execute("begin immediate")
+            probe.execute("rollback")
+            time.sleep(0.002)
+        except sqlite3.OperationalError:
+            break             # the hub holds the write lock: it is inside the ingest transaction
+    probe.close()
     served_hub.kill(signal.SIGKILL)
     sender.join(30)
     assert errors, "the upload should have been cut before the acknowledgement"
+    assert UsageIngest(hub.db).count() == 0      # the half-done transaction left nothing
     assert enrolled.journal.acknowledged() == 0 and enrolled.journal.pending_count() == 100_000
     served_hub.start()
     result = upload_pending(enrolled, served_hub.url)

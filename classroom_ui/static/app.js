@@ -54,26 +54,35 @@
     if (flushing || !mine(load()).length) { return Promise.resolve(); }
     flushing = true;
     var sentQueued = false;
+    function kept(item, err) {
+      var all = load();
+      all.forEach(function (i) { if (i.key === item.key) { i.tries = (i.tries || 0) + 1; } });
+      save(all);
+      // the link is down: everything waiting behind this item waits too; tell each page part
+      if (String(err.message) !== "login") { mine(load()).forEach(function (i) { emit("outbox:kept", {item: i}); }); }
+      throw err;
+    }
+    function answered(item, res) {
+      // an expired session looks like 401, or like a CSRF refusal (no session, no token): keep it, log in again
+      if (res.status === 403 && (res.data.error || {}).code === "csrf") {
+        return fetch("/api/v1/session", {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (s) {
+          if (!s.logged_in) { emit("outbox:login", {item: item}); throw new Error("login"); }
+          throw new Error("stale token");
+        });
+      }
+      if (res.status === 401) { emit("outbox:login", {item: item}); throw new Error("login"); }
+      if (res.status >= 500 || res.status === 408 || res.status === 429) { throw new Error("server " + res.status); }
+      drop(item.key);  // answered for good (a 4xx will not change by sending again)
+      if (item.tries) { sentQueued = true; }
+      emit("outbox:sent", {item: item, status: res.status, data: res.data});
+    }
     function next() {
       var all = mine(load());
       if (!all.length) { return Promise.resolve(); }
       var item = all[0];
-      return send(item).then(function (res) {
-        if (res.status === 401) { emit("outbox:login", {item: item}); throw new Error("login"); }  // keep it: log in again
-        if (res.status >= 500 || res.status === 408 || res.status === 429 || res.status === 403 && (res.data.error || {}).code === "csrf") {
-          throw new Error("server " + res.status);
-        }
-        drop(item.key);
-        if (item.tries) { sentQueued = true; }
-        emit("outbox:sent", {item: item, status: res.status, data: res.data});
-        return next();
-      }, function (err) {
-        var all2 = load();
-        all2.forEach(function (i) { if (i.key === item.key) { i.tries = (i.tries || 0) + 1; } });
-        save(all2);
-        emit("outbox:kept", {item: item});
-        throw err;
-      });
+      return send(item).then(function (res) { return answered(item, res); })
+        .catch(function (err) { return kept(item, err); })
+        .then(next);
     }
     return next().then(function () {
       flushing = false;
@@ -108,6 +117,8 @@
 
   document.querySelectorAll("button.logout").forEach(function (b) {
     b.addEventListener("click", function () {
+      // the next person on this tablet must not see this person's pages offline (kept answers stay: they carry their owner)
+      if (window.caches) { caches.keys().then(function (keys) { keys.forEach(function (k) { caches.delete(k); }); }); }
       fetch("/api/v1/logout", {method: "POST", credentials: "same-origin", headers: {"X-CSRF-Token": meta("csrf-token")}})
         .then(function () { location.href = b.dataset.to; }, function () { location.href = b.dataset.to; });
     });

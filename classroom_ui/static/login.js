@@ -38,8 +38,8 @@
       postLogin("/api/v1/login/student", body).then(function (res) {
         if (res.ok) { location.href = form.dataset.next || "/student"; return; }
         go.disabled = false;
-        err.textContent = message(res.data);
         form.dispatchEvent(new Event("reset"));
+        err.textContent = message(res.data);
         var pin = document.getElementById("pin"); if (pin) { pin.value = ""; pin.focus(); }
       }, function () { go.disabled = false; err.textContent = document.getElementById("net").dataset.offline; });
     });

@@ -34,10 +34,18 @@
       });
       out.className = "score";
       out.textContent = ex.dataset.score + " " + r.score + " / " + r.total;
+      var count = document.getElementById("attempts");
+      if (count) { count.dataset.n = +count.dataset.n + 1; count.textContent = count.dataset.text.replace("{n}", count.dataset.n); }
     };
     document.addEventListener("outbox:sent", function (e) { if (e.detail.item.tag === ex.dataset.url) { showResult(e.detail); } });
     document.addEventListener("outbox:kept", function (e) {
       if (e.detail.item.tag === ex.dataset.url) { out.className = "hint"; out.textContent = ex.dataset.queued; }
+    });
+    document.addEventListener("outbox:login", function (e) {
+      if (e.detail.item.tag !== ex.dataset.url) { return; }
+      out.className = "bad"; out.textContent = ex.dataset.expired + " ";
+      var a = document.createElement("a"); a.href = "/student/login?expired=1&next=" + encodeURIComponent(location.pathname);
+      a.textContent = ex.dataset.relogin; out.appendChild(a);
     });
     if (window.SchoolEdge.pending(ex.dataset.url).length) { out.className = "hint"; out.textContent = ex.dataset.queued; btn.disabled = true; }
     ex.addEventListener("submit", function (ev) {
@@ -95,6 +103,9 @@
     });
     document.addEventListener("outbox:kept", function (e) {
       if (e.detail.item.tag === hand.dataset.url) { hres.className = "hint"; hres.textContent = hand.dataset.queued; }
+    });
+    document.addEventListener("outbox:login", function (e) {
+      if (e.detail.item.tag === hand.dataset.url) { hres.className = "bad"; hres.textContent = hand.dataset.expired; }
     });
     hand.addEventListener("submit", function (ev) {
       ev.preventDefault();

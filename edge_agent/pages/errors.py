@@ -6,7 +6,7 @@ The JSON APIs keep their JSON bodies (``edge_agent.web``); page blueprints call
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, jsonify, render_template, request
 from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 
@@ -30,6 +30,8 @@ def page_errors(bp: Blueprint) -> None:
 
     @bp.errorhandler(Problem)
     def problem(exc: Problem):
+        if request.path.startswith("/api/"):
+            return jsonify(exc.to_json()), exc.http_status
         return error_page(exc.zh, exc.en, exc.http_status)
 
     @bp.errorhandler(HTTPException)

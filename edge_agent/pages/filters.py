@@ -32,5 +32,10 @@ def when(ts: float | str | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def has_role(person, *roles: str) -> bool:
+    """Whether the logged-in person (or nobody) has any of ``roles``."""
+    return bool(person is not None and set(person.roles) & set(roles))
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(label=label, filesize=filesize, when=when)
+    app.jinja_env.filters.update(label=label, filesize=filesize, when=when, has_role=has_role)

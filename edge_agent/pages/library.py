@@ -14,8 +14,10 @@ from flask_babel import lazy_gettext as _l
 
 from ..catalogue import Resource
 from ..const import MAX_PAGE_SIZE
-from ..errors import BadRequestError
+from ..spaces.roster import GRADES
+from ..errors import BadRequestError, NotFoundError
 from .errors import page_errors
+from .spaces_bridge import attach_session
 
 PAGE_SIZE = 24
 BROWSE_FILTERS = ("subject", "grade", "edition", "chapter", "kind")
@@ -24,7 +26,7 @@ KIND_LABELS = {"video": _l("视频"), "audio": _l("音频"), "document": _l("文
 FILTER_LABELS = {"subject": _l("学科"), "grade": _l("年级"), "edition": _l("教材版本"), "chapter": _l("章节"),
                  "kind": _l("类型")}
 
-bp = Blueprint("library", __name__)
+bp = attach_session(Blueprint("library", __name__))
 page_errors(bp)
 
 
@@ -32,16 +34,45 @@ def appliance():
     return current_app.extensions["appliance"]
 
 
-def _file_url(r: Resource, index: int = 0) -> str | None:
-    if not r.files:
+MAIN_SUFFIXES = {"html": (".html", ".htm"), "video": (".webm", ".mp4", ".ogv"), "audio": (".wav", ".mp3", ".ogg", ".m4a"),
+                 "document": (".pdf",), "exercise": (".json",)}
+
+
+def main_file(r: Resource):
+    """The file a viewer opens: the first of the kind's own type (a lesson's page, not its picture)."""
+    suffixes = MAIN_SUFFIXES.get(r.kind, ())
+    return next((f for f in r.files if f.path.lower().endswith(suffixes)), r.files[0] if r.files else None)
+
+
+def _file_url(r: Resource) -> str | None:
+    f = main_file(r)
+    if f is None:
         return None
-    f = r.files[index]
     return f"/content/{f.sha256}/{f.path.rsplit('/', 1)[-1]}"
+
+
+def _grade_order(grade: str) -> tuple[int, str]:
+    return (GRADES.index(grade) if grade in GRADES else len(GRADES), grade)
+
+
+def with_display_kind(assignments: list[dict]) -> list[dict]:
+    """Each assignment with ``display_kind``: the kind of its resource (video, audio ...), else its own kind."""
+    catalogue = appliance().catalogue
+    out = []
+    for a in assignments:
+        kind = a.get("kind")
+        if kind == "resource" and a.get("resource_id"):
+            try:
+                kind = catalogue.get(a["resource_id"]).kind
+            except NotFoundError:  # removed since it was assigned
+                kind = "resource"
+        out.append(a | {"display_kind": kind})
+    return out
 
 
 def viewer_model(r: Resource) -> dict:
     """What a viewer template needs to play or show this resource."""
-    main = r.files[0] if r.files else None
+    main = main_file(r)
     return {
         "resource": r,
         "kind_label": KIND_LABELS.get(r.kind, r.kind),
@@ -77,7 +108,7 @@ def browse():
         _, in_scope = appliance().catalogue.search("", limit=MAX_PAGE_SIZE, **scope)
         chapters = sorted({r.chapter for r in in_scope if r.chapter})
     options = {"subject": [v for v, _ in facets.get("subject", [])],
-               "grade": [v for v, _ in facets.get("grade", [])],
+               "grade": sorted((v for v, _ in facets.get("grade", [])), key=_grade_order),
                "edition": [v for v, _ in facets.get("edition", [])],
                "chapter": chapters,
                "kind": [v for v, _ in facets.get("kind", [])]}

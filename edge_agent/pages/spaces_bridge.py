@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, current_app, g, redirect, request
+from flask import Blueprint, current_app, g, jsonify, redirect, request
 
 from ..spaces.api_common import load_session
 from ..spaces.const import SESSION_COOKIE
@@ -38,20 +38,28 @@ def csrf_token() -> str:
     return s.csrf if s is not None else ""
 
 
-def space_blueprint(name: str, login_url: str) -> Blueprint:
-    """A page blueprint that knows who is logged in and sends the logged-out to ``login_url``."""
-    bp = Blueprint(name, __name__)
+def attach_session(bp: Blueprint) -> Blueprint:
+    """Let a blueprint's views and templates know who is logged in (``me``, ``space_csrf``)."""
     bp.before_request(load_session)
-    page_errors(bp)
-
-    @bp.errorhandler(AuthRequiredError)
-    def login_first(exc: AuthRequiredError):
-        had_cookie = bool(request.cookies.get(SESSION_COOKIE))
-        target = f"{login_url}?next={quote(request.full_path)}"
-        return redirect(target + ("&expired=1" if had_cookie else ""))
 
     @bp.context_processor
     def who():
         return {"me": viewer(), "space_csrf": csrf_token()}
+
+    return bp
+
+
+def space_blueprint(name: str, login_url: str) -> Blueprint:
+    """A page blueprint that knows who is logged in and sends the logged-out to ``login_url``."""
+    bp = attach_session(Blueprint(name, __name__))
+    page_errors(bp)
+
+    @bp.errorhandler(AuthRequiredError)
+    def login_first(exc: AuthRequiredError):
+        if request.path.startswith("/api/"):
+            return jsonify(exc.to_json()), exc.http_status
+        had_cookie = bool(request.cookies.get(SESSION_COOKIE))
+        target = f"{login_url}?next={quote(request.full_path)}"
+        return redirect(target + ("&expired=1" if had_cookie else ""))
 
     return bp

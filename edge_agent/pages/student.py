@@ -18,7 +18,7 @@ from ..errors import NotFoundError
 from ..spaces.const import PICTURE_COUNT, PICTURES, PIN_DIGITS
 from ..spaces.errors import AuthRequiredError, ForbiddenError
 from .i18n import safe_next
-from .library import KIND_LABELS, viewer_model
+from .library import KIND_LABELS, viewer_model, with_display_kind
 from .spaces_bridge import api, space_blueprint, viewer
 
 bp = space_blueprint("student", "/student/login")
@@ -74,8 +74,9 @@ def home():
     me = _student()
     home = api("spaces_teaching.my_home")
     now = time.time()
-    todo = [a for a in home["assignments"] if not a["done"]]
-    done = [a for a in home["assignments"] if a["done"]]
+    assignments = with_display_kind(home["assignments"])
+    todo = [a for a in assignments if not a["done"]]
+    done = [a for a in assignments if a["done"]]
     due_soon = sorted((a for a in todo if a["due_at"]), key=lambda a: a["due_at"])
     started = [p for p in home["recent"] if p["state"] == "in_progress"]
     titles = _titles([p["resource_id"] for p in started])

@@ -17,7 +17,7 @@ from ..spaces.errors import AuthRequiredError, ForbiddenError
 from ..spaces.exercises import grade
 from ..spaces.people import parents_of, people
 from .i18n import safe_next
-from .library import FILTER_LABELS, KIND_LABELS
+from .library import FILTER_LABELS, KIND_LABELS, with_display_kind
 from .spaces_bridge import api, space_blueprint, viewer
 
 bp = space_blueprint("teacher", "/login")
@@ -40,7 +40,8 @@ def appliance():
 @bp.get("/login")
 def login():
     """Staff login (teachers, administrators, technicians)."""
-    return render_template("teacher/login.html", next=safe_next(request.args.get("next") or ""),
+    target = request.args.get("next")
+    return render_template("teacher/login.html", next=safe_next(target) if target else "",
                            expired=bool(request.args.get("expired")))
 
 
@@ -55,6 +56,7 @@ def klass(class_id: int):
     _teacher()
     info = api("spaces_teaching.klass", class_id=class_id)
     progress = api("spaces_teaching.progress_summary", class_id=class_id)
+    progress["assignments"] = with_display_kind(progress["assignments"])
     names = {s["id"]: s["name"] for s in info["students"]}
     stuck = [s for s in progress["students"]
              if s["assigned"] and (s["done"] < s["assigned"] and s["average_score_pct"] is not None

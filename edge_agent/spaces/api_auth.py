@@ -20,10 +20,10 @@ from hub_sync.sqlite_db import transaction
 from ..errors import BadRequestError
 from ..journal import Journal
 from . import const
-from .access import can_manage_student, can_see_student, is_admin, require, require_roles
+from .access import can_manage_student, can_see_student, is_admin, require
 from .api_common import blueprint, body, client_address, current_session, db, int_field, set_session_cookie, viewer
 from .login import card_login, change_password, reset_student_secret, set_staff_password, staff_login, student_login
-from .people import all_classes, class_students, get_person
+from .people import all_classes, children_of, class_students, get_person
 from .roster import GENDERS, MAX_NAME_CHARS, norm
 from .roster_apply import import_roster
 from .sessions import end_all_sessions, end_session
@@ -97,8 +97,9 @@ def login_card():
 @bp.post("/api/v1/logout")
 def logout():
     s = current_session()
-    end_session(db(), s)
-    Journal(db()).append(f"person:{s.person.id}", "logged_out", f"person:{s.person.id}", {})
+    with transaction(db()):
+        end_session(db(), s)
+        Journal(db()).append(f"person:{s.person.id}", "logged_out", f"person:{s.person.id}", {})
     response = jsonify({"ok": True})
     response.delete_cookie(const.SESSION_COOKIE, path="/")
     return response
@@ -107,8 +108,9 @@ def logout():
 @bp.post("/api/v1/logout/everywhere")
 def logout_everywhere():
     s = current_session()
-    ended = end_all_sessions(db(), s.person.id)
-    Journal(db()).append(f"person:{s.person.id}", "logged_out", f"person:{s.person.id}", {"everywhere": True, "sessions": ended})
+    with transaction(db()):
+        ended = end_all_sessions(db(), s.person.id)
+        Journal(db()).append(f"person:{s.person.id}", "logged_out", f"person:{s.person.id}", {"everywhere": True, "sessions": ended})
     response = jsonify({"ok": True, "sessions_ended": ended})
     response.delete_cookie(const.SESSION_COOKIE, path="/")
     return response
@@ -117,7 +119,7 @@ def logout_everywhere():
 @bp.post("/api/v1/password")
 def password():
     me = viewer()
-    require(me.is_staff)
+    require(me.is_staff or "parent" in me.roles)
     data = body()
     change_password(db(), me, str(data.get("old", "")), str(data.get("new", "")))
     return jsonify({"ok": True})
@@ -178,11 +180,16 @@ def reset_pin(person_id: int):
 
 @bp.post("/api/v1/people/<int:person_id>/reset-password")
 def reset_password(person_id: int):
+    """A staff member's password (administrator), or a parent's (administrator or a teacher of their child)."""
     me = viewer()
-    require_roles(me, "admin")
     target = get_person(db(), person_id)
-    require(target.is_staff and target.id != me.id)
-    new = set_staff_password(db(), person_id)
-    end_all_sessions(db(), person_id)
-    Journal(db()).append(f"person:{me.id}", "admin", f"person:{person_id}", {"action": "reset_password"})
+    if target.is_staff:
+        require(is_admin(me) and target.id != me.id)
+    else:
+        require("parent" in target.roles and (is_admin(me) or any(
+            can_manage_student(db(), me, child) for child in children_of(db(), person_id))))
+    with transaction(db()):  # new password, old sessions gone, journaled: together
+        new = set_staff_password(db(), person_id)
+        end_all_sessions(db(), person_id)
+        Journal(db()).append(f"person:{me.id}", "admin", f"person:{person_id}", {"action": "reset_password"})
     return jsonify({"person_id": person_id, "password": new, "must_change": True})

@@ -38,11 +38,11 @@ def _secret_hash(db: sqlite_utils.Database, person_id: int) -> tuple[str, str]:
 
 
 def staff_login(db: sqlite_utils.Database, number: str, password: str, client: str) -> tuple[str, str, Person]:
-    """Check a staff member's password; return (token, csrf, person)."""
+    """Check a staff member's (or a parent's: number = phone) password; return (token, csrf, person)."""
     person = find_by_number(db, (number or "").strip())
     account = f"acct:{person.id}" if person else None
     check_not_locked(db, [k for k in (account, f"client:{client}") if k])
-    if person is None or not person.is_staff or person.status != "active":
+    if person is None or not (person.is_staff or "parent" in person.roles) or person.status != "active":
         record_failure(db, None, f"client:{client}")
         raise _bad_login()
     kind, stored = _secret_hash(db, person.id)

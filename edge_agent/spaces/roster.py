@@ -15,7 +15,7 @@ import csv
 import io
 import re
 import unicodedata
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 ROLE_NAMES = {

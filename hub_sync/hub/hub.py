@@ -111,6 +111,15 @@ class Hub:
         """Counts a county technician wants to see."""
         from .registry import Registry
 
+        from .channels import Channels
+        from .publisher import repo_for
+
         usage = shutil.disk_usage(self.data_dir)
+        chans = Channels(self.db)
+        published = repo_for(self).state()
         return {"data_dir": str(self.data_dir), "devices": Registry(self.db).count(),
+                "channels": ", ".join(f"{c.id}{'*' if c.mandatory else ''} v{published.channel_versions.get(c.id, 0)}"
+                                      for c in chans.all()) or "-",
+                "resources": chans.resource_count(), "snapshot_version": published.snapshot_version,
+                "metadata_expires": published.timestamp_expires.isoformat(),
                 "disk_free_bytes": usage.free}

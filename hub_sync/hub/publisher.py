@@ -35,9 +35,10 @@ def channel_targets(channels: Channels, channel: str) -> dict[str, TargetFile]:
     """The TUF targets of a channel's current resources."""
     out = {}
     for resource_id, meta, files in channels.resources(channel):
-        for f in files:
+        for order, f in enumerate(files):  # the first file is the resource's main one: keep the order
             path = target_path(channel, resource_id, f["sha256"])
-            custom = {"resource_id": resource_id, "channel": channel, "path": f["path"], "mime": f["mime"], **meta}
+            custom = {"resource_id": resource_id, "channel": channel, "path": f["path"], "mime": f["mime"],
+                      "order": order, **meta}
             out[path] = TargetFile(length=int(f["size"]), hashes={"sha256": f["sha256"]}, path=path,
                                    unrecognized_fields={"custom": custom})
     return out

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, send_file
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from ..blobstore import is_sha256
 from ..envelope import open_envelope
@@ -67,8 +67,37 @@ def _blob(sha: str):
     store = _hub().store
     if not is_sha256(sha) or not store.has(sha):
         abort(404)
-    return send_file(store.path_for(sha).resolve(), mimetype="application/octet-stream", conditional=True, etag=sha,
-                     max_age=365 * 24 * 3600)
+    path = store.path_for(sha)
+    size = path.stat().st_size
+    start, end, status = 0, size, 200
+    rng = request.range
+    if rng is not None:
+        span = rng.range_for_length(size)
+        if span is None:
+            return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        start, end, status = span[0], span[1], 206
+    rv = Response(_read(path, start, end), status=status, mimetype="application/octet-stream", direct_passthrough=True)
+    rv.content_length = end - start
+    rv.headers["Accept-Ranges"] = "bytes"
+    rv.set_etag(sha)
+    rv.cache_control.max_age = 365 * 24 * 3600
+    if status == 206:
+        rv.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return rv
+
+
+def _read(path, start: int, end: int):
+    # a generator owns the file: closed when the response ends, is abandoned by a
+    # client that hung up, or is garbage-collected
+    with path.open("rb") as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = f.read(min(left, 256 * 1024))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
 
 
 @bp.get("/api/v1/hub/channels")

@@ -38,6 +38,14 @@ def daemon_config(content_dir: Path, host: str, log_file: Path) -> str:
     ])
 
 
+def _die_with_parent() -> None:
+    # a hub killed with SIGKILL must not leave its rsync daemon serving on
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class RsyncDaemon:
     """A running ``rsync --daemon --no-detach`` serving the content store."""
 
@@ -48,7 +56,7 @@ class RsyncDaemon:
         conf.write_text(daemon_config(content_dir, host, run_dir / "rsyncd.log"))
         self.proc = subprocess.Popen(
             ["rsync", "--daemon", "--no-detach", f"--config={conf}", f"--port={port}", f"--address={host}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
         self._wait_listening()
 
     @property

@@ -1,0 +1,242 @@
+"""Real link faults: the appliance runs in its own network namespace behind a veth
+pair shaped with ``tc tbf`` to 2 Mbit/s; the link is cut with ``ip link set down``
+in the middle of an rsync transfer, the sync is killed with SIGKILL, and a sync is
+cut a hundred times in a row."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sync_fixtures import SyncEnv
+
+from conftest import REPO
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None,
+                       reason="needs root, ip netns and tc"),
+]
+
+RATE = "2mbit"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+class Link:
+    """A namespace for the appliance and a shaped veth pair to the host (the hub)."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.ns, self.host_if, self.edge_if = f"se-edge-{tag}", f"seh{tag}", f"sen{tag}"
+        used = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+        self.net = next(n for n in range(10, 250) if f"10.250.{n}." not in used)
+        self.hub_ip, self.edge_ip = f"10.250.{self.net}.1", f"10.250.{self.net}.2"
+        _ip("netns", "add", self.ns)
+        try:
+            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.edge_if)
+            _ip("link", "set", self.edge_if, "netns", self.ns)
+            _ip("addr", "add", f"{self.hub_ip}/24", "dev", self.host_if)
+            _ip("link", "set", self.host_if, "up")
+            _ip("netns", "exec", self.ns, "ip", "addr", "add", f"{self.edge_ip}/24", "dev", self.edge_if)
+            _ip("netns", "exec", self.ns, "ip", "link", "set", self.edge_if, "up")
+            _ip("netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
+            # hub -> appliance is the download direction: shape the host side's egress
+            subprocess.run(["tc", "qdisc", "add", "dev", self.host_if, "root", "tbf", "rate", RATE,
+                            "burst", "32kbit", "latency", "400ms"], check=True, capture_output=True, timeout=10)
+        except BaseException:
+            self.close()
+            raise
+
+    def down(self) -> None:
+        _ip("link", "set", self.host_if, "down")
+
+    def up(self) -> None:
+        _ip("link", "set", self.host_if, "up")
+        time.sleep(0.3)  # carrier back on both ends
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def link():
+    lk = Link()
+    yield lk
+    lk.close()
+
+
+@pytest.fixture
+def env(tmp_path, link):
+    e = SyncEnv(tmp_path, host=link.hub_ip)
+    # no rsync bandwidth cap: the shaped link is the limit; give up quickly on a dead link
+    (e.app.data_dir / "settings.json").write_text(json.dumps({**json.loads((e.app.data_dir / "settings.json").read_text()),
+                                                              "sync_bwlimit_kbps": 0, "sync_timeout_s": 3}))
+    e.add("yuwen-1", "old-1", {"index.html": b"<h1>old</h1>"})
+    e.publish()
+    run = _sync(link, e)
+    assert run.wait(60) == 0, run.stdout.read()
+    run.stdout.close()
+    yield e
+    e.close()
+
+
+def _sync(link: Link, env: SyncEnv) -> subprocess.Popen:
+    """The real ``school-edge edge sync`` inside the appliance's namespace."""
+    return subprocess.Popen(["ip", "netns", "exec", link.ns, sys.executable, "-m", "edge_agent.cli", "edge", "sync",
+                             "--data", str(env.app.data_dir), "--force"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _staged_bytes(env: SyncEnv) -> int:
+    staging = env.app.data_dir / "sync" / "staging"
+    return sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()) if staging.exists() else 0
+
+
+def _wait_staged(env: SyncEnv, proc: subprocess.Popen, at_least: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _staged_bytes(env) < at_least:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "transfer did not progress"
+        time.sleep(0.1)
+
+
+def _received(output: str) -> int:
+    match = re.search(r"files fetched \((\d+) bytes, rsync\)", output)
+    assert match, output
+    return int(match.group(1))
+
+
+def _no_rsync_left(env: SyncEnv) -> bool:
+    found = subprocess.run(["pgrep", "-f", f"rsync.*{env.app.data_dir}"], capture_output=True, text=True).stdout
+    return not found.strip()
+
+
+def test_link_cut_mid_transfer_keeps_the_old_catalogue_and_the_resume_does_not_start_over(env, link):
+    big = os.urandom(3 * 1024 * 1024)  # ~12 s at 2 Mbit/s
+    env.add("yuwen-1", "video-1", {"video.mp4": big})
+    env.publish()
+    before = env.state()
+    proc = _sync(link, env)
+    _wait_staged(env, proc, 1024 * 1024)
+    link.down()
+    assert proc.wait(60) == 1  # rsync gives up after sync_timeout_s without data
+    output = proc.stdout.read()
+    proc.stdout.close()
+    assert "stalled" in output or "interrupted" in output
+    assert env.state() == before  # the complete old catalogue, nothing of the new one
+    kept = _staged_bytes(env)
+    assert kept >= 1024 * 1024
+    link.up()
+    proc = _sync(link, env)
+    rc = proc.wait(90)
+    output = proc.stdout.read()
+    assert rc == 0, output
+    proc.stdout.close()
+    assert _received(output) < len(big) - kept + len(big) * 0.05, (output, kept)
+    assert "video-1" in [r[0] for r in env.state()[0]]
+    assert env.app.store.verify(env.app.catalogue.get("video-1").files[0].sha256)
+    assert _staged_bytes(env) == 0
+
+
+def test_sync_killed_mid_transfer_recovers_without_starting_over(env, link):
+    big = os.urandom(3 * 1024 * 1024)
+    env.add("yuwen-1", "video-2", {"video.mp4": big})
+    env.publish()
+    before = env.state()
+    proc = _sync(link, env)
+    _wait_staged(env, proc, 1024 * 1024)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    proc.stdout.close()
+    deadline = time.monotonic() + 10
+    while not _no_rsync_left(env) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _no_rsync_left(env)  # the rsync child did not outlive the killed sync
+    assert env.state() == before
+    kept = _staged_bytes(env)
+    proc = _sync(link, env)
+    rc = proc.wait(90)
+    output = proc.stdout.read()
+    assert rc == 0, output
+    proc.stdout.close()
+    assert kept > 0 and _received(output) < len(big) - kept + len(big) * 0.05, (output, kept)
+    assert "video-2" in [r[0] for r in env.state()[0]]
+
+
+DRIVER = r"""
+import os, random, signal, sys, time
+from edge_agent.appliance import Appliance
+from edge_agent.config import EdgeConfig
+from edge_agent.content_sync import sync_content
+data, cuts = sys.argv[1], int(sys.argv[2])
+random.seed(4)
+for i in range(cuts):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sync_content(Appliance.open(EdgeConfig.load(data)))
+        finally:
+            os._exit(0)
+    time.sleep(random.uniform(0.05, 0.6))
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    time.sleep(0.05)
+print("cuts done", flush=True)
+"""
+
+
+def test_a_hundred_cuts_in_a_row_leave_no_growing_leftovers(env, link):
+    big = os.urandom(1024 * 1024)
+    env.add("yuwen-1", "video-3", {"video.mp4": big})
+    env.add("yuwen-1", "sheet-3", {"sheet.pdf": os.urandom(20_000)})
+    env.publish()
+    tables_before = sorted(r[0] for r in env.app.db.execute("select name from sqlite_master"))
+    driver = subprocess.Popen(["ip", "netns", "exec", link.ns, sys.executable, "-c", DRIVER, str(env.app.data_dir), "100"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    flips = 0
+    while driver.poll() is None:  # meanwhile, the link goes down and up too
+        time.sleep(1.3)
+        link.down()
+        time.sleep(0.4)
+        link.up()
+        flips += 1
+    out = driver.stdout.read()
+    driver.stdout.close()
+    assert driver.returncode == 0 and "cuts done" in out, out
+    assert flips >= 10
+    time.sleep(0.5)
+    assert _no_rsync_left(env)
+    # the complete old catalogue, or (when cut after cut resumed far enough) the complete new one
+    ids = sorted(r[0] for r in env.state()[0])
+    assert ids in (["old-1"], ["old-1", "sheet-3", "video-3"]), ids
+    assert all(env.app.store.has(sha) for r in env.state()[0] for _, sha in r[3])
+    staged = _staged_bytes(env)
+    assert staged <= len(big) + 20_000  # at most the one partial copy of each wanted file
+    proc = _sync(link, env)
+    assert proc.wait(90) == 0, proc.stdout.read()
+    proc.stdout.close()
+    after = env.state()
+    assert {"video-3", "sheet-3"} <= {r[0] for r in after[0]}
+    data_dir = env.app.data_dir
+    # disk use is what the data needs: every stored blob is catalogued, nothing staged or half-written
+    assert set(after[1]) == env.app.catalogue.referenced_hashes()
+    assert _staged_bytes(env) == 0
+    assert not list((data_dir / "content" / ".incoming").iterdir())
+    assert not list((data_dir / "sync").glob(".files-from-*"))
+    assert not list((data_dir / "sync" / "index").glob("*"))
+    assert sorted(r[0] for r in env.app.db.execute("select name from sqlite_master")) == tables_before
+    assert env.app.db.execute("select count(*) from sync_blobs").fetchone()[0] == len(after[1])
+    assert not [p for p in Path(data_dir / "sync" / "tuf").iterdir() if p.name.startswith("tmp")]
