@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from browser_fixtures import (TABLET, api_login, open_db, pages, png_photo, site,  # noqa: F401
+from browser_fixtures import (TABLET, open_db, pages, png_photo, site,  # noqa: F401
                               student_login)
 
 pytestmark = pytest.mark.browser

@@ -3,6 +3,7 @@ real county hub with live progress, roster import with its error list, and who m
 
 import json
 import os
+import time
 
 import pytest
 
@@ -56,6 +57,18 @@ def test_technician_syncs_now_and_watches_the_progress(pages, device):
     page.goto(device.base + "/library?q=县里的新课")
     assert page.locator(".card .title").all_inner_texts() == ["县里的新课 a o e"]
 
+    page.goto(device.base + "/technician")  # the school picks an optional channel (自主选用)
+    toggle = page.locator("button.channel-toggle[data-channel=math-1]")
+    assert toggle.inner_text() == "订阅"
+    assert page.locator("#channel-rows tr", has_text="yuwen-1").locator("button").count() == 0  # mandatory
+    toggle.click()
+    page.wait_for_function("document.getElementById('channel-result').textContent.length > 0")
+    assert page.locator("#channel-result").inner_text() == "已更改。下次同步时生效。"
+    page.click("#sync-now")
+    page.wait_for_function("document.getElementById('sync-message').className === 'ok'", timeout=30_000)
+    page.reload()
+    assert page.locator("button.channel-toggle[data-channel=math-1]").inner_text() == "退订"
+
 
 def test_administrator_sees_every_roster_problem_and_nothing_is_imported(pages, device, tmp_path):
     page = pages.open(LAPTOP)
@@ -107,6 +120,11 @@ def stick_device(tmp_path):
     (data / "settings.json").write_text(json.dumps({"usb_mount_roots": str(root)}), "utf-8")
     site = Site(data)
     site.start()
+    from provisioning.watcher import read_plans
+
+    deadline = time.monotonic() + 20
+    while not read_plans(data) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the appliance noticed the stick (and finished its first look at it)
     yield site, world
     site.stop()
     world.close()

@@ -46,3 +46,15 @@ def test_link_state_comes_from_the_sync_status():
     assert link_state({"hub_url": "-"}) == "unset"
     assert link_state({"hub_url": "http://hub", "last_sync_error": "-"}) == "ok"
     assert link_state({"hub_url": "http://hub", "last_sync_error": "2026 link down"}) == "failing"
+
+
+def test_channels_need_a_provisioned_device_and_a_device_account(technician, appliance):
+    from edge_agent.web import create_app
+
+    r = technician.get("/api/v1/channels")
+    assert r.status_code == 409 and "U盘" in r.json["error"]["message"]
+    stranger = create_app(appliance.config, appliance=appliance).test_client()  # from another machine, no login
+    r = stranger.post("/api/v1/channels/math-1", json={"on": True}, headers={"X-Requested-With": "t"},
+                      environ_base={"REMOTE_ADDR": "10.250.0.9"})
+    assert r.status_code == 401
+    assert stranger.get("/technician", environ_base={"REMOTE_ADDR": "10.250.0.9"}).status_code == 302

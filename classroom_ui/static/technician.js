@@ -155,3 +155,49 @@
   document.getElementById("usb-refresh").addEventListener("click", load);
   load();
 }());
+/* Channel subscriptions: the hub's list, optional ones can be joined or left (effective at the next sync). */
+(function () {
+  "use strict";
+  var box = document.getElementById("channels");
+  if (!box) { return; }
+  var t = box.dataset, en = document.documentElement.lang === "en";
+  var rows = document.getElementById("channel-rows"), out = document.getElementById("channel-result");
+  function csrf() { var m = document.querySelector("meta[name=csrf-token]"); return m ? m.content : ""; }
+  function msg(e) { e = e || {}; return (en ? e.message_en : e.message) || e.message || ""; }
+  function cell(tr, text) { var td = document.createElement("td"); td.textContent = text; tr.appendChild(td); return td; }
+  function render(list) {
+    rows.textContent = "";
+    list.forEach(function (c) {
+      var tr = document.createElement("tr");
+      cell(tr, c.title + " (" + c.id + ")");
+      cell(tr, "v" + c.version);
+      cell(tr, c.mandatory ? t.mandatory : (c.subscribed ? t.subscribed : ""));
+      var td = cell(tr, "");
+      if (!c.mandatory) {
+        var b = document.createElement("button");
+        b.type = "button"; b.className = "secondary channel-toggle"; b.dataset.channel = c.id;
+        b.textContent = c.subscribed ? t.off : t.on;
+        b.addEventListener("click", function () {
+          b.disabled = true;
+          fetch(t.api + "/" + encodeURIComponent(c.id), {method: "POST", credentials: "same-origin",
+            headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()}, body: JSON.stringify({on: !c.subscribed})})
+            .then(function (r) { return r.json().then(function (d) { return {ok: r.ok, d: d}; }); })
+            .then(function (res) {
+              b.disabled = false;
+              if (!res.ok) { out.className = "bad"; out.textContent = t.failed + msg(res.d.error); return; }
+              c.subscribed = !c.subscribed;
+              b.textContent = c.subscribed ? t.off : t.on;
+              tr.children[2].textContent = c.subscribed ? t.subscribed : "";
+              out.className = "ok"; out.textContent = t.changed;
+            }, function () { b.disabled = false; out.className = "bad"; out.textContent = t.failed; });
+        });
+        td.appendChild(b);
+      }
+      rows.appendChild(tr);
+    });
+  }
+  fetch(t.api, {credentials: "same-origin"}).then(function (r) { return r.json().then(function (d) { return {ok: r.ok, d: d}; }); })
+    .then(function (res) {
+      if (res.ok) { render(res.d.channels || []); } else { out.className = "bad"; out.textContent = t.failed + msg(res.d.error); }
+    }, function () {});
+}());

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import assets, filters, i18n, idempotency, library, student, teacher, technician
+from . import assets, channels, filters, i18n, idempotency, library, student, teacher, technician  # noqa: F401 (channels adds routes)
 
 __all__ = ["register"]
 
