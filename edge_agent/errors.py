@@ -5,12 +5,17 @@
           ├── ConfigError      unknown or invalid setting (startup)
           ├── NotFoundError    unknown resource, file or path (HTTP 404)
           ├── BadRequestError  malformed input (HTTP 400)
-          └── PortInUseError   the port to serve on is taken
+          └── NotProvisionedError  no hub configured yet (HTTP 409)
+
+The serving layer is shared with the hub, so ``PortInUseError`` lives in
+``hub_sync.errors`` and is re-exported here.
 """
 
 from __future__ import annotations
 
-from hub_sync.errors import Problem
+from hub_sync.errors import PortInUseError, Problem
+
+__all__ = ["EdgeError", "ConfigError", "NotFoundError", "BadRequestError", "NotProvisionedError", "PortInUseError"]
 
 
 class EdgeError(Problem):
@@ -33,5 +38,7 @@ class BadRequestError(EdgeError):
     http_status = 400
 
 
-class PortInUseError(EdgeError):
-    code = "port_in_use"
+
+class NotProvisionedError(EdgeError):
+    code = "not_provisioned"
+    http_status = 409

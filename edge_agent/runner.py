@@ -9,7 +9,8 @@ import click
 
 from .appliance import Appliance
 from .web import create_app
-from .wsgi_server import check_port_free, serve
+from hub_sync.wsgi_server import check_port_free, serve
+
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ import click
 
 EDGE_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("school-edge-data"),
                          show_default=True, help="数据目录 Data folder of the appliance")
-CHANNEL_TIMEOUT_S = 15.0
 
 
 def _open(data_dir: Path):
@@ -40,32 +39,16 @@ def edge_sync(data_dir: Path, force: bool) -> None:
         appliance.close()
 
 
-def _hub_url(appliance) -> str:
-    from hub_sync.errors import SyncError
-
-    url = appliance.identity("hub_url")
-    if not url:
-        raise SyncError("设备尚未配置县级平台", "the appliance is not provisioned")
-    return url
-
-
 @click.command("channels")
 @EDGE_DATA
 def edge_channels(data_dir: Path) -> None:
     """列出平台的频道和本校的选择。 List the hub's channels and this school's choice."""
-    import httpx
-
-    from hub_sync.errors import LinkError
+    from .channel_choice import hub_channels
 
     appliance = _open(data_dir)
     try:
-        try:
-            data = httpx.get(f"{_hub_url(appliance)}/api/v1/hub/channels", timeout=CHANNEL_TIMEOUT_S).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise LinkError("无法连接县级平台", f"cannot reach the hub ({type(exc).__name__})") from exc
-        mine = {r[0] for r in appliance.db.execute("select channel from sync_channels")}
-        for ch in data.get("channels", []):
-            mark = "*" if ch["id"] in mine else " "
+        for ch in hub_channels(appliance):
+            mark = "*" if ch["subscribed"] else " "
             kind = "必选 mandatory" if ch["mandatory"] else "自选 optional"
             click.echo(f"{mark} {ch['id']:24} v{ch['version']:<4} {kind:16} {ch['title']}")
         click.echo("* = 本校已有 in this school's catalogue")
@@ -74,27 +57,12 @@ def edge_channels(data_dir: Path) -> None:
 
 
 def _subscription(data_dir: Path, channel: str, on: bool) -> None:
-    import httpx
-
-    from hub_sync.enrollment import make_subscription
-    from hub_sync.errors import DeviceError, LinkError
-    from hub_sync.keys import load_signer
+    from .channel_choice import set_subscription
 
     appliance = _open(data_dir)
     try:
-        signer = load_signer(appliance.data_dir / "keys" / "device.pem")
-        body = make_subscription(signer, appliance.device_id, appliance.school_code, channel, on)
-        try:
-            resp = httpx.post(f"{_hub_url(appliance)}/api/v1/hub/subscriptions", content=body, timeout=CHANNEL_TIMEOUT_S)
-        except httpx.HTTPError as exc:
-            raise LinkError("无法连接县级平台", f"cannot reach the hub ({type(exc).__name__})") from exc
-        if resp.status_code != 200:
-            try:
-                err = resp.json()["error"]
-                raise DeviceError(f"平台拒绝：{err['message']}", f"the hub refused: {err['message_en']}")
-            except (ValueError, KeyError, TypeError):
-                raise DeviceError(f"平台拒绝：HTTP {resp.status_code}", f"the hub refused: HTTP {resp.status_code}") from None
-        click.echo(f"本校频道 School channels: {', '.join(resp.json()['channels'])}; "
+        channels = set_subscription(appliance, channel, on)
+        click.echo(f"本校频道 School channels: {', '.join(channels)}; "
                    f"运行 run 'school-edge edge sync' 以获取 to fetch them")
     finally:
         appliance.close()

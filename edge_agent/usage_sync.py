@@ -118,7 +118,7 @@ def upload_pending(appliance: Appliance, hub_url: str | None = None, timeout: ht
         timeout = httpx.Timeout(connect=UPLOAD_CONNECT_TIMEOUT_S, write=UPLOAD_WRITE_TIMEOUT_S,
                                 read=UPLOAD_READ_TIMEOUT_S, pool=UPLOAD_POOL_TIMEOUT_S)
     result = UploadResult(acked_seq=appliance.journal.acknowledged())
-    after, prev = result.acked_seq, _chain_hash(appliance, result.acked_seq)
+    after, prev = result.acked_seq, chain_hash(appliance, result.acked_seq)
     with httpx.Client(timeout=timeout) as client:
         while True:
             batch = build_next_batch(appliance, after, prev, max_events)
@@ -155,7 +155,7 @@ def build_next_batch(appliance: Appliance, after_seq: int | None = None, prev_ha
     if after_seq is None:
         after_seq = appliance.journal.acknowledged()
     if prev_hash is None:
-        prev_hash = _chain_hash(appliance, after_seq)
+        prev_hash = chain_hash(appliance, after_seq)
     events = appliance.journal.pending(after_seq, max_events)
     if not events:
         return None
@@ -252,7 +252,7 @@ def _refusal(response: httpx.Response) -> SyncError:
     return kind(f"县平台拒收：{zh}", f"hub refused the batch: {en}")
 
 
-def _chain_hash(appliance: Appliance, after_seq: int) -> str:
+def chain_hash(appliance: Appliance, after_seq: int) -> str:
     """The hash of the acknowledged batch ending at ``after_seq`` ('' at the start)."""
     values = dict(appliance.db.execute("select key, value from usage_chain").fetchall())
     if after_seq and values.get("chain_seq") == str(after_seq):

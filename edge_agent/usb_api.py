@@ -86,6 +86,12 @@ def register(app: Flask) -> None:
 
 
 def _watch(appliance):
+    # Import everything the USB endpoints use now, in the master, before the watcher thread
+    # starts: a worker forked while that thread is half-way through an import would inherit a
+    # half-initialised module and fail every USB request.
+    import provisioning.sneakernet  # noqa: F401
+    import provisioning.stick  # noqa: F401
+    import provisioning.usb_apply  # noqa: F401
     from provisioning.watcher import start_watcher
 
     return start_watcher(appliance)

@@ -17,7 +17,8 @@ prints ``str(problem)`` as one line; HTTP turns it into
           ├── FormatError            malformed artefact (envelope, batch, manifest)
           ├── ReplayError            an artefact older than one already seen
           ├── DeviceError            unknown or revoked device
-          └── LinkError              the hub cannot be reached or answered garbage
+          ├── LinkError              the hub cannot be reached or answered garbage
+          └── PortInUseError         the port to serve on is taken (hub or appliance)
 """
 
 from __future__ import annotations
@@ -94,3 +95,7 @@ class DeviceError(SyncError):
 class LinkError(SyncError):
     code = "link"
     http_status = 502
+
+
+class PortInUseError(SyncError):
+    code = "port_in_use"

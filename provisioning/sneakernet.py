@@ -88,7 +88,7 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
                max_events: int | None = None) -> dict:
     """Write this device's unacknowledged usage, offered uploads and (until enrolled)
     its enrollment request onto the stick; room is checked before writing."""
-    from edge_agent.usage_sync import _chain_hash, build_next_batch
+    from edge_agent.usage_sync import chain_hash, build_next_batch
     from edge_agent.usage_sync import migrations as usage_migrations
     from hub_sync.keys import load_signer
 
@@ -100,7 +100,7 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
         raise UsbError("本设备没有县平台的U盘加密公钥（不是用U盘开通的），请用新的开通U盘再应用一次",
                        "this device has no hub USB encryption key (not provisioned by stick); apply a fresh provisioning stick")
     after = appliance.journal.acknowledged()
-    prev = _chain_hash(appliance, after)
+    prev = chain_hash(appliance, after)
     batches = []
     limit = {"max_events": max_events} if max_events else {}  # default: the network's batch size
     while (batch := build_next_batch(appliance, after, prev, **limit)) is not None:

@@ -9,7 +9,6 @@ Keeps existing translations. Chinese is the source language (msgids), so only
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from conftest import free_port
+from conftest import ServerProcess, free_port
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
@@ -14,7 +14,6 @@ from edge_agent.content_sync import sync_content
 from hub_sync.hub import Hub
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import publish
-from hub_sync.hub.server import HubServer
 from provisioning.apply import apply_bundle
 from provisioning.bundle import make_bundle
 
@@ -42,12 +41,16 @@ class SyncEnv:
         self.config = EdgeConfig.load(tmp / "edge", {"free_space_reserve_mb": 1, "advertise": False})
         self.app = Appliance.open(self.config)
         apply_bundle(self.app, tmp / "bundle")
-        self.server: HubServer | None = None
+        self.server: ServerProcess | None = None
         if start:
             self.start()
 
     def start(self) -> None:
-        self.server = HubServer(Hub.open(self.hub.data_dir, reserve_mb=1), self.host, self.port, self.rsync_port).start()
+        """Start the real ``school-edge hub serve`` (gunicorn + rsync daemon) and wait for it."""
+        self.server = ServerProcess(["hub", "serve", "--data", str(self.hub.data_dir), "--host", self.host,
+                                     "--port", str(self.port), "--rsync-port", str(self.rsync_port)], self.port)
+        self.server.base = self.hub_url
+        self.server.wait("/api/v1/hub/status")
 
     def stop(self) -> None:
         if self.server:

@@ -314,7 +314,7 @@ def _verify(data) -> subprocess.CompletedProcess:
 def test_gunicorn_is_configured_to_send_file_bodies_with_sendfile(monkeypatch):
     from flask import Flask
 
-    from edge_agent.wsgi_server import _Gunicorn, gunicorn_options
+    from hub_sync.wsgi_server import _Gunicorn, gunicorn_options
 
     monkeypatch.delenv("SENDFILE", raising=False)
     cfg = _Gunicorn(Flask("t"), gunicorn_options("127.0.0.1", 8080)).cfg

@@ -19,10 +19,6 @@ from ..spaces.errors import AuthRequiredError, ForbiddenError
 from .spaces_bridge import space_blueprint, viewer
 from .sync_runner import SyncRun
 
-# The USB section calls /api/v1/usb, which imports provisioning.usb_apply lazily. Import it now, in
-# the server's master before it forks: a worker forked while the master's stick watcher thread is
-# half-way through that import inherits a half-initialised module and fails every USB request.
-import provisioning.usb_apply  # noqa: E402,F401  (see above; reported to the USB owner)
 
 LOG_LINES = 200
 DEVICE_ROLES = frozenset({"technician", "admin"})

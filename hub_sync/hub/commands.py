@@ -113,8 +113,8 @@ def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None) -> N
 
     def ready() -> None:
         click.echo(f"县级平台已启动 Hub serving: {server.url}/", nl=True)
-        if server.rsync:
-            click.echo(f"  rsync: {server.rsync.url}")
+        if server.rsync_url:
+            click.echo(f"  rsync: {server.rsync_url}")
         click.echo("按 Ctrl-C 停止 Press Ctrl-C to stop")
 
     server.serve_forever(on_ready=ready)

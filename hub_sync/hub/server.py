@@ -1,67 +1,61 @@
-"""``hub serve``: the hub's HTTP API and its rsync daemon, until SIGTERM/Ctrl-C."""
+"""``hub serve``: the hub's HTTP API under gunicorn and its rsync daemon, until SIGTERM/Ctrl-C.
+
+The rsync daemon is a child of the gunicorn master: started when the master is
+ready, stopped when it exits. The hub's database connections are closed before
+the workers fork, so no connection crosses a fork.
+"""
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from typing import Callable
 
-from werkzeug.serving import make_server
-
+from ..wsgi_server import check_port_free, serve
 from . import repo_api  # noqa: F401  (registers the repository blueprint)
 from .app import create_hub_app
 from .hub import Hub
 from .publisher import repo_for
-from .rsync_daemon import RsyncDaemon
+from .rsync_daemon import RSYNC_MODULE, RsyncDaemon
 
 log = logging.getLogger(__name__)
 
+HUB_THREADS = 32
+
 
 class HubServer:
-    """HTTP (threaded WSGI) plus rsync daemon for one opened hub."""
+    """HTTP (gunicorn, threaded) plus rsync daemon for one opened hub."""
 
     def __init__(self, hub: Hub, host: str, port: int, rsync_port: int | None) -> None:
         self.hub = hub
-        repo_for(hub).refresh_timestamp()
-        self.rsync = RsyncDaemon(hub.store.root, hub.data_dir / "run", host, rsync_port) if rsync_port else None
-        try:
-            self.http = make_server(host, port, create_hub_app(hub), threaded=True)
-        except BaseException:
-            if self.rsync:
-                self.rsync.stop()
-            raise
+        self.host = host
+        self.port = port
+        self.rsync_port = rsync_port
+        self.rsync: RsyncDaemon | None = None
         self.url = f"http://{host}:{port}"
-        self._thread: threading.Thread | None = None
+        check_port_free(host, port)
+        if rsync_port:
+            check_port_free(host, rsync_port)
+        repo_for(hub).refresh_timestamp()
 
-    def start(self) -> "HubServer":
-        """Serve in a background thread (demo); ``stop()`` ends it."""
-        self._thread = threading.Thread(target=self.http.serve_forever, name="hub-http", daemon=True)
-        self._thread.start()
-        return self
+    @property
+    def rsync_url(self) -> str:
+        return f"rsync://{self.host}:{self.rsync_port}/{RSYNC_MODULE}" if self.rsync_port else ""
 
     def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
-        """Serve in this thread until SIGTERM or Ctrl-C."""
-        def _stop(signum, frame):
-            threading.Thread(target=self.http.shutdown, daemon=True).start()
+        """Serve until SIGTERM or Ctrl-C; blocks."""
+        app = create_hub_app(self.hub)
 
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        if on_ready:
-            on_ready()
-        try:
-            self.http.serve_forever()
-        finally:
-            self.close()
+        def ready() -> None:
+            if self.rsync_port:
+                self.rsync = RsyncDaemon(self.hub.store.root, self.hub.data_dir / "run", self.host, self.rsync_port)
+            if on_ready:
+                on_ready()
 
-    def stop(self) -> None:
-        self.http.shutdown()
-        if self._thread:
-            self._thread.join(5)
-        self.close()
+        def exit_() -> None:
+            if self.rsync:
+                self.rsync.stop()
+            self.hub.close()
 
-    def close(self) -> None:
-        self.http.server_close()
-        if self.rsync:
-            self.rsync.stop()
-        self.hub.close()
+        self.hub.close()  # no connection may cross the fork into the workers
+        serve(app, self.host, self.port, workers=1, threads=HUB_THREADS, on_ready=ready, on_exit=exit_,
+              proc_name="school-edge-hub")

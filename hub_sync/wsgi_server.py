@@ -16,8 +16,9 @@ from typing import Callable
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from .const import GRACEFUL_SHUTDOWN_S
 from .errors import PortInUseError
+
+GRACEFUL_SHUTDOWN_S = 5
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,12 @@ class _Gunicorn(BaseApplication):
 
 
 def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
-          on_ready: Callable[[], None] | None = None, on_exit: Callable[[], None] | None = None) -> None:
+          on_ready: Callable[[], None] | None = None, on_exit: Callable[[], None] | None = None,
+          proc_name: str = "school-edge") -> None:
     """Serve ``app`` until SIGTERM/SIGINT. Blocks."""
     check_port_free(host, port)
     limit_malloc_arenas()
-    _Gunicorn(app, gunicorn_options(host, port, workers, threads, on_ready, on_exit)).run()
+    _Gunicorn(app, gunicorn_options(host, port, workers, threads, on_ready, on_exit, proc_name)).run()
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
@@ -79,7 +81,7 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
 
 def gunicorn_options(host: str, port: int, workers: int = 1, threads: int = 64,
                      on_ready: Callable[[], None] | None = None,
-                     on_exit: Callable[[], None] | None = None) -> dict:
+                     on_exit: Callable[[], None] | None = None, proc_name: str = "school-edge") -> dict:
     """gunicorn's settings for the appliance: gthread workers, sendfile, quiet logs."""
     return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -94,7 +96,7 @@ def gunicorn_options(host: str, port: int, workers: int = 1, threads: int = 64,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
-        "proc_name": "school-edge",
+        "proc_name": proc_name,
         "when_ready": (lambda server: on_ready()) if on_ready else (lambda server: None),
         "on_exit": (lambda server: on_exit()) if on_exit else (lambda server: None),
     }
