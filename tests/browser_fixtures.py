@@ -30,7 +30,7 @@ SCREEN = {"width": 1920, "height": 1080}
 
 
 def launch_browser():
-    """Generator behind the session fixture ``browser`` in conftest.py (one Chromium for all modules)."""
+    """Generator behind the module fixture ``browser`` in conftest.py."""
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

@@ -128,9 +128,13 @@ def no_leaked_threads():
     pytest.fail(f"test leaked threads: {leaked}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium through Playwright, one for the whole session (see tests/browser_fixtures.py)."""
+    """Debian's Chromium through Playwright, one per test module (see tests/browser_fixtures.py).
+
+    Not per session: Playwright's sync API keeps an asyncio loop marked running on the main
+    thread, and in-process zeroconf (tests/test_zeroconf.py) would schedule onto that idle loop.
+    """
     from browser_fixtures import launch_browser
 
     yield from launch_browser()
