@@ -4,6 +4,7 @@ it answers. A leak check fails any test that leaves threads behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -21,6 +22,17 @@ from edge_agent.config import EdgeConfig
 from edge_agent.web import create_app
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """Mount a real, small tmpfs at ``path`` (needs root): full disks and read-only disks for real."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
 
 
 def free_port() -> int:

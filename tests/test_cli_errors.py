@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO, free_port, tmpfs
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
@@ -36,16 +36,6 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, output
     assert lines[0].startswith("错误 Error: ")
     return lines[0]
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, options: str):
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
 
 
 def remount(path: Path, options: str) -> None:

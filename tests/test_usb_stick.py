@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from spaces_fixtures import fast_kdf
+from conftest import tmpfs
 from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, UsbWorld, device_state, roster_bytes, tree
 
 from edge_agent.cli import main
@@ -245,13 +246,8 @@ def test_half_written_content_pack_is_refused(world):
 
 @pytest.fixture
 def tiny_stick(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {result.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    with tmpfs(tmp_path / "tiny", "size=256k") as mount:
+        yield mount
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
