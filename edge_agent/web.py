@@ -59,9 +59,6 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
     from .pages import register as register_pages  # classroom pages (issue #6)
 
     register_pages(app)
-    from .usb_api import register as register_usb  # technician's USB endpoints (issue #7)
-
-    register_usb(app)
     for hook in BLUEPRINT_HOOKS:
         hook(app)
 

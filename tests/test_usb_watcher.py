@@ -10,6 +10,7 @@ from edge_agent.spaces import const
 from edge_agent.spaces.login import set_staff_password
 from edge_agent.spaces.people import find_by_number
 from edge_agent.web import create_app
+import provisioning.usb_api  # noqa: F401  (adds the USB endpoints to create_app)
 from provisioning.watcher import PLANS_FILE, StickWatcher, find_sticks, read_plans
 
 ROSTER = roster_bytes(["姓名,学籍号,性别,年级,班级,角色",

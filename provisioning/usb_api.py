@@ -9,6 +9,12 @@ Only a technician or administrator may use them. A device that is not yet
 provisioned has no accounts, so there the endpoints answer only requests from
 the device itself (loopback: the technician at its keyboard and screen). The
 stick must be one the appliance found: a client cannot name any other folder.
+
+Imports point from provisioning to edge_agent, never back: importing this module
+(the CLI does, through ``provisioning.usb_cli``) adds the blueprint to
+``edge_agent.web.BLUEPRINT_HOOKS`` and the stick watcher to
+``edge_agent.runner.BACKGROUND_HOOKS``. Importing everything here, at module level,
+also means no worker can fork while a thread is half-way through an import.
 """
 
 from __future__ import annotations
@@ -17,11 +23,17 @@ from pathlib import Path
 
 from flask import Flask, current_app, jsonify, request
 
-from .errors import BadRequestError
-from .runner import BACKGROUND_HOOKS
-from .spaces.access import require_roles
-from .spaces.api_common import blueprint, body, viewer
-from .spaces.errors import ForbiddenError
+from edge_agent.errors import BadRequestError
+from edge_agent.runner import BACKGROUND_HOOKS
+from edge_agent.spaces.access import require_roles
+from edge_agent.spaces.api_common import blueprint, body, viewer
+from edge_agent.spaces.errors import ForbiddenError
+from edge_agent.web import BLUEPRINT_HOOKS
+
+from .sneakernet import export_usb, import_usb
+from .stick import stick_io
+from .usb_apply import apply_stick
+from .watcher import find_sticks, plan_for, start_watcher
 
 bp = blueprint("usb")
 LOOPBACK = ("127.0.0.1", "::1")
@@ -46,8 +58,6 @@ def _roots() -> str:
 
 @bp.get("/api/v1/usb")
 def usb_plans():
-    from provisioning.watcher import find_sticks, plan_for
-
     _require_technician()
     appliance = _appliance()
     return jsonify({"sticks": [plan_for(appliance, p) for p in find_sticks(_roots())]})
@@ -55,11 +65,6 @@ def usb_plans():
 
 @bp.post("/api/v1/usb/apply")
 def usb_apply():
-    from provisioning.sneakernet import export_usb, import_usb
-    from provisioning.stick import stick_io
-    from provisioning.usb_apply import apply_stick
-    from provisioning.watcher import find_sticks
-
     _require_technician()
     data = body()
     found = {str(p): p for p in find_sticks(_roots())}
@@ -86,15 +91,10 @@ def register(app: Flask) -> None:
 
 
 def _watch(appliance):
-    # Import everything the USB endpoints use now, in the master, before the watcher thread
-    # starts: a worker forked while that thread is half-way through an import would inherit a
-    # half-initialised module and fail every USB request.
-    import provisioning.sneakernet  # noqa: F401
-    import provisioning.stick  # noqa: F401
-    import provisioning.usb_apply  # noqa: F401
-    from provisioning.watcher import start_watcher
-
     return start_watcher(appliance)
 
 
-BACKGROUND_HOOKS.append(_watch)
+if register not in BLUEPRINT_HOOKS:
+    BLUEPRINT_HOOKS.append(register)
+if _watch not in BACKGROUND_HOOKS:
+    BACKGROUND_HOOKS.append(_watch)
