@@ -7,11 +7,10 @@ pruned here and are held by the hub.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import IO
 
+from hub_sync.atomic_file import atomic_open
 from hub_sync.xapi import statements
 
 from .appliance import Appliance
@@ -40,17 +39,8 @@ def export_xapi_file(appliance: Appliance, path: Path) -> int:
     """``export_xapi`` into ``path`` through a temporary file and a rename (never half a file)."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".xapi-")
+        with atomic_open(path, text=True, make_parents=False) as f:
+            return export_xapi(appliance, f)
     except OSError as exc:
         raise BadRequestError(f"无法写入 {path}：{exc.strerror}，请换一个位置",
                               f"cannot write {path}: {exc.strerror}; choose another place") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            count = export_xapi(appliance, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from .atomic_file import fsync_dir
 from .errors import BlobNotFoundError as NotFoundError
 from .errors import CorruptBlobError, DataDirError, DiskFullError
 
@@ -160,7 +161,7 @@ class BlobStore:
             # quarantine(), after which the name is free for fresh bytes)
             return
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def quarantine(self, sha256: str) -> Path | None:
         """Move a damaged blob out of the store into ``.corrupt/`` (kept for the
@@ -172,7 +173,7 @@ class BlobStore:
             os.replace(source, target)
         except FileNotFoundError:
             return None
-        _fsync_dir(source.parent)
+        fsync_dir(source.parent)
         return target
 
     # -- reading and checking -------------------------------------------------
@@ -219,11 +220,3 @@ def _write_error(exc: OSError, root: Path) -> Exception:
         return DataDirError(f"内容目录 {root} 不可写：{exc.strerror}。请检查磁盘和权限",
                             f"content folder {root} is not writable: {exc.strerror}; check the disk and permissions")
     return exc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,14 +7,13 @@ as securesystemslib ``SSlibKey`` dicts (the same form TUF metadata uses).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner, Key, SSlibKey
 
+from .atomic_file import atomic_write
 from .errors import SignatureError
 
 
@@ -54,16 +53,5 @@ def public_key_from_dict(data: dict) -> Key:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write secret bytes with mode 0600 via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write secret bytes with mode 0600, atomically."""
+    atomic_write(path, data, file_mode=0o600)

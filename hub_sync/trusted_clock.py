@@ -10,10 +10,10 @@ already seen; the proven time is kept in a small file, written by rename.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .atomic_file import atomic_write
 
 
 class TrustedClock:
@@ -41,10 +41,4 @@ class TrustedClock:
         current = self.proven()
         if current is not None and moment <= current:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".clock-")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"proven": moment.isoformat()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"proven": moment.isoformat()}).encode())

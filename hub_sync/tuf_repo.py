@@ -24,9 +24,7 @@ under their sha256, so the rsync module and the HTTP route serve them by hash.
 from __future__ import annotations
 
 import fcntl
-import os
 import re
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -38,6 +36,7 @@ from tuf.api.metadata import (DelegatedRole, Delegations, Metadata, MetaFile, Ro
                               Timestamp)
 from tuf.api.serialization.json import JSONSerializer
 
+from .atomic_file import atomic_write
 from .errors import FormatError, SyncError
 
 # Lifetimes of signed metadata (how long a frozen copy stays acceptable).
@@ -126,18 +125,7 @@ class TufRepo:
     # -- writing ----------------------------------------------------------------
     def _write(self, name: str, md: Metadata) -> None:
         """Write-temp-and-rename, so a reader never sees half a file."""
-        self.metadata_dir.mkdir(parents=True, exist_ok=True)
-        data = md.to_bytes(_SERIALIZER)
-        fd, tmp = tempfile.mkstemp(dir=self.metadata_dir, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.metadata_dir / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.metadata_dir / name, md.to_bytes(_SERIALIZER))
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from tuf.api.metadata import Metadata, Root
 
+from hub_sync.atomic_file import atomic_write
 from hub_sync.enrollment import make_enrollment
 from hub_sync.keys import generate_key, load_signer
 
@@ -41,7 +41,7 @@ def _set_hub_url(data_dir: Path, hub_url: str) -> None:
     path = Path(data_dir) / SETTINGS_FILE
     settings = json.loads(path.read_text("utf-8")) if path.is_file() else {}
     settings["hub_url"] = hub_url
-    _write(path, json.dumps(settings, ensure_ascii=False, indent=2).encode("utf-8"))
+    atomic_write(path, json.dumps(settings, ensure_ascii=False, indent=2).encode("utf-8"))
     os.chmod(path, 0o644)
 
 
@@ -55,16 +55,6 @@ def device_signer(data_dir: Path):
     return generate_key(path)
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def apply_bundle(appliance, bundle_dir: Path) -> tuple[Bundle, Path]:
     """Verify ``bundle_dir`` and set ``appliance`` up; return (bundle, request path)."""
     bundle = read_bundle(bundle_dir)
@@ -73,13 +63,13 @@ def apply_bundle(appliance, bundle_dir: Path) -> tuple[Bundle, Path]:
         raise AlreadyProvisionedError(f"本设备已配置给学校 {current}，不能改配给 {bundle.school_code}",
                                       f"this appliance is provisioned for school {current}, not {bundle.school_code}")
     signer = device_signer(appliance.data_dir)
-    _write(appliance.data_dir / PINNED_ROOT, bundle.tuf_root)
-    _write(appliance.data_dir / HUB_ONLINE_KEY, json.dumps(hub_online_key(bundle.tuf_root)).encode())
+    atomic_write(appliance.data_dir / PINNED_ROOT, bundle.tuf_root)
+    atomic_write(appliance.data_dir / HUB_ONLINE_KEY, json.dumps(hub_online_key(bundle.tuf_root)).encode())
     _set_hub_url(appliance.data_dir, bundle.hub_url)
     appliance.set_identity(school_code=bundle.school_code, school_name=bundle.school_name, hub_url=bundle.hub_url,
                            rsync_url=bundle.rsync_url, device_key_id=signer.public_key.keyid, enrolled="")
     request = make_enrollment(signer, appliance.device_id, bundle.school_code, bundle.school_name, bundle.token)
-    _write(appliance.data_dir / ENROLLMENT_REQUEST, request)
+    atomic_write(appliance.data_dir / ENROLLMENT_REQUEST, request)
     out = Path(bundle_dir) / f"enrollment-request-{appliance.device_id}.json"
-    _write(out, request)
+    atomic_write(out, request)
     return bundle, out

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from hub_sync.atomic_file import atomic_write
 from hub_sync.envelope import canonical_json
 
 from .usb_errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError, UsbError
@@ -115,30 +116,6 @@ def stick_io(stick: Path | str = "") -> Iterator[None]:
 
 
 # -- writing ------------------------------------------------------------------
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` under a temporary name, fsync, rename into place, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 def atomic_copy(src: Path, dst: Path, chunk: int = 8 * MIB) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` atomically; return (sha256, size) of what was written."""
     dst.parent.mkdir(parents=True, exist_ok=True)

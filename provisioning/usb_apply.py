@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from hub_sync.atomic_file import atomic_write
 from hub_sync.sqlite_db import transaction
 from hub_sync.sync_client import SyncClient
 from hub_sync.trusted_clock import TrustedClock
 
-from .apply import PINNED_ROOT, SETTINGS_FILE, _write, apply_bundle, device_signer
+from .apply import PINNED_ROOT, SETTINGS_FILE, apply_bundle, device_signer
 from .content_pack import pack_folder, plan_from_pack, read_pack_marker
 from .usb_errors import IncompleteError
 from .usb_provision import BUNDLE_DIR, HUB_USB_KEY, StickInfo, check_usb_key, choose_school, read_sealed_roster, verify_stick
@@ -83,7 +84,7 @@ def commit_scratch(appliance, client: SyncClient) -> None:
 
     real = sync_dir(appliance)
     for src in sorted(client.metadata_dir.glob("*.json")):
-        _write(real / "tuf" / src.name, src.read_bytes())
+        atomic_write(real / "tuf" / src.name, src.read_bytes())
     proven = client.clock.proven() if hasattr(client.clock, "proven") else None
     if proven is not None:
         TrustedClock(real / "clock.json").prove(proven)
@@ -165,7 +166,7 @@ def apply_stick(appliance, stick_path: Path, passphrase: str | None = None, scho
                                   "snapshot_version": content_plan.snapshot_version}
         # 3. keys and trust files (idempotent), then one transaction for the database
         device_signer(appliance.data_dir)
-        _write(appliance.data_dir / HUB_USB_KEY, usb_key.encode("ascii"))
+        atomic_write(appliance.data_dir / HUB_USB_KEY, usb_key.encode("ascii"))
         _merge_settings(appliance.data_dir, info.extras.get("settings", {}))
         with transaction(appliance.db):
             apply_bundle(appliance, info.folder / BUNDLE_DIR)
@@ -197,7 +198,7 @@ def _merge_settings(data_dir: Path, settings: dict) -> None:
     wanted = {k: settings[k] for k in ("sync_window", "sync_bwlimit_kbps") if k in settings}
     if any(current.get(k) != v for k, v in wanted.items()):
         current.update(wanted)
-        _write(path, json.dumps(current, ensure_ascii=False, indent=2).encode("utf-8"))
+        atomic_write(path, json.dumps(current, ensure_ascii=False, indent=2).encode("utf-8"))
 
 
 __all__ = ["plan_stick", "apply_stick", "load_stick", "trusted_now"]

@@ -1,7 +1,6 @@
 """Bad input at the command line: one clear line, exit 1, no traceback, nothing
 already stored changed. Full and read-only disks are real tmpfs mounts."""
 
-import contextlib
 import io
 import os
 import socket

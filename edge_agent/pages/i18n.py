@@ -9,8 +9,6 @@ fresh clone works and a stale ``.mo`` can never hide an edited ``.po``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +18,7 @@ from flask import Blueprint, Flask, current_app, redirect, request
 from flask_babel import Babel, get_locale
 
 import classroom_ui
+from hub_sync.atomic_file import atomic_open
 
 LANGUAGES = ("zh_CN", "en")
 LANG_COOKIE = "lang"
@@ -39,10 +38,8 @@ def compile_catalogues(dest: Path, source: Path = PO_DIR) -> Path:
         mo.parent.mkdir(parents=True, exist_ok=True)
         with po.open("rb") as f:
             catalog = read_po(f, locale=po.parts[-3])
-        fd, tmp = tempfile.mkstemp(dir=mo.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
+        with atomic_open(mo) as out:  # another worker never reads half a file
             write_mo(out, catalog)
-        os.replace(tmp, mo)  # write-then-rename: another worker never reads half a file
     return dest
 
 

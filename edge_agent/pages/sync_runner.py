@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from hub_sync.atomic_file import atomic_write
 from hub_sync.errors import Problem
 
 log = logging.getLogger(__name__)
@@ -56,11 +55,7 @@ class SyncRun:
 
     def write(self, **values) -> None:
         data = self.read() | values | {"updated_at": time.time()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
     def start(self) -> dict:
         """Start a sync in the background; refuse (ConflictError) if one is running."""
