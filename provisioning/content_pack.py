@@ -35,7 +35,7 @@ from hub_sync.blobstore import is_sha256
 from hub_sync.tuf_repo import index_path, signed_at
 
 from . import stick
-from .usb_errors import IncompleteError, UnsafePathError
+from .errors import IncompleteError, UnsafePathError
 from .verified_copy import Wanted
 
 log = logging.getLogger(__name__)

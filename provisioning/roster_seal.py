@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hub_sync.envelope import canonical_json
 
-from .usb_errors import RosterError, WrongPassphraseError, WrongSchoolError
+from .errors import RosterError, WrongPassphraseError, WrongSchoolError
 
 FORMAT = "school-edge-roster/1"
 # OWASP's first Argon2id choice is m=19 MiB, t=2; a roster is opened once per visit,

@@ -36,7 +36,7 @@ from hub_sync.usb_box import seal_to_hub
 
 from . import stick
 from .content_pack import pack_folder, plan_from_pack, read_pack_marker
-from .usb_errors import IncompleteError, NothingToDoError, UsbError, WrongSchoolError
+from .errors import IncompleteError, NothingToDoError, UsbError, WrongSchoolError
 from .usb_provision import hub_usb_key_b64
 from .verified_copy import import_verified
 

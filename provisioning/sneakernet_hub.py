@@ -34,7 +34,7 @@ from hub_sync.usb_box import ensure_hub_usb_key, open_sealed
 
 from . import stick
 from .sneakernet import DOWN, EXPORT_KIND, MANIFEST, UP, _payload, _sha
-from .usb_errors import IncompleteError, NothingToDoError
+from .errors import IncompleteError, NothingToDoError
 
 migrations = Migrations("hub_usb")
 

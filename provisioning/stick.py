@@ -33,7 +33,7 @@ from typing import Iterable, Iterator
 from hub_sync.atomic_file import atomic_write
 from hub_sync.envelope import canonical_json
 
-from .usb_errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError, UsbError
+from .errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError, UsbError
 
 ROOT = "school-edge"
 MARKER = "COMPLETE.json"

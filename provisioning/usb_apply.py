@@ -25,7 +25,7 @@ from hub_sync.trusted_clock import TrustedClock
 
 from .apply import PINNED_ROOT, SETTINGS_FILE, apply_bundle, device_signer
 from .content_pack import pack_folder, plan_from_pack, read_pack_marker
-from .usb_errors import IncompleteError
+from .errors import IncompleteError
 from .usb_provision import BUNDLE_DIR, HUB_USB_KEY, StickInfo, check_usb_key, choose_school, read_sealed_roster, verify_stick
 from .verified_copy import import_verified
 

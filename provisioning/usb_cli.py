@@ -15,7 +15,7 @@ import click
 
 from .stick import stick_io
 from . import usb_api  # noqa: F401  (registers the technician's USB endpoints and the stick watcher)
-from .usb_errors import UsbError
+from .errors import UsbError
 
 DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("school-edge-data"),
                     show_default=True, help="数据目录 Data folder of the appliance")

@@ -40,7 +40,7 @@ from .bundle import BUNDLE_FILE, Bundle, make_bundle, read_bundle
 from .content_pack import PACK_DIR, pack_contents, write_pack
 from .errors import BundleError
 from .roster_seal import open_roster, seal_roster
-from .usb_errors import IncompleteError, NothingToDoError, RosterError, WrongSchoolError
+from .errors import IncompleteError, NothingToDoError, RosterError, WrongSchoolError
 
 STICK_KIND = "usb-stick"
 STICK_FILE = "stick.json"

@@ -69,7 +69,7 @@ def plan_for(appliance, stick_path: Path) -> dict:
 
 
 def _sneakernet_actions(appliance, stick_path: Path) -> list[str]:
-    from .usb_errors import WrongSchoolError
+    from .errors import WrongSchoolError
 
     folder = stick.school_dir(stick_path, appliance.school_code)
     if not folder.is_dir():

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from provisioning.roster_seal import MAX_MEMORY_KIB, open_roster, seal_roster, sealed_school
-from provisioning.usb_errors import RosterError, WrongPassphraseError, WrongSchoolError
+from provisioning.errors import RosterError, WrongPassphraseError, WrongSchoolError
 
 ROSTER = "姓名,学籍号,性别,年级,班级,角色\r\n张三,G110101201501011234,男,一年级,一年级1班,学生\r\n".encode("gb18030")
 FAST = {"time_cost": 1, "memory_kib": 1024}  # tests only: the default is 64 MiB, 3 passes

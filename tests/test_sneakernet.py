@@ -19,7 +19,7 @@ from provisioning import stick
 from provisioning.sneakernet import export_usb, import_usb
 from provisioning.sneakernet_hub import hub_import_usb
 from provisioning.usb_apply import apply_stick
-from provisioning.usb_errors import StickTooSmallError, UsbError, WrongSchoolError
+from provisioning.errors import StickTooSmallError, UsbError, WrongSchoolError
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from hub_sync.hub import Hub
 from provisioning import stick
 from provisioning.errors import BundleError
 from provisioning.usb_apply import apply_stick, plan_stick
-from provisioning.usb_errors import (IncompleteError, StickTooSmallError, UnsafePathError, UsbError, WrongPassphraseError,
+from provisioning.errors import (IncompleteError, StickTooSmallError, UnsafePathError, UsbError, WrongPassphraseError,
                                      WrongSchoolError)
 
 
