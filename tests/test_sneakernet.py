@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from spaces_fixtures import fast_kdf
+from conftest import tmpfs
 from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, UsbWorld, sha, tree
 
 from edge_agent.cli import main
@@ -236,10 +237,7 @@ def test_full_stick_refuses_the_export_before_writing_and_keeps_the_usage(world,
     world.make()
     app = provisioned(world)
     use(app, 10)
-    mount = tmp_path / "full"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "full", "size=1m") as mount:
         fd = os.open(mount / "photos.bin", os.O_WRONLY | os.O_CREAT)
         try:  # filled to the last byte
             while os.write(fd, b"\0" * 512):
@@ -252,8 +250,6 @@ def test_full_stick_refuses_the_export_before_writing_and_keeps_the_usage(world,
         with pytest.raises(StickTooSmallError):
             export_usb(app, mount)
         assert tree(mount) == before and app.journal.pending_count() == app.journal.last_seq()
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_technician_story_with_the_real_command(tmp_path):
@@ -354,10 +350,7 @@ def test_changed_upload_on_the_stick_is_refused(world):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_hub_import_onto_a_full_stick_loses_nothing_and_carries_on(world, tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "small", "size=2m") as mount:
         world.make(stick=mount, content=False, roster=b"")
         app = world.appliance()
         apply_stick(app, mount)
@@ -380,8 +373,6 @@ def test_hub_import_onto_a_full_stick_loses_nothing_and_carries_on(world, tmp_pa
         assert not again["problems"] and again["devices"][0]["stored"] == 0
         import_usb(app, mount)
         assert app.journal.pending_count() == 0
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_cli_lists_a_half_written_export_and_exits_non_zero(world):
