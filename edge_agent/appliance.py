@@ -28,13 +28,14 @@ from .journal import Journal
 from .journal import migrations as journal_migrations
 from .schema import migrations
 from .sync_schema import migrations as sync_migrations
+from .sync_schema import usage_migrations
 from .sync_schema import sync_status
 from .spaces.schema import migrations as spaces_migrations
 
 DB_FILE = "edge.db"
 
 # Migration sets applied at start-up, in order; feature modules append theirs.
-EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, spaces_migrations]
+EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, usage_migrations, spaces_migrations]
 
 class Appliance:
     """One school appliance's data folder, opened."""

@@ -36,3 +36,14 @@ def sync_status(db: sqlite_utils.Database) -> dict:
         "last_sync_error": sync_value(db, "last_error", "-") or "-",
         "hub_url": (db.execute("select value from device_identity where key = 'hub_url'").fetchone() or ["-"])[0],
     }
+
+
+# Usage upload state (edge_agent.usage_sync); its own set, so devices that recorded it keep it.
+usage_migrations = Migrations("usage_sync")
+
+
+@usage_migrations
+def m001_usage_chain(db: sqlite_utils.Database) -> None:
+    # chain_seq/chain_hash: the batch the hub last acknowledged (the next batch chains to it);
+    # last_sent_hash: the last batch put on the wire (for the technician's status)
+    db.execute("create table usage_chain (key text primary key, value text not null)")

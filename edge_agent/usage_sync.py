@@ -30,11 +30,10 @@ import sqlite_utils
 from hub_sync.envelope import open_envelope, seal
 from hub_sync.errors import DeviceError, FormatError, LinkError, ReplayError, SignatureError, SyncError
 from hub_sync.keys import load_signer, public_key_from_dict
-from hub_sync.migrations import Migrations
 from hub_sync.sqlite_db import transaction
 from hub_sync.usage_batch import batch_hash, encode_batch
 
-from .appliance import EXTRA_MIGRATIONS, Appliance
+from .appliance import Appliance
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +50,6 @@ UPLOAD_CONNECT_TIMEOUT_S = 10.0
 UPLOAD_WRITE_TIMEOUT_S = 30.0     # per chunk: a dead link fails here, not after minutes
 UPLOAD_READ_TIMEOUT_S = 60.0      # the hub stores a big batch before it answers
 UPLOAD_POOL_TIMEOUT_S = 5.0
-
-migrations = Migrations("usage_sync")
-EXTRA_MIGRATIONS.append(migrations)
-
-
-@migrations
-def m001_usage_chain(db: sqlite_utils.Database) -> None:
-    # chain_seq/chain_hash: the batch the hub last acknowledged (the next batch chains to it);
-    # last_sent_hash: the last batch put on the wire (for the technician's status)
-    db.execute("create table usage_chain (key text primary key, value text not null)")
-
 
 @dataclass(frozen=True)
 class SignedBatch:
@@ -108,7 +96,6 @@ def upload_pending(appliance: Appliance, hub_url: str | None = None, timeout: ht
     device) or ReplayError / FormatError (the hub refuses the batch). Nothing is
     pruned unless a verified acknowledgement covers it.
     """
-    migrations.apply(appliance.db)
     hub_url = (hub_url or appliance.config.hub_url or appliance.identity("hub_url", "") or "").rstrip("/")
     if not hub_url:
         raise LinkError("没有配置县平台地址，请先完成设备开通（provision apply）",
@@ -151,7 +138,6 @@ def build_next_batch(appliance: Appliance, after_seq: int | None = None, prev_ha
 
     Sends nothing: HTTP upload and a USB export share it.
     """
-    migrations.apply(appliance.db)
     if after_seq is None:
         after_seq = appliance.journal.acknowledged()
     if prev_hash is None:

@@ -89,11 +89,9 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
     """Write this device's unacknowledged usage, offered uploads and (until enrolled)
     its enrollment request onto the stick; room is checked before writing."""
     from edge_agent.usage_sync import chain_hash, build_next_batch
-    from edge_agent.usage_sync import migrations as usage_migrations
     from hub_sync.keys import load_signer
 
     migrations.apply(appliance.db)
-    usage_migrations.apply(appliance.db)
     folder = _device_folder(appliance, stick_path, UP)
     hub_key = hub_usb_key_b64(appliance.data_dir)
     if not hub_key:
@@ -161,9 +159,7 @@ def _sha(data: bytes) -> str:
 # -- back on site: acknowledgements and content ------------------------------------------
 def _apply_acks(appliance, stick_path: Path) -> dict:
     from edge_agent.usage_sync import SignedBatch, apply_ack, load_hub_key, verify_ack
-    from edge_agent.usage_sync import migrations as usage_migrations
 
-    usage_migrations.apply(appliance.db)
     folder = _device_folder(appliance, stick_path, DOWN)
     result = {"acks": 0, "pruned": 0, "acked_seq": appliance.journal.acknowledged(), "ignored": []}
     if not folder.is_dir():

@@ -93,10 +93,7 @@ def status_page():
 
 
 def _channels() -> list[dict]:
-    try:
-        rows = appliance().db.execute("select channel, title, mandatory, version from sync_channels order by channel").fetchall()
-    except Exception:  # no sync tables yet on this device
-        return []
+    rows = appliance().db.execute("select channel, title, mandatory, version from sync_channels order by channel").fetchall()
     return [{"channel": c, "title": t, "mandatory": bool(m), "version": v} for c, t, m, v in rows]
 
 
