@@ -64,7 +64,11 @@ def scratch_client(appliance, info: StickInfo) -> Iterator[SyncClient]:
     scratch_root = appliance.data_dir / "usb"
     scratch_root.mkdir(parents=True, exist_ok=True)
     for old in scratch_root.glob("scratch-*"):  # left by a crash; an hour old cannot be in use
-        if time.time() - old.stat().st_mtime > SCRATCH_MAX_AGE_S:
+        try:
+            stale = time.time() - old.stat().st_mtime > SCRATCH_MAX_AGE_S
+        except FileNotFoundError:
+            continue  # another plan (the watcher, a second request) just finished with it
+        if stale:
             shutil.rmtree(old, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(dir=scratch_root, prefix="scratch-"))
     try:

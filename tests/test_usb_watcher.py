@@ -66,6 +66,34 @@ def test_watcher_records_the_plan_when_a_stick_appears(world, mounted):
     watcher.stop()
 
 
+def test_plans_made_at_the_same_time_do_not_trip_over_each_other(world, mounted):
+    """The watcher and page requests plan the same stick at once; each uses its own scratch state."""
+    import threading
+
+    from provisioning.watcher import plan_for
+
+    world.make()
+    app = world.appliance()
+    results, failures = [], []
+
+    def plan_repeatedly():
+        for _ in range(20):
+            try:
+                results.append(plan_for(app, world.stick))
+            except Exception as exc:  # noqa: BLE001  (the assertion below names it)
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=plan_repeatedly) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(results) == 80 and all(r["ok"] and r["provision"]["school_code"] == SCHOOL for r in results)
+    assert not list((app.data_dir / "usb").glob("scratch-*"))  # every scratch copy was removed
+    assert app.school_code == ""
+
+
 def test_watcher_shows_a_refusal_for_a_bad_stick(world, mounted):
     world.make(valid_days=-1)
     app = world.appliance()
