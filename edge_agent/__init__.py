@@ -1,6 +1,6 @@
 """The school appliance: content store, catalogue, LAN serving, learning spaces."""
 
-__version__ = "0.1.0"
+from firmware import __version__  # one version for the installed software
 
 from .web import create_app  # noqa: E402
 

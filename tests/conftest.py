@@ -56,18 +56,30 @@ def wait_http(url: str, timeout_s: float = 20.0, proc: subprocess.Popen | None =
 
 
 class ServerProcess:
-    """A ``school-edge`` command running as a real process on loopback."""
+    """A ``school-edge`` command running as a real process on loopback.
+
+    Its output goes to a temporary file, not a pipe: a pipe nobody reads fills up
+    (64 KiB) and then blocks the server in the middle of a test."""
 
     def __init__(self, args: list[str], port: int, env: dict | None = None) -> None:
+        import tempfile
+
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
+        self._log = tempfile.TemporaryFile("w+", encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge_agent.cli", *args], cwd=REPO, env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            stdout=self._log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
 
     def wait(self, path: str = "/api/v1/status") -> "ServerProcess":
-        wait_http(self.base + path, proc=self.proc)
+        try:
+            wait_http(self.base + path, proc=self.proc)
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"{exc}; the server printed:\n{self.output()}") from None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited early with {self.proc.returncode}:\n{self.output()}")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
@@ -78,16 +90,20 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        if self.proc.stdout and not self.proc.stdout.closed:
-            self._output = self.proc.stdout.read()
-            self.proc.stdout.close()
+        if not self._log.closed:
+            self._output = self.output()
+            self._log.close()
         return self.proc.returncode
 
     _output = ""
 
     def output(self) -> str:
-        """Everything the server printed (after ``stop()``)."""
-        return self._output
+        """Everything the server has printed so far (all of it after ``stop()``)."""
+        if self._log.closed:
+            return self._output
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
 
 
 @pytest.fixture
