@@ -18,13 +18,8 @@ Prints a table of the requests, then last
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -32,14 +27,10 @@ from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from local_server import free_port, start_edge, stop  # noqa: E402
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure(page, cdp, url: str) -> list[tuple[str, int]]:
@@ -66,19 +57,8 @@ def main() -> None:
         appliance = prepare_demo(data_dir, "127.0.0.1", port)
         creds = load_sample_roster(appliance)
         appliance.close()
-        server = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "edge", "serve", "--data", str(data_dir),
-                                   "--port", str(port), "--no-announce"], cwd=REPO, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        server = start_edge(data_dir, port)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(base + "/api/v1/status", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the appliance did not start")
-                    time.sleep(0.2)
             students = httpx.get(f"{base}/api/v1/login/classes/{creds['class_id']}/students").json()["students"]
             name, pin = creds["students"][0]
             person = next(s["id"] for s in students if s["name"] == name)
@@ -101,8 +81,7 @@ def main() -> None:
                 repeat = measure(page, cdp, base + "/student")
                 browser.close()
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(15)
+            stop(server)
     for label, rows in (("first load (empty cache)", first), ("later load", repeat)):
         print(f"{label}:")
         for url, size in sorted(rows, key=lambda r: -r[1]):

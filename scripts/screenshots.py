@@ -13,29 +13,21 @@ instead of Chinese or a broken layout is a failure.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))  # the bench scripts' way of starting the appliance
+from local_server import free_port, start_edge, stop  # noqa: E402
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TABLET, LAPTOP, SCREEN = {"width": 800, "height": 1280}, {"width": 1366, "height": 768}, {"width": 1920, "height": 1080}
 MAX_BYTES = 300 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(data_dir: Path, port: int) -> dict:
@@ -90,19 +82,8 @@ def run(out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="school-edge-shots-") as tmp:
         data_dir = Path(tmp) / "data"
         creds = prepare(data_dir, port)
-        server = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "edge", "serve", "--data", str(data_dir),
-                                   "--port", str(port), "--no-announce"], cwd=REPO, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        server = start_edge(data_dir, port)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(base + "/api/v1/status", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the appliance did not start")
-                    time.sleep(0.2)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
                 tablet = browser.new_context(viewport=TABLET, locale="zh-CN", has_touch=True).new_page()
@@ -156,8 +137,7 @@ def run(out: Path) -> None:
                 shoot(screen, out, "projection")
                 browser.close()
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(15)
+            stop(server)
 
 
 def main() -> None:
