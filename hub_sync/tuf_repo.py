@@ -56,6 +56,9 @@ INDEX_PREFIX = "schools/"
 _SERIALIZER = JSONSerializer(compact=False)
 
 
+KEEP_MOMENTS = 3  # published moments whose metadata stays on disk (see TufRepo._prune)
+
+
 def check_channel_id(channel: str) -> None:
     """Refuse a channel id that cannot be a TUF role name and a path part."""
     if not CHANNEL_ID.match(channel or "") or channel in RESERVED_ROLES:
@@ -194,7 +197,26 @@ class TufRepo:
         self._write(f"{snapshot_version}.snapshot.json", self._sign(
             Snapshot(version=snapshot_version, expires=now + SNAPSHOT_LIFETIME, meta=snap_meta), online))
         self._write_timestamp(snapshot_version, now)
+        self._prune(snapshot_version)
         return self.state()
+
+    def _prune(self, snapshot_version: int) -> None:
+        """Remove versioned metadata that no recent moment refers to.
+
+        Every publish adds files; without this the folder grows for ever. A client
+        that read the previous timestamp may still be fetching that moment's
+        snapshot and roles, so the last ``KEEP_MOMENTS`` stay. Every root version
+        stays: a device that slept through rotations walks the whole chain."""
+        keep: set[str] = set()
+        for version in range(max(1, snapshot_version - KEEP_MOMENTS + 1), snapshot_version + 1):
+            name = f"{version}.snapshot.json"
+            if (self.metadata_dir / name).is_file():
+                keep.add(name)
+                keep.update(f"{meta.version}.{role}" for role, meta in self._load(name).signed.meta.items())
+        for path in self.metadata_dir.glob("*.json"):
+            prefix = path.name.split(".", 1)[0]
+            if prefix.isdigit() and not path.name.endswith(".root.json") and path.name not in keep:
+                path.unlink()
 
     def _write_timestamp(self, snapshot_version: int, now: datetime) -> None:
         version = self._load("timestamp.json").signed.version + 1 if self.exists() else 1

@@ -183,3 +183,25 @@ def test_hub_cli_creates_channels_adds_resources_publishes_and_reports(tmp_path)
     assert bad.exit_code == 1 and "hub channel" in bad.output
     again = runner.invoke(main, ["hub", "publish", "--data", data])
     assert "yuwen-1 v1" in again.output  # nothing changed: the channel keeps its version
+
+
+def test_old_metadata_versions_are_pruned_but_every_root_and_recent_moment_stays(hub, tmp_path):
+    chans = Channels(hub.db)
+    chans.put_channel("yuwen-1", "一年级语文", mandatory=True)
+    chans.put_channel("math-1", "一年级数学", mandatory=True)
+    _add(hub, "math-1", "m0", b"math stays unchanged")
+    for i in range(6):
+        _add(hub, "yuwen-1", f"r{i}", f"lesson {i}".encode())
+        state = publish(hub, {"yuwen-1"} if i else None)
+    repo_for(hub).rotate_online_key(generate_key(tmp_path / "new-online.pem"))
+    state = repo_for(hub).state()
+    names = {p.name for p in (hub.repo_dir / "metadata").iterdir()}
+    keep = range(state.snapshot_version - tuf_repo.KEEP_MOMENTS + 1, state.snapshot_version + 1)
+    assert {n for n in names if n.endswith(".snapshot.json")} == {f"{v}.snapshot.json" for v in keep}
+    assert {n for n in names if n.endswith(".targets.json")} == {f"{v}.targets.json" for v in keep}
+    assert {"1.root.json", "2.root.json", "root.json", "timestamp.json"} <= names
+    # every role a kept snapshot names is still there, so a client mid-update can finish
+    for v in keep:
+        for role, meta in _md(hub, f"{v}.snapshot.json").signed.meta.items():
+            assert f"{meta.version}.{role}" in names
+    assert len(names) <= 2 + 2 + 3 * 4  # roots, root.json + timestamp, three moments of 4 files
