@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
 from hub_sync.migrations import Migrations
 from hub_sync.sqlite_db import transaction
+from hub_sync.usage_batch import UsageEvent as Event  # one record for an event, here and on the wire
 
 from .errors import BadRequestError
 
@@ -37,16 +37,6 @@ def m001_journal(db: sqlite_utils.Database) -> None:
         " actor text not null, verb text not null, object text not null, data text not null default '{}')"
     )
     db.execute("create table journal_state (key text primary key, value integer not null)")
-
-
-@dataclass(frozen=True)
-class Event:
-    seq: int
-    ts: float
-    actor: str
-    verb: str
-    object: str
-    data: dict[str, Any]
 
 
 class Journal:
