@@ -16,6 +16,10 @@ In one run, in a temporary folder:
    For information, the same 30 clients again with no pause (closed loop: the
    latency is then 30 / throughput of the box, about 2 cores shared with the
    load generator itself);
+   and, for information, the 30 teachers again while one learner of each of their
+   classes records progress (``PUT /api/v1/progress/<id>``, a random pause of mean
+   ``--write-ms``): every write changes the class's summary, so these reads are
+   mostly computed afresh rather than answered from the per-class cache;
 4. login storm: the 40 students of one class (it is made 40 for this) log in
    with their PINs at random moments within the same 10 seconds; p95 of each
    login's latency (and, for information, all 40 at the same instant).
@@ -187,6 +191,54 @@ def run_clients(base: str, jobs: list[tuple[str, str]], seconds: float, think_s:
     return latencies
 
 
+def run_writers(base: str, jobs: list[tuple[str, str]], seconds: float, pause_s: float, seed: int) -> list[float]:
+    """Each (cookie token, CSRF token) is a learner recording progress on videos for
+    ``seconds``, pausing a random 0..2*pause_s between writes; latencies in ms."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    errors = []
+
+    def learner(token: str, csrf: str) -> None:
+        mine = []
+        rng = random.Random(f"{seed}{token}")
+        with httpx.Client(base_url=base, cookies={"se_session": token}, headers={"X-CSRF-Token": csrf}, timeout=30) as http:
+            while time.monotonic() < deadline:
+                time.sleep(rng.random() * 2 * pause_s)
+                body = {"state": "in_progress", "percent": rng.random() * 100, "position": rng.random() * 300}
+                t0 = time.perf_counter()
+                r = http.put(f"/api/v1/progress/vid-{rng.randrange(60)}", json=body)
+                mine.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    errors.append((r.status_code, r.text[:200]))
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=learner, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} failed progress writes, e.g. {errors[:2]}")
+    return latencies
+
+
+def read_while_writing(base: str, readers: list[tuple[str, str]], writers: list[tuple[str, str]], seconds: float,
+                       think_s: float, write_s: float, seed: int) -> tuple[list[float], list[float]]:
+    """``run_clients`` for the readers while ``run_writers`` runs for the writers."""
+    written: list[list[float]] = []
+    writing = threading.Thread(target=lambda: written.append(run_writers(base, writers, seconds, write_s, seed)))
+    writing.start()
+    try:
+        read = run_clients(base, readers, seconds, think_s, seed)
+    finally:
+        writing.join()
+    if not written:
+        raise SystemExit("the progress writers failed")
+    return read, written[0]
+
+
 def login_storm(base: str, class_id: int, student_ids: list[int], window_s: float, rng: random.Random) -> list[float]:
     latencies: list[float] = []
     lock = threading.Lock()
@@ -221,6 +273,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--think-ms", type=float, default=500.0,
                         help="mean pause of a client between requests (a person reading the page); 0 = closed loop")
+    parser.add_argument("--write-ms", type=float, default=1000.0,
+                        help="mean pause of a learner between progress writes in the read-while-writing phase")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -232,13 +286,15 @@ def main() -> None:
     world = build(appliance, args.seed)
     built_s = time.monotonic() - t0
     db = appliance.db
-    teacher_jobs, student_jobs = [], []
+    teacher_jobs, student_jobs, writer_jobs = [], [], []
+    writers_rng = random.Random(args.seed + 1)  # its own, so the other phases draw what they always drew
     for n in range(CLIENTS):
         cid = world["classes"][1 + n * 3 % (CLASSES - 1)]
         token, _ = create_session(db, get_person(db, world["teachers"][cid][0]), "bench")
         teacher_jobs.append((token, f"/api/v1/classes/{cid}/progress"))
         token, _ = create_session(db, get_person(db, rng.choice(world["students"][cid])), "bench")
         student_jobs.append((token, "/api/v1/me/home"))
+        writer_jobs.append(create_session(db, get_person(db, writers_rng.choice(world["students"][cid])), "bench"))
     appliance.close()
 
     port = free_port()
@@ -262,6 +318,9 @@ def main() -> None:
         # for information: the same 30 clients with no pause at all (saturation)
         progress_sat = run_clients(base, teacher_jobs, args.seconds / 2, 0, args.seed)
         home_sat = run_clients(base, student_jobs, args.seconds / 2, 0, args.seed)
+        # for information: the summaries while their classes work (mostly computed afresh)
+        progress_rw, writes = read_while_writing(base, teacher_jobs, writer_jobs, args.seconds, think,
+                                                 args.write_ms / 1000, args.seed)
         storm_class = world["classes"][0]
         storm = login_storm(base, storm_class, world["students"][storm_class], 10.0, rng)
         burst = login_storm(base, storm_class, world["students"][storm_class], 0.0, rng)
@@ -274,12 +333,14 @@ def main() -> None:
 
     print(f"data set built in {built_s:.1f} s: " + ", ".join(f"{k}={v}" for k, v in world["counts"].items()))
     print(f"think time: mean {args.think_ms:.0f} ms between a client's requests")
-    print(f"{'measure':34} {'requests':>9} {'median ms':>10} {'p95 ms':>9} {'goal ms':>8}")
+    print(f"{'measure':40} {'requests':>9} {'median ms':>10} {'p95 ms':>9} {'goal ms':>8}")
     for name, lat, goal in (("class progress (30 teachers)", progress, 100), ("student home (30 students)", home, 50),
                             ("class progress, closed loop (info)", progress_sat, None),
                             ("student home, closed loop (info)", home_sat, None),
+                            ("class progress, classes working (info)", progress_rw, None),
+                            ("progress writes meanwhile (info)", writes, None),
                             ("login storm (40 in 10 s)", storm, 1000), ("login burst (40 at once, info)", burst, None)):
-        print(f"{name:34} {len(lat):9d} {statistics.median(lat):10.1f} {p95(lat):9.1f} {goal if goal else '-':>8}")
+        print(f"{name:40} {len(lat):9d} {statistics.median(lat):10.1f} {p95(lat):9.1f} {goal if goal else '-':>8}")
     print(f"class_progress_p95_ms={p95(progress):.1f} student_home_p95_ms={p95(home):.1f} login_storm_p95_ms={p95(storm):.1f}")
 
 

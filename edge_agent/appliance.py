@@ -2,7 +2,9 @@
 
 ``Appliance.open(config)`` prepares the data folder (migrations, identity) and is
 what the CLI, the web app and the scheduled jobs share. Database connections are
-per thread, because a sqlite3 connection must not be used by two threads at once.
+per thread, because a sqlite3 connection must not be used by two threads at once;
+a server hands a request's connection back with ``release()`` so a few pooled
+connections serve all its request threads (each costs its own page cache).
 """
 
 from __future__ import annotations
@@ -33,9 +35,20 @@ from .sync_schema import sync_status
 from .spaces.schema import migrations as spaces_migrations
 
 DB_FILE = "edge.db"
+# A server's request threads share a few connections: at most POOL_CONNECTIONS
+# requests use the database at once (two cores gain nothing from more, and each
+# connection costs its own page cache and schema); POOL_IDLE_CONNECTIONS stay open
+# for the next requests, the others are closed when handed back. A request waits
+# at most POOL_WAIT_S for one, then opens its own: slow requests holding theirs
+# (an upload from a tablet on weak Wi-Fi) must not stall the whole school.
+POOL_CONNECTIONS = 8
+POOL_IDLE_CONNECTIONS = 2
+POOL_WAIT_S = 0.5
 
 # Migration sets applied at start-up, in order; feature modules append theirs.
 EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, usage_migrations, spaces_migrations]
+from .downlink import migrations as downlink_migrations, status as downlink_status  # noqa: E402
+EXTRA_MIGRATIONS.append(downlink_migrations)
 
 class Appliance:
     """One school appliance's data folder, opened."""
@@ -45,6 +58,8 @@ class Appliance:
         self.data_dir = Path(config.data_dir)
         self._local = threading.local()
         self._all_dbs: list[sqlite_utils.Database] = []
+        self._idle: list[sqlite_utils.Database] = []  # released, ready for the next request
+        self._slots = threading.Semaphore(POOL_CONNECTIONS)
         self._lock = threading.Lock()
         self.store = BlobStore(self.data_dir / "content", reserve_bytes=config.free_space_reserve_mb * MIB)
         self.integrity = IntegrityGuard(self)
@@ -79,11 +94,43 @@ class Appliance:
         """This thread's connection to the appliance database."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = open_db(self.data_dir / DB_FILE)
-            self._local.db = db
+            if getattr(self._local, "pooled", False) and not getattr(self._local, "slot", False):
+                # wait briefly for a free connection; without one, go on with a connection of its own
+                self._local.slot = self._slots.acquire(timeout=POOL_WAIT_S)
             with self._lock:
-                self._all_dbs.append(db)
+                db = self._idle.pop() if self._idle else None
+            if db is None:
+                db = open_db(self.data_dir / DB_FILE)
+                with self._lock:
+                    self._all_dbs.append(db)
+            self._local.db = db
         return db
+
+    def use_pool(self) -> None:
+        """Mark this thread as a server's request thread: its ``db`` waits for one of
+        ``POOL_CONNECTIONS`` and must be handed back with ``release()``."""
+        self._local.pooled = True
+
+    def release(self) -> None:
+        """Hand this thread's connection back to the pool (a server calls it after
+        each request); the thread's next ``db`` takes one from the pool again."""
+        db = getattr(self._local, "db", None)
+        if getattr(self._local, "slot", False):
+            self._local.slot = False
+            self._slots.release()
+        if db is None:
+            return
+        self._local.db = None
+        if db.conn.in_transaction:  # a transaction never outlives its request
+            db.conn.execute("rollback")
+        with self._lock:
+            if db not in self._all_dbs:  # close() ran meanwhile
+                return
+            if len(self._idle) < POOL_IDLE_CONNECTIONS:
+                self._idle.append(db)
+                return
+            self._all_dbs.remove(db)
+        db.close()
 
     @property
     def catalogue(self) -> Catalogue:
@@ -99,6 +146,7 @@ class Appliance:
             for db in self._all_dbs:
                 db.close()
             self._all_dbs.clear()
+            self._idle.clear()
         self._local = threading.local()
 
     # -- identity --------------------------------------------------------------
@@ -143,4 +191,5 @@ class Appliance:
             "corrupt_files": self.integrity.corrupt_count(),
             "pending_usage_events": self.journal.pending_count(),
             **sync_status(self.db),
+            **downlink_status(self.db),
         }

@@ -5,7 +5,10 @@ Per batch: read events after the acknowledged sequence, encode them
 (``hub_sync.usage_batch``) chained to the hash the hub last acknowledged, sign them
 with the device key (DSSE), POST them, verify the hub's signed acknowledgement, and
 only then, in one transaction, prune what it covers, remember the chain hash and
-raise ``trusted_time``. Any failure (link cut, timeout, garbage, a bad signature)
+raise ``trusted_time``. The acknowledgement also carries the hub's messages for this
+school after the last one applied here (``edge_agent.downlink``), applied in order;
+when no batch was due, one small poll asks for them instead (the hub answers 204,
+an empty body, when nothing waits). Any failure (link cut, timeout, garbage, a bad signature)
 raises a ``SyncError`` with the reason, is logged, and changes nothing here; the
 next call simply sends again, which the hub stores exactly once. Retrying is the
 scheduler's job, not this module's.
@@ -27,19 +30,23 @@ from pathlib import Path
 import httpx
 import sqlite_utils
 
-from hub_sync.envelope import open_envelope, seal
+from hub_sync.envelope import PAYLOAD_PREFIX, open_envelope, seal
 from hub_sync.errors import DeviceError, FormatError, LinkError, ReplayError, SignatureError, SyncError
 from hub_sync.keys import load_signer, public_key_from_dict
 from hub_sync.sqlite_db import transaction
 from hub_sync.usage_batch import batch_hash, encode_batch
 
 from .appliance import Appliance
+from .downlink import POLL_KIND, DownlinkResult, apply_answer, check_answer, open_answer, poll_request
+from .downlink import cursor as downlink_cursor
 
 log = logging.getLogger(__name__)
 
 DEVICE_KEY_FILE = "keys/device.pem"
 HUB_ONLINE_KEY_FILE = "trust/hub_online_key.json"
 USAGE_PATH = "/api/v1/hub/usage"
+DOWNLINK_PATH = "/api/v1/hub/downlink"
+POLL_CONTENT_TYPE = PAYLOAD_PREFIX + POLL_KIND + "+json"
 BATCH_KIND = "usage-batch"
 ACK_KIND = "usage-ack"
 BATCH_CONTENT_TYPE = "application/vnd.school-edge.usage-batch+json"
@@ -50,6 +57,7 @@ UPLOAD_CONNECT_TIMEOUT_S = 10.0
 UPLOAD_WRITE_TIMEOUT_S = 30.0     # per chunk: a dead link fails here, not after minutes
 UPLOAD_READ_TIMEOUT_S = 60.0      # the hub stores a big batch before it answers
 UPLOAD_POOL_TIMEOUT_S = 5.0
+POLL_MAX_ROUNDS = 50              # answers per sync (each up to 20 messages): a long queue finishes next time
 
 @dataclass(frozen=True)
 class SignedBatch:
@@ -75,6 +83,7 @@ class UploadResult:
     bytes_received: int = 0
     hub_time: float | None = None
     resend_requests: list[int] = field(default_factory=list)
+    downlink: DownlinkResult = field(default_factory=DownlinkResult)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class UsageAck:
     chain_hash: str
     hub_time: float
     resend_from: int | None
+    downlink: dict | None = None
 
 
 def upload_pending(appliance: Appliance, hub_url: str | None = None, timeout: httpx.Timeout | float | None = None,
@@ -105,31 +115,69 @@ def upload_pending(appliance: Appliance, hub_url: str | None = None, timeout: ht
         timeout = httpx.Timeout(connect=UPLOAD_CONNECT_TIMEOUT_S, write=UPLOAD_WRITE_TIMEOUT_S,
                                 read=UPLOAD_READ_TIMEOUT_S, pool=UPLOAD_POOL_TIMEOUT_S)
     result = UploadResult(acked_seq=appliance.journal.acknowledged())
-    after, prev = result.acked_seq, chain_hash(appliance, result.acked_seq)
     with httpx.Client(timeout=timeout) as client:
-        while True:
-            batch = build_next_batch(appliance, after, prev, max_events)
-            if batch is None:
-                break
-            ack = _send(client, hub_url, batch, appliance, hub_key, result)
-            result.batches += 1
-            result.events_sent += batch.last_seq - batch.first_seq + 1
-            result.hub_time = ack.hub_time
-            result.pruned += apply_ack(appliance, ack)
-            result.acked_seq = appliance.journal.acknowledged()
-            if ack.resend_from is not None:
-                # a gap: the hub holds less than this batch assumed; send again from where it asks,
-                # once per call (a second gap in a row means the hub lost data: a person must look)
-                result.resend_requests.append(ack.resend_from)
-                held = appliance.journal.pending(ack.resend_from - 1, 1)
-                if len(result.resend_requests) > 1 or not held or held[0].seq != ack.resend_from:
-                    log.warning("hub asks for events from %d, which this device no longer holds", ack.resend_from)
-                    raise ReplayError(f"县平台要求从第 {ack.resend_from} 条重发，但本机已没有这些记录，请联系县技术员",
-                                      f"hub asks to resend from {ack.resend_from}, which this device no longer holds; "
-                                      "call the county technician")
-            after, prev = ack.acked_seq, ack.chain_hash
+        _upload_batches(appliance, client, hub_url, hub_key, max_events, result)
+        if (result.batches == 0 or result.downlink.more) and _poll_downlink(appliance, client, hub_url, hub_key, result):
+            # applying messages journals them (and a transfer's space): send that up now, not next time
+            _upload_batches(appliance, client, hub_url, hub_key, max_events, result)
     result.pending = appliance.journal.pending_count()
     return result
+
+
+def _upload_batches(appliance: Appliance, client: httpx.Client, hub_url: str, hub_key, max_events: int,
+                    result: UploadResult) -> None:
+    """Batch after batch until nothing is pending; messages riding on the acks are applied as they come."""
+    gaps = 0
+    after, prev = appliance.journal.acknowledged(), chain_hash(appliance, appliance.journal.acknowledged())
+    while True:
+        batch = build_next_batch(appliance, after, prev, max_events)
+        if batch is None:
+            break
+        ack = _send(client, hub_url, batch, appliance, hub_key, result)
+        result.batches += 1
+        result.events_sent += batch.last_seq - batch.first_seq + 1
+        result.hub_time = ack.hub_time
+        result.pruned += apply_ack(appliance, ack)
+        result.acked_seq = appliance.journal.acknowledged()
+        if ack.downlink is not None:
+            result.downlink.add(apply_answer(appliance, check_answer(ack.downlink, appliance.device_id, appliance.school_code)))
+        if ack.resend_from is not None:
+            # a gap: the hub holds less than this batch assumed; send again from where it asks,
+            # once per call (a second gap in a row means the hub lost data: a person must look)
+            result.resend_requests.append(ack.resend_from)
+            gaps += 1
+            held = appliance.journal.pending(ack.resend_from - 1, 1)
+            if gaps > 1 or not held or held[0].seq != ack.resend_from:
+                log.warning("hub asks for events from %d, which this device no longer holds", ack.resend_from)
+                raise ReplayError(f"县平台要求从第 {ack.resend_from} 条重发，但本机已没有这些记录，请联系县技术员",
+                                  f"hub asks to resend from {ack.resend_from}, which this device no longer holds; "
+                                  "call the county technician")
+        after, prev = ack.acked_seq, ack.chain_hash
+
+
+def _poll_downlink(appliance: Appliance, client: httpx.Client, hub_url: str, hub_key, result: UploadResult) -> bool:
+    """Ask for waiting messages until none are left; True if any was applied or failed."""
+    done = False
+    signer = load_signer(appliance.data_dir / DEVICE_KEY_FILE)
+    for _ in range(POLL_MAX_ROUNDS):
+        try:
+            response = client.post(hub_url + DOWNLINK_PATH, content=poll_request(appliance.db, appliance.device_id, signer),
+                                   headers={"Content-Type": POLL_CONTENT_TYPE})
+        except httpx.HTTPError as exc:
+            log.warning("downlink poll failed: %s", exc)
+            raise LinkError("无法从县平台接收消息，下次联网时会再试", f"cannot fetch the hub's messages ({exc}); will try next time") from exc
+        result.bytes_received += len(response.content)
+        if response.status_code in (204, 404):  # nothing waits (404: a hub without messages for devices)
+            break
+        if response.status_code != 200:
+            raise _refusal(response)
+        answer = open_answer(response.content, hub_key, appliance.device_id, appliance.school_code)
+        applied = apply_answer(appliance, answer)
+        result.downlink.add(applied)
+        done = done or bool(applied.applied or applied.failed)
+        if not answer["more"]:
+            break
+    return done
 
 
 def build_next_batch(appliance: Appliance, after_seq: int | None = None, prev_hash: str | None = None,
@@ -162,7 +210,8 @@ def verify_ack(body: bytes, hub_key, device_id: str, batch: SignedBatch) -> Usag
     try:
         raw = json.loads(payload)
         ack = UsageAck(str(raw["device_id"]), int(raw["acked_seq"]), str(raw["batch_hash"]), str(raw["chain_hash"]),
-                       float(raw["hub_time"]), int(raw["resend_from"]) if raw.get("resend_from") is not None else None)
+                       float(raw["hub_time"]), int(raw["resend_from"]) if raw.get("resend_from") is not None else None,
+                       raw.get("downlink"))
     except (ValueError, KeyError, TypeError) as exc:
         raise LinkError("县平台的确认内容无效，未做任何更改", f"acknowledgement body is malformed: {exc}") from exc
     if ack.device_id != device_id or ack.batch_hash != batch.hash:
@@ -205,7 +254,7 @@ def load_hub_key(data_dir: Path):
 
 
 def _send(client: httpx.Client, hub_url: str, batch: SignedBatch, appliance: Appliance, hub_key, result: UploadResult) -> UsageAck:
-    url = hub_url + USAGE_PATH
+    url = hub_url + USAGE_PATH + f"?downlink_after={downlink_cursor(appliance.db)}"
     try:
         response = client.post(url, content=batch.envelope, headers={"Content-Type": BATCH_CONTENT_TYPE})
     except httpx.TimeoutException as exc:

@@ -15,7 +15,10 @@ the same events give the same bytes and the hub stores them once); the newest
 complete export supersedes older ones, which are removed. ``import_usb`` applies
 the acknowledgements the hub wrote to ``<school>/down/<device_id>/`` (each
 verified against the hub's online key and a batch this device exported, then
-pruned by ``edge_agent.usage_sync.apply_ack``) and a newer content pack.
+pruned by ``edge_agent.usage_sync.apply_ack``), the county's messages in
+``<school>/down/<device_id>/downlink.json`` (verified and applied exactly as over the
+network by ``edge_agent.downlink``; the manifest tells the hub the last one applied)
+and a newer content pack.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .verified_copy import import_verified
 
 EXPORT_KIND = "usb-export"
 MANIFEST = "manifest.json"
+DOWNLINK_FILE = "downlink.json"
 UP, DOWN = "up", "down"
 
 migrations = Migrations("usb_sneakernet")
@@ -128,8 +132,11 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
         data = enrollment.read_bytes()
         stick.atomic_write(dest / "enrollment-request.json", data)
         entries.append({"path": "enrollment-request.json", "size": len(data), "sha256": _sha(data)})
+    from edge_agent.downlink import cursor as downlink_cursor
+
     manifest = {"device_id": appliance.device_id, "school_code": appliance.school_code, "export_no": export_no,
                 "files": entries, "uploads": uploads, "created_at": time.time(),
+                "downlink_applied": downlink_cursor(appliance.db),
                 "batches": [{"file": n, "hash": b.hash, "first_seq": b.first_seq, "last_seq": b.last_seq}
                             for n, b in zip(sealed, batches)]}
     manifest_bytes = seal(EXPORT_KIND, canonical_json(manifest), load_signer(appliance.data_dir / "keys" / "device.pem"))
@@ -190,6 +197,19 @@ def _apply_acks(appliance, stick_path: Path) -> dict:
     return result
 
 
+def _apply_downlink(appliance, stick_path: Path) -> dict:
+    """The county's messages the hub wrote for this device, applied as over the network."""
+    from edge_agent.downlink import apply_answer, open_answer
+    from edge_agent.usage_sync import load_hub_key
+
+    path = _device_folder(appliance, stick_path, DOWN) / DOWNLINK_FILE
+    if not path.is_file() or path.is_symlink():
+        return {"applied": 0, "failed": 0, "skipped": 0}
+    answer = open_answer(path.read_bytes(), load_hub_key(appliance.data_dir), appliance.device_id, appliance.school_code)
+    done = apply_answer(appliance, answer)
+    return {"applied": done.applied, "failed": done.failed, "skipped": done.skipped, "failures": done.failures}
+
+
 def _payload(envelope: bytes) -> bytes:
     import base64
 
@@ -238,6 +258,7 @@ def import_usb(appliance, stick_path: Path, progress: Callable[[int], None] | No
                                f"the stick holds nothing for school {appliance.school_code} (only: {', '.join(others)})")
     report = {"school_code": appliance.school_code, "device_id": appliance.device_id}
     report["usage"] = _apply_acks(appliance, stick_path)
+    report["messages"] = _apply_downlink(appliance, stick_path)
     report["content"] = _apply_pack(appliance, school_folder, progress)
     acked = appliance.journal.acknowledged()
     up = school_folder / UP / appliance.device_id

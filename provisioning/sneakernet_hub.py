@@ -10,7 +10,12 @@ For every school folder on the stick (one stick may carry several schools):
    network (idempotent: the same export twice stores nothing new), offered
    teacher uploads stored hash-checked and recorded for review;
 3. the signed acknowledgements go to ``<school>/down/<device_id>/<n>/`` (marker last),
-   and a fresh content pack for the school to ``<school>/content/``.
+   and a fresh content pack for the school to ``<school>/content/``;
+4. the county's messages for each enrolled device of the school (``hub_sync.hub.downlink``:
+   notices, roster changes, transfers, share status), after the last one the device
+   reported applied in a signed export, go to ``<school>/down/<device_id>/downlink.json``:
+   the same signed ``downlink`` envelope a poll gets over the network, every payload
+   sealed to that device's key.
 
 A half-written export (no marker) is ignored with a message; a stick pulled out
 half-way leaves the hub consistent (one transaction per batch) and the next run
@@ -28,12 +33,14 @@ import sqlite_utils
 
 from hub_sync.envelope import open_envelope
 from hub_sync.errors import FormatError, Problem
+from hub_sync.hub.downlink import DOWNLINK_KIND, Downlink, answer_bytes, hub_box_opener
+from hub_sync.hub.registry import Registry
 from hub_sync.migrations import Migrations
 from hub_sync.sqlite_db import transaction
 from hub_sync.usb_box import ensure_hub_usb_key, open_sealed
 
 from . import stick
-from .sneakernet import DOWN, EXPORT_KIND, MANIFEST, UP, _payload, _sha
+from .sneakernet import DOWN, DOWNLINK_FILE, EXPORT_KIND, MANIFEST, UP, _payload, _sha
 from .errors import IncompleteError, NothingToDoError
 
 migrations = Migrations("hub_usb")
@@ -76,6 +83,11 @@ def hub_import_usb(hub, stick_path: Path, packs: bool = True, progress: Callable
                                                             private, say, report))
             except Problem as exc:
                 report["problems"].append(f"{device_dir.name}: {exc}")
+        try:
+            with stick.stick_io(stick_path):
+                report["messages"] = _write_downlinks(hub, code, folder / DOWN)
+        except Problem as exc:
+            report["problems"].append(str(exc))
         if packs:
             try:
                 with stick.stick_io(stick_path):
@@ -144,6 +156,10 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
         acks.append(seal_ack(ack, signer))
         result["batches"] += 1
         result["stored"] += ack.stored
+    downlink = Downlink(hub.db)
+    downlink.scan(device, hub_box_opener(hub))  # offered uploads and transferred spaces in these events
+    if isinstance(manifest.get("downlink_applied"), int):
+        downlink.reported(device.device_id, manifest["downlink_applied"])
     for upload in uploads:
         with transaction(hub.db):
             hub.db["usb_offered_uploads"].upsert({"device_id": device.device_id, "resource_id": str(upload.get("resource_id")),
@@ -159,6 +175,24 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
     return result
 
 
+def _write_downlinks(hub, code: str, down: Path) -> int:
+    """Write each enrolled device's waiting messages (or remove a stale file); returns messages written."""
+    from hub_sync.envelope import seal
+
+    downlink, signer, written = Downlink(hub.db), None, 0
+    for device_id in [d["device_id"] for d in Registry(hub.db).all() if d["school_code"] == code and d["status"] == "active"]:
+        target = down / stick.check_name(device_id) / DOWNLINK_FILE
+        answer = downlink.answer(Registry(hub.db).get(device_id), downlink.reported_seq(device_id), None, None)
+        if answer is None:
+            if target.is_file():
+                target.unlink()
+            continue
+        signer = signer or hub.online_signer
+        stick.atomic_write(target, seal(DOWNLINK_KIND, answer_bytes(answer), signer))
+        written += len(answer["messages"])
+    return written
+
+
 def _write_acks(down: Path, export_name: str, acks: list[bytes]) -> None:
     dest = down / export_name
     stick.remove_tree(dest)
@@ -169,7 +203,7 @@ def _write_acks(down: Path, export_name: str, acks: list[bytes]) -> None:
         entries.append({"path": name, "size": len(body), "sha256": _sha(body)})
     stick.write_marker(dest, entries, kind="usage-acks")
     for old in down.iterdir():
-        if old.name != export_name:
+        if old.name not in (export_name, DOWNLINK_FILE):
             stick.remove_tree(old)
 
 

@@ -182,6 +182,9 @@ def edge_import_usb(stick_path: Path, data_dir: Path) -> None:
     click.echo(f"确认 acknowledgements: {usage['acks']} applied, {usage['pruned']} events pruned, acked up to {usage['acked_seq']}")
     for line in usage["ignored"]:
         click.echo(f"  已忽略 ignored: {line}")
+    msgs = report.get("messages") or {}
+    if msgs.get("applied") or msgs.get("failed"):
+        click.echo(f"县平台消息 hub messages: {msgs['applied']} applied, {msgs['failed']} failed")
     if content is None:
         click.echo("U盘上没有资源包 No content pack on the stick")
     elif "ignored" in content:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from hub_sync.sqlite_db import transaction
 
@@ -24,6 +24,7 @@ from .answers import attempts_of, exercise_for, submit_answers
 from .api_common import appliance, blueprint, body, db, viewer
 from .assignments import can_see_assignment, class_assignments, create_assignment, get_assignment, is_assigned_to
 from .cards import cards_html, cards_json
+from .class_cache import ClassCache
 from .exercises import public_questions
 from .login import issue_cards
 from .people import all_classes, class_row, class_students, class_teachers, classes_of, get_person
@@ -69,12 +70,21 @@ def rename_class(class_id: int):
     return jsonify(class_row(db(), class_id))
 
 
+@bp.record_once
+def _summary_cache(state) -> None:
+    state.app.extensions.setdefault("class_summaries", ClassCache())
+
+
 @bp.get("/api/v1/classes/<int:class_id>/progress")
 def progress_summary(class_id: int):
     me = viewer()
     class_row(db(), class_id)
     require(can_manage_class(db(), me, class_id))
-    return jsonify(class_progress(db(), class_id))
+    # the JSON body itself is cached per class version (class_cache.py): a teacher's
+    # re-read while nothing changed in the class costs one indexed read
+    body = current_app.extensions["class_summaries"].get(
+        db(), class_id, lambda: jsonify(class_progress(db(), class_id)).get_data())
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
 
 
 @bp.post("/api/v1/classes/<int:class_id>/qr-cards")

@@ -205,3 +205,54 @@ def m005_space_history(db: sqlite_utils.Database) -> None:
         create index space_history_person on space_history(person_id);
         """
     )
+
+
+@migrations
+def m006_read_model_indexes(db: sqlite_utils.Database) -> None:
+    # Covering indexes for the read models (summary.py, bench/spaces.py): a class summary
+    # aggregates its assignments' answers and hand-ins from the index alone, in group
+    # order (no temporary b-tree, no table lookups); a learner's last activity and recent
+    # progress are a seek on (person_id, updated_at); completed resources a seek on
+    # (person_id, state). The wider answers/submissions indexes start with assignment_id,
+    # so they replace the narrow ones of m003 (one index less to keep up on each write).
+    for sql in (
+        "create index answers_assignment_cover on answers(assignment_id, person_id, score, total, created_at)",
+        "drop index answers_assignment",
+        "create index submissions_assignment_cover on submissions(assignment_id, person_id, score, created_at)",
+        "drop index submissions_assignment",
+        "create index progress_recent on progress(person_id, updated_at)",
+        "create index progress_state on progress(person_id, state, resource_id)",
+    ):
+        db.execute(sql)
+
+
+# What a class's read models (the progress summary) are computed from: table, the
+# classes a row belongs to (written for NEW/OLD), and the events that change them.
+_CLASS_OF = {
+    "classes": ("select {row}.id as class_id", "insert, update, delete"),
+    "class_members": ("select {row}.class_id as class_id", "insert, update, delete"),
+    "assignments": ("select {row}.class_id as class_id", "insert, update, delete"),
+    "assignment_targets": ("select class_id from assignments where id = {row}.assignment_id", "insert, update, delete"),
+    "answers": ("select class_id from assignments where id = {row}.assignment_id", "insert, update, delete"),
+    "submissions": ("select class_id from assignments where id = {row}.assignment_id", "insert, update, delete"),
+    "progress": ("select class_id from class_members where person_id = {row}.person_id", "insert, update, delete"),
+    "people": ("select class_id from class_members where person_id = {row}.id", "update, delete"),
+}
+
+
+@migrations
+def m007_class_versions(db: sqlite_utils.Database) -> None:
+    # A class's version changes, in the same transaction, with every write to what its
+    # summary is computed from (triggers, so every writer is covered: API, merges, roster
+    # imports, another process). Read models cached by (class, version) are then never
+    # stale. Versions are random 64-bit values, not counters, so a cache can never take
+    # one database's version for another's.
+    db.execute("create table class_versions (class_id integer primary key, version integer not null)")
+    db.execute("insert into class_versions (class_id, version) select id, random() from classes")
+    for table, (select, events) in _CLASS_OF.items():
+        for event in (e.strip() for e in events.split(",")):
+            rows = {"insert": ("new",), "update": ("old", "new"), "delete": ("old",)}[event]
+            bumps = "".join(f"insert into class_versions (class_id, version) select class_id, random() from"
+                            f" ({select.format(row=row)}) where true"
+                            " on conflict (class_id) do update set version = excluded.version;\n" for row in rows)
+            db.execute(f"create trigger class_version_{table}_{event} after {event} on {table} begin\n{bumps}end")

@@ -1,4 +1,9 @@
-"""Read models: a class's progress at a glance (teacher) and a student's home."""
+"""Read models: a class's progress at a glance (teacher) and a student's home.
+
+Both are read on every page view by many clients at once, so each is a handful of
+indexed queries (see ``schema.m006_read_model_indexes``) whatever the class's history,
+and the per-student work in Python is set look-ups only.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ import sqlite_utils
 
 from .assignments import student_assignments
 from .messages import unread_count
-from .people import Person, class_row, class_students, classes_of, all_classes
+from .people import Person, class_row, class_students
 from .progress import recent_progress
+
+_CLASS_ASSIGNMENTS = "select id from assignments where class_id = :c"
+_CLASS_STUDENTS = "select person_id from class_members where class_id = :c and role = 'student'"
 
 
 def class_progress(db: sqlite_utils.Database, class_id: int) -> dict[str, Any]:
@@ -20,49 +28,49 @@ def class_progress(db: sqlite_utils.Database, class_id: int) -> dict[str, Any]:
     assignments = [dict(zip(("id", "title", "kind", "resource_id", "due_at", "created_at"), r)) for r in db.execute(
         "select id, title, kind, resource_id, due_at, created_at from assignments where class_id = ? order by created_at", [class_id])]
     targets: dict[int, set[int]] = defaultdict(set)
-    for aid, pid in db.execute("select t.assignment_id, t.person_id from assignment_targets t join assignments a"
-                               " on a.id = t.assignment_id where a.class_id = ?", [class_id]):
+    for aid, pid in db.execute(f"select assignment_id, person_id from assignment_targets where assignment_id in ({_CLASS_ASSIGNMENTS})",
+                               {"c": class_id}):
         targets[aid].add(pid)
-    best: dict[tuple[int, int], float] = {}
+    done: dict[int, set[int]] = defaultdict(set)        # person -> assignments done (answered, handed in, completed)
+    best: dict[int, dict[int, float]] = defaultdict(dict)  # person -> assignment -> best score in percent
     last: dict[int, float] = defaultdict(float)
-    for aid, pid, score, total, at in db.execute(
-            "select x.assignment_id, x.person_id, max(x.score * 100.0 / max(x.total, 1)), max(x.total), max(x.created_at)"
-            " from answers x join assignments a on a.id = x.assignment_id where a.class_id = ? group by x.assignment_id, x.person_id",
-            [class_id]):
-        best[(aid, pid)] = score
-        last[pid] = max(last[pid], at)
-    handed: dict[tuple[int, int], float | None] = {}
     for aid, pid, score, at in db.execute(
-            "select b.assignment_id, b.person_id, max(b.score), max(b.created_at) from submissions b join assignments a"
-            " on a.id = b.assignment_id where a.class_id = ? group by b.assignment_id, b.person_id", [class_id]):
-        handed[(aid, pid)] = score
-        last[pid] = max(last[pid], at)
-    ids = [s.id for s in students]
-    completed: set[tuple[int, str]] = set()
-    if ids:
-        # aggregated in SQL: a learner has ~50 progress rows, the loop below only needs these
-        marks = ",".join("?" * len(ids))
-        for pid, at in db.execute(f"select person_id, max(updated_at) from progress where person_id in ({marks})"
-                                  " group by person_id", ids):
-            last[pid] = max(last[pid], at)
-        completed.update(tuple(r) for r in db.execute(
-            f"select person_id, resource_id from progress where person_id in ({marks}) and state = 'completed'"
-            " and resource_id in (select resource_id from assignments where class_id = ?)", [*ids, class_id]))
-    per_assignment = {a["id"]: 0 for a in assignments}
+            "select assignment_id, person_id, max(score * 100.0 / max(total, 1)), max(created_at) from answers"
+            f" where assignment_id in ({_CLASS_ASSIGNMENTS}) group by assignment_id, person_id", {"c": class_id}):
+        best[pid][aid] = score
+        done[pid].add(aid)
+        if at > last[pid]:
+            last[pid] = at
+    for aid, pid, at in db.execute(
+            "select assignment_id, person_id, max(created_at) from submissions"
+            f" where assignment_id in ({_CLASS_ASSIGNMENTS}) group by assignment_id, person_id", {"c": class_id}):
+        done[pid].add(aid)
+        if at > last[pid]:
+            last[pid] = at
+    # a resource assignment is done when the learner completed that resource (whenever)
+    for pid, aid in db.execute(
+            "select p.person_id, a.id from assignments a join progress p on p.resource_id = a.resource_id"
+            f" where a.class_id = :c and a.resource_id != '' and p.state = 'completed' and p.person_id in ({_CLASS_STUDENTS})",
+            {"c": class_id}):
+        done[pid].add(aid)
+    for pid, at in db.execute(f"select m.person_id, (select max(updated_at) from progress p where p.person_id = m.person_id)"
+                              f" from ({_CLASS_STUDENTS}) m", {"c": class_id}):
+        if at is not None and at > last[pid]:
+            last[pid] = at
+    order = [a["id"] for a in assignments]
+    per_assignment = dict.fromkeys(order, 0)
     rows = []
     for s in students:
-        mine = [a for a in assignments if not targets[a["id"]] or s.id in targets[a["id"]]]
-        done = 0
-        scores = []
-        for a in mine:
-            key = (a["id"], s.id)
-            is_done = key in best or key in handed or (a["resource_id"] and (s.id, a["resource_id"]) in completed)
-            if is_done:
-                done += 1
-                per_assignment[a["id"]] += 1
-            if key in best:
-                scores.append(best[key])
-        rows.append({"id": s.id, "name": s.name, "grade": s.grade, "assigned": len(mine), "done": done,
+        # in assignment order, so that the average is summed as it always was
+        mine = [aid for aid in order if not targets[aid] or s.id in targets[aid]] if targets else order
+        did, scored = done.get(s.id, ()), best.get(s.id, {})
+        n_done = 0
+        for aid in mine:
+            if aid in did:
+                n_done += 1
+                per_assignment[aid] += 1
+        scores = [scored[aid] for aid in mine if aid in scored] if scored else []
+        rows.append({"id": s.id, "name": s.name, "grade": s.grade, "assigned": len(mine), "done": n_done,
                      "average_score_pct": round(sum(scores) / len(scores), 1) if scores else None,
                      "last_active": last.get(s.id) or None})
     return {"class": klass, "students": rows,
@@ -70,11 +78,18 @@ def class_progress(db: sqlite_utils.Database, class_id: int) -> dict[str, Any]:
                                  "assigned": len(targets[a["id"]]) or len(students)} for a in assignments]}
 
 
+def student_classes(db: sqlite_utils.Database, student_id: int) -> list[dict[str, Any]]:
+    """The classes a student is in, by name (as ``people.all_classes`` lists them)."""
+    return [{"id": r[0], "name": r[1], "grades": [g for g in r[2].split(",") if g], "head_teacher_id": r[3]}
+            for r in db.execute("select id, name, grades, head_teacher_id from classes where id in"
+                                " (select class_id from class_members where person_id = ? and role = 'student') order by name",
+                                [student_id])]
+
+
 def student_home(db: sqlite_utils.Database, student: Person) -> dict[str, Any]:
     """What a student sees first: their classes, assignments with status, recent progress, unread messages."""
-    class_ids = classes_of(db, student.id, "student")
     return {"person": student.public(),
-            "classes": [c for c in all_classes(db) if c["id"] in class_ids],
+            "classes": student_classes(db, student.id),
             "assignments": student_assignments(db, student.id),
             "recent": recent_progress(db, student.id),
             "unread_messages": unread_count(db, student)}

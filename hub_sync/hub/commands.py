@@ -131,7 +131,71 @@ def hub_enroll(data_dir: Path, request_file: Path) -> None:
     click.echo(f"已登记 Enrolled {result['device_id']} ({result['school_code']})")
 
 
-COMMANDS = [hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hub_publish, hub_serve, hub_enroll]
+@click.command("notice")
+@HUB_DATA
+@click.option("--school", "schools", multiple=True, help="学校代码（可重复） School code (repeatable)")
+@click.option("--all", "to_all", is_flag=True, help="发给所有已登记的学校 To every school with an enrolled device")
+@click.option("--subject", default="", help="标题 Subject")
+@click.option("--body", required=True, help="内容 Text")
+def hub_notice(data_dir: Path, schools: tuple[str, ...], to_all: bool, subject: str, body: str) -> None:
+    """向学校下发系统通知（随下次同步送达）。 Queue a system notice for schools (arrives with their next sync)."""
+    from ..errors import FormatError
+    from .downlink import Downlink
+
+    down = Downlink(_open(data_dir).db)
+    if to_all == bool(schools):
+        raise FormatError("请用 --school 指定学校，或用 --all 发给所有学校（二选一）", "give --school CODE or --all (one of them)")
+    queued = down.notice(down.schools() if to_all else list(schools), subject, body)
+    click.echo(f"已排队 Queued notice for {len(queued)} 所学校 schools: " + ", ".join(f"{s} #{n}" for s, n in queued.items()))
+
+
+@click.command("roster-change")
+@HUB_DATA
+@click.option("--school", required=True, help="学校代码 School code")
+@click.option("--file", "change_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="名单变更 JSON 文件（一个对象或列表） Roster change JSON (one object or a list)")
+def hub_roster_change(data_dir: Path, school: str, change_file: Path) -> None:
+    """检查并下发名单变更（有错则全部不发）。 Check and queue roster changes (nothing is queued if any is wrong)."""
+    import json
+
+    from ..errors import FormatError
+    from .downlink import Downlink
+
+    try:
+        changes = json.loads(change_file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"无法读取名单变更文件 {change_file}，未发送任何内容", f"cannot read roster change file {change_file}: {exc}; nothing queued") from exc
+    seqs = Downlink(_open(data_dir).db).roster_changes(school, changes if isinstance(changes, list) else [changes])
+    click.echo(f"已排队 Queued {len(seqs)} 条名单变更 roster change(s) for {school}: " + ", ".join(f"#{n}" for n in seqs))
+
+
+@click.command("transfer")
+@HUB_DATA
+@click.option("--student", required=True, help="学籍号 Student number (G + 18)")
+@click.option("--from", "from_school", required=True, help="转出学校代码 Old school code")
+@click.option("--to", "to_school", required=True, help="转入学校代码 New school code")
+@click.option("--class", "to_class", default="", help="新学校的班级（默认沿用原班级名） Class at the new school (default: the old class name)")
+def hub_transfer(data_dir: Path, student: str, from_school: str, to_school: str, to_class: str) -> None:
+    """学生转学：原校上传学习空间，县平台转给新学校。 Move a learner: the old school sends their space, the hub passes it on."""
+    from .downlink import Downlink
+
+    transfer_id = Downlink(_open(data_dir).db).transfer(student, from_school, to_school, to_class)
+    click.echo(f"已开始转学 Transfer {transfer_id}: {student} {from_school} -> {to_school}；"
+               "原校下次同步时上传学习空间，之后新学校收到 (the old school sends the space with its next sync, then the new school gets it)")
+
+
+@click.command("transfers")
+@HUB_DATA
+def hub_transfers(data_dir: Path) -> None:
+    """列出转学及其状态。 List transfers and their state."""
+    from .downlink import Downlink
+
+    for t in Downlink(_open(data_dir).db).transfers():
+        click.echo(f"{t['transfer_id']}  {t['number']}  {t['from_school']} -> {t['to_school']}  {t['status']}")
+
+
+COMMANDS = [hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hub_publish, hub_serve, hub_enroll,
+            hub_notice, hub_roster_change, hub_transfer, hub_transfers]
 
 
 def register(group: click.Group) -> None:

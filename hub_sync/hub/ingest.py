@@ -36,6 +36,7 @@ from ..errors import FormatError, ReplayError
 from ..migrations import Migrations
 from ..sqlite_db import transaction
 from ..usage_batch import decode_batch, read_header
+from . import downlink as _downlink_tables  # noqa: F401  (its migrations are applied with usage storage at Hub.open)
 from .hub import HUB_MIGRATIONS
 from .registry import Registry
 
@@ -81,11 +82,13 @@ class UsageAck:
     hub_time: float
     stored: int
     resend_from: int | None = None
+    downlink: dict | None = None  # messages for the device (``downlink.Downlink.answer``), when any wait
 
     def to_dict(self) -> dict:
         body = asdict(self)
-        if self.resend_from is None:
-            del body["resend_from"]
+        for optional in ("resend_from", "downlink"):
+            if body[optional] is None:
+                del body[optional]
         return body
 
 
@@ -105,7 +108,7 @@ class UsageIngest:
         (unknown or revoked device) or ReplayError (broken chain); each changes nothing.
         """
         # the envelope has one payload: the header peeked here is the one verified next
-        header = read_header(_peek_payload(envelope))
+        header = read_header(peek_payload(envelope))
         device = Registry(self.db).active(header.device_id)
         payload, _ = open_envelope(envelope, BATCH_KIND, [device.public_key])
         batch = decode_batch(payload)
@@ -165,7 +168,7 @@ def seal_ack(ack: UsageAck, signer) -> bytes:
     return seal(ACK_KIND, canonical_json(ack.to_dict()), signer)
 
 
-def _peek_payload(envelope: bytes) -> bytes:
+def peek_payload(envelope: bytes) -> bytes:
     """The (not yet verified) payload of an envelope, only to read whose it claims to be."""
     try:
         return base64.b64decode(json.loads(envelope)["payload"], validate=True)

@@ -5,33 +5,93 @@
                              200: a ``usage-ack`` DSSE envelope signed by the online key
                              400 malformed, 403 bad signature / unknown or revoked device,
                              409 broken hash chain; each changes nothing.
+                             ``?downlink_after=N``: the last downlink message the device
+                             applied; the acknowledgement then carries the messages after it.
+    POST /api/v1/hub/downlink  body: a ``downlink-poll`` DSSE envelope signed by the device
+                             key, payload ``{"device": ID, "after": N}``; only a registered,
+                             active device may ask (403 otherwise), so nobody else learns
+                             whether messages wait for a school.
+                             204 (empty) when no message waits for the device's school,
+                             200: a ``downlink`` DSSE envelope (``downlink.Downlink.answer``),
+                             every payload sealed to the device's key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from ..envelope import PAYLOAD_PREFIX
+from ..envelope import PAYLOAD_PREFIX, open_envelope, seal
+from ..errors import FormatError
 from .app import HUB_BLUEPRINTS
-from .ingest import ACK_KIND, BATCH_KIND, UsageIngest, seal_ack
+from .downlink import DOWNLINK_KIND, POLL_KIND, Downlink, answer_bytes, hub_box_opener
+from .ingest import ACK_KIND, BATCH_KIND, UsageIngest, peek_payload, seal_ack
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hub_usage", __name__)
 
 BATCH_CONTENT_TYPE = PAYLOAD_PREFIX + BATCH_KIND + "+json"
 ACK_CONTENT_TYPE = PAYLOAD_PREFIX + ACK_KIND + "+json"
+DOWNLINK_CONTENT_TYPE = PAYLOAD_PREFIX + DOWNLINK_KIND + "+json"
+
+
+def _signer():
+    signer = current_app.extensions.get("hub_online_signer")
+    if signer is None:  # read the key once per process, not once per batch
+        hub = current_app.extensions["hub"]
+        signer = current_app.extensions["hub_online_signer"] = hub.online_signer
+    return signer
+
+
+def _after(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise FormatError(f"参数 {name} 应为整数", f"{name} must be an integer") from None
 
 
 @bp.post("/api/v1/hub/usage")
 def usage():
     hub = current_app.extensions["hub"]
+    after = _after("downlink_after")
     ack = UsageIngest(hub.db).ingest(request.get_data(cache=False))
-    signer = current_app.extensions.get("hub_online_signer")
-    if signer is None:  # read the key once per process, not once per batch
-        signer = current_app.extensions["hub_online_signer"] = hub.online_signer
-    return Response(seal_ack(ack, signer), status=200, content_type=ACK_CONTENT_TYPE)
+    device = Registry(hub.db).get(ack.device_id)
+    downlink = Downlink(hub.db)
+    # every time, not only when this batch stored something: a hub killed between storing and
+    # scanning catches up on the device's next request (one indexed lookup when nothing is new)
+    downlink.scan(device, hub_box_opener(hub))
+    if after is not None:
+        answer = downlink.answer(device, after)
+        if answer is not None:
+            ack = dataclasses.replace(ack, downlink=answer)
+    return Response(seal_ack(ack, _signer()), status=200, content_type=ACK_CONTENT_TYPE)
+
+
+@bp.post("/api/v1/hub/downlink")
+def downlink_poll():
+    hub = current_app.extensions["hub"]
+    envelope = request.get_data(cache=False)
+    try:  # whose the poll claims to be; verified against that device's key next
+        claimed = str(json.loads(peek_payload(envelope)).get("device", ""))
+    except (ValueError, AttributeError) as exc:
+        raise FormatError("消息请求格式无效", f"malformed downlink poll: {exc}") from exc
+    device = Registry(hub.db).active(claimed)
+    payload, _ = open_envelope(envelope, POLL_KIND, [device.public_key])
+    try:
+        after = max(0, int(json.loads(payload)["after"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FormatError("消息请求格式无效", f"malformed downlink poll: {exc}") from exc
+    answer = Downlink(hub.db).answer(device, after)
+    if answer is None:  # the idle case: nothing waits, nothing is sent
+        return Response(status=204)
+    return Response(seal(DOWNLINK_KIND, answer_bytes(answer), _signer()), status=200, content_type=DOWNLINK_CONTENT_TYPE)
 
 
 def register(app: Flask) -> None:

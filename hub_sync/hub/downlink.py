@@ -1,0 +1,265 @@
+"""Down: what the county sends to its schools, in order, signed, personal data encrypted.
+
+Every school has one queue of messages, each with a per-school sequence number
+(1, 2, 3 ...), a kind and a JSON payload:
+
+    notice         {"subject", "body"}                         a system notice for everyone
+    roster_change  a change checked by ``roster_change``       a person, class, graduation ...
+    transfer_out   {"transfer_id", "number"}                   a learner leaves: send their space up
+    transfer_in    {"transfer_id", "row", "space"}             a learner arrives with their space
+                                                               (a transfer: waiting -> received -> delivered)
+    share_status   {"resource_id", "status", "note"}           an offered teacher upload's state
+
+A device says which sequence it last applied; the hub answers with the messages
+after it (``answer``; at most ``MAX_MESSAGES`` / ``MAX_ANSWER_BYTES`` at once, and
+``more`` says to ask again), every payload sealed to that device's key
+(``hub_sync.person_box``). The answer rides inside the signed usage
+acknowledgement, in a ``downlink`` envelope for a poll, or on a stick; the device
+applies each message once, in order.
+
+Things devices send up that need an answer (offered uploads, a transferred
+learner's space) are found by ``scan`` in the usage events a device uploaded,
+after they are stored, in one transaction with the messages they cause.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+from ..envelope import canonical_json
+from ..errors import DeviceError, FormatError
+from ..migrations import Migrations
+from ..person_box import from_text, seal_to_key, to_text
+from ..sqlite_db import transaction
+from .hub import HUB_MIGRATIONS
+from .registry import Device
+from .roster_change import STUDENT_NUMBER, change_problems
+
+log = logging.getLogger(__name__)
+
+DOWNLINK_KIND = "downlink"
+POLL_KIND = "downlink-poll"  # a device asking for its messages, signed by its key
+KINDS = ("notice", "roster_change", "transfer_out", "transfer_in", "share_status")
+MAX_MESSAGES = 20                      # per answer: keeps one answer short on a thin link
+MAX_ANSWER_BYTES = 2 * 1024 * 1024     # ... and a transferred space or two at most
+NOTICE_MAX_CHARS = 2000
+SHARE_RECEIVED_NOTE = "县平台已收到，等待审核 (received by the county, waiting for review)"
+
+migrations = Migrations("hub_downlink")
+HUB_MIGRATIONS.append(migrations)
+
+
+@migrations
+def m001_downlink(db: sqlite_utils.Database) -> None:
+    db.execute("create table downlink_messages (school_code text not null, seq integer not null, kind text not null,"
+               " payload text not null, created_at real not null, primary key (school_code, seq)) without rowid")
+    # how far scan() has looked at each device's stored usage events
+    db.execute("create table downlink_scan (device_id text primary key, scanned_seq integer not null)")
+    # the applied sequence each device last reported in a signed stick export
+    db.execute("create table downlink_reported (device_id text primary key, applied_seq integer not null, at real not null)")
+    db.execute("create table transfers (transfer_id text primary key, number text not null, from_school text not null,"
+               " to_school text not null, to_class text not null, status text not null, created_at real not null,"
+               " received_at real, delivered_seq integer)")
+
+
+class Downlink:
+    """The hub's outgoing queues."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        migrations.apply(db)  # cheap when applied; a hub opened before this module was imported still works
+
+    # -- queueing -----------------------------------------------------------------
+    def queue(self, school_code: str, kind: str, payload: dict) -> int:
+        """Append one message to a school's queue; returns its sequence number."""
+        if kind not in KINDS:
+            raise FormatError(f"未知的下发消息类型 {kind}", f"unknown downlink message kind {kind}")
+        with transaction(self.db):
+            seq = self.last_seq(school_code) + 1
+            self.db.execute("insert into downlink_messages values (?, ?, ?, ?, ?)",
+                            [school_code, seq, kind, json.dumps(payload, ensure_ascii=False, sort_keys=True), time.time()])
+        log.info("queued %s #%d for school %s", kind, seq, school_code)
+        return seq
+
+    def schools(self) -> list[str]:
+        """Schools with at least one active device."""
+        return [r[0] for r in self.db.execute("select distinct school_code from devices where status = 'active' order by 1")]
+
+    def notice(self, schools: list[str], subject: str, body: str) -> dict[str, int]:
+        """Queue one notice for each school; returns {school: seq}."""
+        body = (body or "").strip()
+        if not body or len(body) > NOTICE_MAX_CHARS:
+            raise FormatError(f"通知内容为空或超过 {NOTICE_MAX_CHARS} 字，未发送", f"notice body is empty or longer than {NOTICE_MAX_CHARS} characters; nothing queued")
+        self._known(schools)
+        with transaction(self.db):
+            return {s: self.queue(s, "notice", {"subject": subject or "", "body": body}) for s in schools}
+
+    def roster_changes(self, school_code: str, changes: list) -> list[int]:
+        """Check every change, then queue all of them, or none if any is wrong."""
+        self._known([school_code])
+        problems = [f"#{i}: {zh}" for i, c in enumerate(changes, 1) for zh, _ in change_problems(c)]
+        problems_en = [f"#{i}: {en}" for i, c in enumerate(changes, 1) for _, en in change_problems(c)]
+        if not changes or problems:
+            raise FormatError("名单变更无效，未发送任何内容：" + ("；".join(problems) or "文件里没有变更"),
+                              "roster change refused, nothing queued: " + ("; ".join(problems_en) or "the file holds no change"))
+        with transaction(self.db):
+            return [self.queue(school_code, "roster_change", c) for c in changes]
+
+    def transfer(self, number: str, from_school: str, to_school: str, to_class: str = "") -> str:
+        """Start moving a learner: ask the old school for their space. Returns the transfer id."""
+        number = (number or "").strip().upper()
+        if not STUDENT_NUMBER.match(number):
+            raise FormatError(f"学籍号“{number}”格式不对，应为 G 加 18 位", f"student number {number!r} has the wrong shape (G + 18 characters)")
+        if from_school == to_school:
+            raise FormatError("转出和转入学校相同", "the old and the new school are the same")
+        self._known([from_school, to_school])
+        transfer_id = "tr-" + secrets.token_hex(8)
+        with transaction(self.db):
+            busy = self.db.execute("select transfer_id from transfers where number = ? and status = 'waiting'", [number]).fetchone()
+            if busy:
+                raise FormatError(f"学生 {number} 的转学 {busy[0]} 尚未完成", f"transfer {busy[0]} of {number} is not finished yet")
+            self.db.execute("insert into transfers (transfer_id, number, from_school, to_school, to_class, status, created_at)"
+                            " values (?, ?, ?, ?, ?, 'waiting', ?)", [transfer_id, number, from_school, to_school, to_class, time.time()])
+            self.queue(from_school, "transfer_out", {"transfer_id": transfer_id, "number": number})
+        return transfer_id
+
+    def transfers(self) -> list[dict]:
+        cols = ("transfer_id", "number", "from_school", "to_school", "to_class", "status", "created_at", "received_at")
+        return [dict(zip(cols, r)) for r in self.db.execute(f"select {', '.join(cols)} from transfers order by created_at")]
+
+    def _known(self, schools: list[str]) -> None:
+        known = set(self.schools())
+        missing = [s for s in schools if s not in known]
+        if missing or not schools:
+            raise DeviceError(f"县平台没有学校 {'、'.join(missing) or '（无）'} 的已登记设备，未发送",
+                              f"no enrolled device for school {', '.join(missing) or '(none)'}; nothing queued")
+
+    # -- delivering -----------------------------------------------------------------
+    def last_seq(self, school_code: str) -> int:
+        return self.db.execute("select coalesce(max(seq), 0) from downlink_messages where school_code = ?", [school_code]).fetchone()[0]
+
+    def waiting(self, school_code: str, after: int) -> int:
+        return self.db.execute("select count(*) from downlink_messages where school_code = ? and seq > ?",
+                               [school_code, after]).fetchone()[0]
+
+    def answer(self, device: Device, after: int, max_messages: int | None = MAX_MESSAGES,
+               max_bytes: int | None = MAX_ANSWER_BYTES) -> dict | None:
+        """The messages after ``after`` for ``device`` (sealed to its key), or None when none wait."""
+        limit = -1 if max_messages is None else max_messages + 1
+        rows = self.db.execute("select seq, kind, payload from downlink_messages where school_code = ? and seq > ?"
+                               " order by seq limit ?", [device.school_code, int(after), limit]).fetchall()
+        if not rows:
+            return None
+        messages, size = [], 0
+        for seq, kind, payload in rows[:max_messages] if max_messages is not None else rows:
+            box = to_text(seal_to_key(device.public_key, payload.encode("utf-8")))
+            if messages and max_bytes is not None and size + len(box) > max_bytes:
+                break
+            messages.append({"seq": seq, "kind": kind, "box": box})
+            size += len(box)
+        return {"device_id": device.device_id, "school_code": device.school_code, "after": int(after),
+                "messages": messages, "more": len(messages) < len(rows), "hub_time": time.time()}
+
+    def reported(self, device_id: str, applied_seq: int) -> None:
+        """Remember what a device said (in a signed export) it has applied."""
+        with transaction(self.db):
+            self.db.execute("insert into downlink_reported values (?, ?, ?) on conflict (device_id) do update set"
+                            " applied_seq = max(applied_seq, excluded.applied_seq), at = excluded.at",
+                            [device_id, int(applied_seq), time.time()])
+
+    def reported_seq(self, device_id: str) -> int:
+        row = self.db.execute("select applied_seq from downlink_reported where device_id = ?", [device_id]).fetchone()
+        return row[0] if row else 0
+
+    # -- what came up ---------------------------------------------------------------
+    def scan(self, device: Device, open_box: Callable[[bytes], bytes]) -> int:
+        """Answer what ``device``'s newly stored usage events ask for; returns messages queued.
+
+        ``shared`` events (a teacher offered a resource) get a ``share_status``
+        "received, waiting for review"; a ``transfer:<id>`` event carries the
+        learner's space sealed to the hub (``open_box`` decrypts it), which is kept
+        with the transfer and queued as ``transfer_in`` for the new school.
+        """
+        queued = 0
+        if self._scan_range(device.device_id) is None:  # nothing new: no write lock taken
+            return 0
+        with transaction(self.db):
+            span = self._scan_range(device.device_id)
+            if span is None:
+                return 0
+            scanned, top = span
+            for seq, verb, obj, data in self.db.execute(
+                    "select seq, verb, object, data from usage_events where device_id = ? and seq > ? and seq <= ?"
+                    " and (verb = 'shared' or object like 'transfer:%' or object like 'downlink:%')",
+                    [device.device_id, scanned, top]).fetchall():
+                if verb == "shared" and obj.startswith("resource:"):
+                    self.queue(device.school_code, "share_status",
+                               {"resource_id": obj.split(":", 1)[1], "status": "pending", "note": SHARE_RECEIVED_NOTE})
+                    queued += 1
+                elif obj.startswith("transfer:"):
+                    queued += self._space_arrived(device, obj.split(":", 1)[1], data, open_box)
+                elif obj.startswith("downlink:"):
+                    self._message_done(device, obj.split(":", 1)[1], data)
+            self.db.execute("insert or replace into downlink_scan values (?, ?)", [device.device_id, top])
+        return queued
+
+    def _message_done(self, device: Device, seq: str, data: str) -> None:
+        """The new school's device journalled applying a ``transfer_in``: the transfer is done (or failed there)."""
+        try:
+            done = json.loads(data)
+            if done.get("kind") != "transfer_in":
+                return
+            state = "delivered" if done.get("status") == "applied" else "failed_at_new_school"
+            self.db.execute("update transfers set status = ? where to_school = ? and delivered_seq = ? and status = 'received'",
+                            [state, device.school_code, int(seq)])
+        except (ValueError, TypeError, AttributeError):
+            log.warning("unreadable downlink event %s from %s; ignored", seq, device.device_id)
+
+    def _scan_range(self, device_id: str) -> tuple[int, int] | None:
+        """(scanned, stored) sequence numbers of a device when stored events wait to be scanned."""
+        row = self.db.execute("select scanned_seq from downlink_scan where device_id = ?", [device_id]).fetchone()
+        scanned = row[0] if row else 0
+        top = self.db.execute("select contiguous_seq from device_usage_state where device_id = ?", [device_id]).fetchone()
+        top = top[0] if top else 0
+        return (scanned, top) if top > scanned else None
+
+    def _space_arrived(self, device: Device, transfer_id: str, data: str, open_box) -> int:
+        row = self.db.execute("select number, from_school, to_school, to_class, status from transfers where transfer_id = ?",
+                              [transfer_id]).fetchone()
+        if row is None or row[1] != device.school_code or row[4] != "waiting":
+            log.info("transfer %s from %s: not waiting for a space here; ignored", transfer_id, device.device_id)
+            return 0
+        number, _, to_school, to_class, _ = row
+        try:
+            bundle = json.loads(open_box(from_text(json.loads(data)["box"])))
+            person = dict(bundle["row"])
+            if str(person.get("number", "")).upper() != number:
+                raise ValueError("the space is for another learner")
+        except (ValueError, KeyError, TypeError, FormatError) as exc:
+            log.warning("transfer %s: the space from %s cannot be read (%s); still waiting", transfer_id, device.device_id, exc)
+            return 0
+        if to_class:
+            person["classes"] = [to_class]
+        seq = self.queue(to_school, "transfer_in", {"transfer_id": transfer_id, "row": person, "space": bundle.get("space") or {}})
+        self.db.execute("update transfers set status = 'received', received_at = ?, delivered_seq = ? where transfer_id = ?",
+                        [time.time(), seq, transfer_id])
+        log.info("transfer %s: space of %s received from %s, queued for %s", transfer_id, number, device.school_code, to_school)
+        return 1
+
+
+def hub_box_opener(hub) -> Callable[[bytes], bytes]:
+    """Decrypts what devices sealed to the hub's online key (the key is read only when needed)."""
+    from ..person_box import box_private, open_box
+
+    return lambda data: open_box(box_private(hub.data_dir / "keys" / "online.pem"), data)
+
+
+def answer_bytes(answer: dict) -> bytes:
+    """The canonical bytes of an answer (what a ``downlink`` envelope signs)."""
+    return canonical_json(answer)
