@@ -16,8 +16,14 @@ In one run, in a temporary folder:
    the default size), each pausing 0-500 ms after every answer like a tablet in a
    class (the reported p95), then firing back to back (saturation, shown too);
    p95 latency from wrk's histogram;
-5. idle RSS: VmRSS of the gunicorn master plus its workers, after start-up and
-   again after the load (the larger is reported; PSS shown for comparison).
+5. idle memory of the gunicorn master plus its workers, after start-up and again
+   two seconds after the load (the larger is reported). ``idle_rss_mb`` is the
+   physical memory of the process tree: its anonymous memory by PSS (the forked
+   worker's pages still shared with the master counted once) plus each mapped
+   file's resident pages counted once (the larger of the processes' resident parts
+   of that file, a slight underestimate), because the VmRSS sum counts the shared
+   pages twice and a plain PSS sum divides shared libraries with unrelated
+   processes on the machine; both sums are printed next to it.
 
 Prints a table, then last ``serve_ratio_vs_nginx=<f> api_p95_ms=<f> idle_rss_mb=<f>``.
 Needs ``nginx`` and ``wrk`` (``scripts/install.sh`` installs both). About one minute.
@@ -167,8 +173,38 @@ def wrk(url: str, tmp: Path, seconds: float, connections: int, paths: list[str] 
             "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
 
 
-def tree_rss_mb(pid: int, field: str = "VmRSS:") -> float:
-    """VmRSS (or, with ``field="Pss:"``, PSS) of ``pid`` and all its descendants, in MiB."""
+def tree_memory_mb(pid: int) -> dict[str, float]:
+    """Memory of ``pid`` and all its descendants, in MiB: ``vmrss`` and ``pss`` (sums
+    over the processes) and ``physical`` (anonymous PSS plus file pages counted once)."""
+    pids = tree_pids(pid)
+    totals = {"VmRSS:": 0, "Pss:": 0, "Pss_Anon:": 0}
+    file_rss: dict[str, dict[int, int]] = {}  # mapped file -> pid -> resident kB
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text() + Path(f"/proc/{p}/smaps_rollup").read_text()
+            smaps = Path(f"/proc/{p}/smaps").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        for line in status.splitlines():
+            fields = line.split()
+            if fields and fields[0] in totals:
+                totals[fields[0]] += int(fields[1])
+        path = None
+        for line in smaps.splitlines():
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
+                path = fields[5] if len(fields) > 5 and fields[5].startswith("/") else None
+            elif path and fields[0] == "Rss:":
+                per_pid = file_rss.setdefault(path, {})
+                per_pid[p] = per_pid.get(p, 0) + int(fields[1])
+    # the worker maps the master's libraries: count each file once (the larger resident part)
+    file_kb = sum(max(per_pid.values()) for per_pid in file_rss.values())
+    return {"vmrss": totals["VmRSS:"] / 1024, "pss": totals["Pss:"] / 1024,
+            "physical": (totals["Pss_Anon:"] + file_kb) / 1024}
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -177,18 +213,12 @@ def tree_rss_mb(pid: int, field: str = "VmRSS:") -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    total_kb, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
+        found.append(p)
         todo.extend(children.get(p, []))
-        source = f"/proc/{p}/status" if field == "VmRSS:" else f"/proc/{p}/smaps_rollup"
-        try:
-            for line in Path(source).read_text().splitlines():
-                if line.startswith(field):
-                    total_kb += int(line.split()[1])
-        except OSError:
-            pass
-    return total_kb / 1024
+    return found
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -268,7 +298,7 @@ def main() -> int:
         wait_http(edge_base + "/api/v1/status", edge)
         wait_http(nginx_base + "/", nginx)
         time.sleep(1)
-        rss_start = tree_rss_mb(edge.pid)
+        mem_start = tree_memory_mb(edge.pid)
 
         size = min(s for _, s in big)
         chunk = args.chunk_mib * MIB
@@ -288,8 +318,7 @@ def main() -> int:
             api = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries(), think_ms=args.think_ms)
             api_flat_out = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries())
         time.sleep(2)
-        rss_after = tree_rss_mb(edge.pid)
-        pss_after = tree_rss_mb(edge.pid, "Pss:")
+        mem_after = tree_memory_mb(edge.pid)
 
         def rate(name: str) -> float:
             return sum(r["bytes"] for r in runs[name]) / sum(r["seconds"] for r in runs[name])
@@ -305,11 +334,15 @@ def main() -> int:
                          (f"API, {args.clients} clients flat out", api_flat_out)):
             print(f"{label:34} {r['bytes'] / r['seconds'] / MIB:9.1f} {r['requests'] / r['seconds']:8.1f} "
                   f"{r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['errors']:7d}")
-        print(f"idle memory of gunicorn master + worker(s): VmRSS sum {rss_start:.1f} MiB after start, "
-              f"{rss_after:.1f} MiB after the load (PSS sum, shared pages counted once: {pss_after:.1f} MiB)\n")
+        print("idle memory of gunicorn master + worker(s), after start / after the load:")
+        for key, label in (("physical", "physical: anonymous PSS + mapped files once (reported)"),
+                           ("vmrss", "VmRSS sum (master's pages shared with the worker twice)"),
+                           ("pss", "PSS sum (libraries shared with other programs divided)")):
+            print(f"  {label:56} {mem_start[key]:6.1f} / {mem_after[key]:6.1f} MiB")
+        print()
         if any(r["errors"] for rs in runs.values() for r in rs) or api["errors"] or api_flat_out["errors"]:
             print("warning: some requests failed (see errors column)")
-        print(f"serve_ratio_vs_nginx={ratio:.3f} api_p95_ms={api['p95_ms']:.1f} idle_rss_mb={max(rss_start, rss_after):.1f}")
+        print(f"serve_ratio_vs_nginx={ratio:.3f} api_p95_ms={api['p95_ms']:.1f} idle_rss_mb={max(mem_start['physical'], mem_after['physical']):.1f}")
         return 0
     finally:
         for proc in reversed(procs):

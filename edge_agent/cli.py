@@ -65,6 +65,9 @@ def edge() -> None:
 @click.option("--no-announce", is_flag=True, help="不做 zeroconf 广播 Do not announce on the LAN")
 def edge_serve(data_dir: Path, host: str | None, port: int | None, no_announce: bool) -> None:
     """在局域网上提供资源和学习空间。 Serve resources and learning spaces on the LAN."""
+    from hub_sync.wsgi_server import reexec_with_malloc_tunables
+
+    reexec_with_malloc_tunables(("school-edge", "edge_agent/cli.py"))  # glibc reads them only at start
     from .runner import run_appliance
 
     appliance = open_appliance(data_dir, host=host, port=port, advertise=False if no_announce else None)

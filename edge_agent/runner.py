@@ -32,11 +32,26 @@ def urls_for(host: str, port: int) -> list[str]:
     return [f"http://{shown}:{port}/"]
 
 
+def _pool_connections(app, appliance: Appliance) -> None:
+    """Mark request threads as pooled and hand their connection back after each request
+    (the view has returned; a file body is sent afterwards without holding one)."""
+    inner = app.wsgi_app
+
+    def pooled_wsgi_app(environ, start_response):
+        appliance.use_pool()
+        return inner(environ, start_response)
+
+    app.wsgi_app = pooled_wsgi_app
+    app.teardown_appcontext(lambda exc: appliance.release())
+
+
 def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[str] | None = None) -> None:
     """Serve until SIGTERM/Ctrl-C, announcing on the LAN; blocks."""
     cfg = appliance.config
     check_port_free(cfg.host, cfg.port)
     app = create_app(cfg, appliance=appliance)
+    # request threads share a few pooled SQLite connections, each handed back after its request
+    _pool_connections(app, appliance)
     stops: list[Callable[[], None]] = []
     # read now: the master must hold no database connection when gunicorn forks workers
     school_code, device_id = appliance.school_code, appliance.device_id

@@ -17,7 +17,10 @@ Files this module reads in the data folder (written by provisioning):
 
     keys/device.pem               the device's Ed25519 key (``DEVICE_KEY_FILE``)
     trust/hub_online_key.json     the hub's online public key, a ``public_key_dict``
-                                  (``HUB_ONLINE_KEY_FILE``); acknowledgements must verify with it
+                                  (``HUB_ONLINE_KEY_FILE``), pinned at provisioning
+    sync/tuf/root.json            the newest TUF root the content sync verified; once it
+                                  exists, its timestamp key is the hub's online key
+                                  (``load_hub_key``), so a rotated key is followed
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import sqlite_utils
+from tuf.api.metadata import Metadata, Root
 
 from hub_sync.envelope import PAYLOAD_PREFIX, open_envelope, seal
 from hub_sync.errors import DeviceError, FormatError, LinkError, ReplayError, SignatureError, SyncError
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 
 DEVICE_KEY_FILE = "keys/device.pem"
 HUB_ONLINE_KEY_FILE = "trust/hub_online_key.json"
+TRUSTED_ROOT_FILE = "sync/tuf/root.json"  # the newest root ngclient verified (content_sync.SYNC_DIR)
 USAGE_PATH = "/api/v1/hub/usage"
 DOWNLINK_PATH = "/api/v1/hub/downlink"
 POLL_CONTENT_TYPE = PAYLOAD_PREFIX + POLL_KIND + "+json"
@@ -244,7 +249,19 @@ def trusted_time(appliance: Appliance) -> float:
 
 
 def load_hub_key(data_dir: Path):
-    """The hub's online public key pinned at provisioning."""
+    """The hub's online public key (it signs acknowledgements and messages; boxes for the hub are sealed to it).
+
+    The key the device's trusted TUF root lists for the timestamp role: ngclient
+    verified that root through the chain from the one pinned at provisioning, so
+    when the county rotates its online key the device follows with its next
+    metadata refresh. Before the first refresh, the key pinned at provisioning."""
+    trusted = Path(data_dir) / TRUSTED_ROOT_FILE
+    if trusted.is_file():
+        try:
+            root: Root = Metadata[Root].from_bytes(trusted.read_bytes()).signed
+            return root.keys[root.roles["timestamp"].keyids[0]]
+        except (ValueError, KeyError, IndexError) as exc:
+            log.warning("trusted root %s unreadable (%s); using the key pinned at provisioning", trusted, exc)
     path = Path(data_dir) / HUB_ONLINE_KEY_FILE
     try:
         return public_key_from_dict(json.loads(path.read_text("utf-8")))

@@ -15,9 +15,10 @@ from typing import Iterator
 import sqlite_utils
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# Page cache per connection. Servers keep one connection per thread (64 threads),
-# so SQLite's default of 2 MiB each would cost ~130 MiB of RAM on a small board;
-# the kernel's page cache holds the database file for all of them anyway.
+# Page cache per connection. A server may have many connections open at once (the
+# appliance pools its request threads' connections, the hub keeps one per thread),
+# so SQLite's default of 2 MiB each would cost tens of MiB on a small board; the
+# kernel's page cache holds the database file for all of them anyway.
 SQLITE_CACHE_KIB = 512
 
 

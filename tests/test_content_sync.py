@@ -11,9 +11,11 @@ import threading
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from sync_fixtures import SCHOOL, SyncEnv, sha
 
 from conftest import free_port
+from edge_agent.cli import main
 from hub_sync import tuf_fetcher, tuf_repo
 from hub_sync.errors import CorruptBlobError, FormatError, LinkError, ReplayError, SignatureError, SyncError
 from hub_sync.hub.channels import Channels
@@ -275,6 +277,25 @@ def test_appliance_follows_a_root_signed_key_rotation(synced):
     synced.sync()
     assert "r5" in [r[0] for r in synced.state()[0]]
     assert (synced.app.data_dir / "sync" / "tuf" / "root_history" / "2.root.json").is_file()
+
+
+def test_after_a_key_rotation_acknowledgements_verify_with_the_new_key_and_old_boxes_still_open(synced):
+    from edge_agent.usage_sync import load_hub_key, upload_pending
+    from hub_sync.hub.downlink import hub_box_opener
+    from hub_sync.person_box import seal_to_key
+
+    synced.sync()
+    sealed_before = seal_to_key(load_hub_key(synced.app.data_dir), "a space sealed before".encode())
+    synced.app.journal.append("student:1", "viewed", "resource:r1", {})
+    result = CliRunner().invoke(main, ["hub", "rotate-key", "--data", str(synced.hub.data_dir)])
+    assert result.exit_code == 0 and "New online key" in result.output
+    with pytest.raises(SignatureError, match="not signed by the hub"):  # the running hub signs with the new key
+        upload_pending(synced.app, synced.hub_url)
+    assert synced.app.journal.pending_count() == 1                      # nothing pruned, nothing lost
+    synced.sync()                                                       # the metadata refresh brings root v2
+    assert upload_pending(synced.app, synced.hub_url).batches == 1
+    assert synced.app.journal.pending_count() == 0
+    assert hub_box_opener(synced.hub)(sealed_before) == "a space sealed before".encode()
 
 
 def test_unprovisioned_appliance_is_told_to_provision(tmp_path):

@@ -331,3 +331,4 @@ def test_message_of_a_kind_this_appliance_does_not_know_is_recorded_failed(count
     result = upload_pending(a, county.url)
     assert (result.downlink.failed, result.downlink.applied) == (1, 1)
     assert "unknown hub message kind firmware" in result.downlink.failures[0]["reason"]
+

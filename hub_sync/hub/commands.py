@@ -194,8 +194,18 @@ def hub_transfers(data_dir: Path) -> None:
         click.echo(f"{t['transfer_id']}  {t['number']}  {t['from_school']} -> {t['to_school']}  {t['status']}")
 
 
+@click.command("rotate-key")
+@HUB_DATA
+def hub_rotate_key(data_dir: Path) -> None:
+    """换一把在线签名密钥（根密钥签发新的根元数据）。 Rotate the online signing key (a new root, signed by the root key)."""
+    from .publisher import rotate_online_key
+
+    keyid = rotate_online_key(_open(data_dir))
+    click.echo(f"已换新的在线密钥 New online key {keyid[:16]}; 学校设备下次同步时跟上 schools follow at their next sync")
+
+
 COMMANDS = [hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hub_publish, hub_serve, hub_enroll,
-            hub_notice, hub_roster_change, hub_transfer, hub_transfers]
+            hub_rotate_key, hub_notice, hub_roster_change, hub_transfer, hub_transfers]
 
 
 def register(group: click.Group) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from ..envelope import canonical_json
-from ..errors import DeviceError, FormatError
+from ..errors import DeviceError, FormatError, Problem
 from ..migrations import Migrations
 from ..person_box import from_text, seal_to_key, to_text
 from ..sqlite_db import transaction
@@ -254,10 +254,21 @@ class Downlink:
 
 
 def hub_box_opener(hub) -> Callable[[bytes], bytes]:
-    """Decrypts what devices sealed to the hub's online key (the key is read only when needed)."""
+    """Decrypts what devices sealed to the hub's online key: the current one, or a retired
+    one for a device that sealed before it saw the rotation (keys are read only when needed)."""
     from ..person_box import box_private, open_box
+    from .publisher import online_key_files
 
-    return lambda data: open_box(box_private(hub.data_dir / "keys" / "online.pem"), data)
+    def opener(data: bytes) -> bytes:
+        last: Exception | None = None
+        for path in online_key_files(hub):
+            try:
+                return open_box(box_private(path), data)
+            except Problem as exc:  # sealed to another of the hub's keys: try the next
+                last = exc
+        raise last or FormatError("无法解密", "cannot open the sealed box")
+
+    return opener
 
 
 def answer_bytes(answer: dict) -> bytes:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 
+from ..atomic_file import fsync_dir
 from ..envelope import canonical_json
 from ..tuf_repo import RepoState, TufRepo, index_path, target_path
 from .channels import Channels
@@ -100,11 +102,26 @@ def sha256_of(data: bytes) -> str:
 
 def rotate_online_key(hub: Hub) -> str:
     """Make a new online key, have the root vouch for it (root v+1) and re-sign
-    everything with it; return its key id. Appliances follow through the root chain."""
+    everything with it; return its key id. Appliances follow through the root chain.
+
+    The old key is kept as ``keys/retired/<keyid>.pem``: boxes that devices sealed
+    to it before they saw the new root (a transferred student's space) must still open."""
     from ..keys import generate_key
 
     keys = hub.data_dir / "keys"
+    old = hub.online_signer
     new = generate_key(keys / "online.pem.new")
+    retired = keys / "retired"
+    retired.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy2(keys / "online.pem", retired / f"{old.public_key.keyid}.pem")
+    fsync_dir(retired)
     repo_for(hub).rotate_online_key(new)
     (keys / "online.pem.new").replace(keys / "online.pem")
+    fsync_dir(keys)
     return new.public_key.keyid
+
+
+def online_key_files(hub: Hub) -> list[Path]:
+    """The current online key first, then the retired ones (for opening what was sealed to them)."""
+    keys = hub.data_dir / "keys"
+    return [keys / "online.pem", *sorted((keys / "retired").glob("*.pem"))]

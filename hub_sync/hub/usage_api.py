@@ -40,11 +40,14 @@ DOWNLINK_CONTENT_TYPE = PAYLOAD_PREFIX + DOWNLINK_KIND + "+json"
 
 
 def _signer():
-    signer = current_app.extensions.get("hub_online_signer")
-    if signer is None:  # read the key once per process, not once per batch
-        hub = current_app.extensions["hub"]
-        signer = current_app.extensions["hub_online_signer"] = hub.online_signer
-    return signer
+    """The online key, read once per process and again only when the file changes (``hub rotate-key``)."""
+    hub = current_app.extensions["hub"]
+    stat = (hub.data_dir / "keys" / "online.pem").stat()
+    stamp = (stat.st_ino, stat.st_mtime_ns)
+    cached = current_app.extensions.get("hub_online_signer")
+    if cached is None or cached[0] != stamp:
+        cached = current_app.extensions["hub_online_signer"] = (stamp, hub.online_signer)
+    return cached[1]
 
 
 def _after(name: str) -> int | None:
