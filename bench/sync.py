@@ -9,7 +9,8 @@
 2. Idle sync bytes: a sync when nothing changed, counted on the TCP stream the same way:
    ``school-edge edge sync`` against ``school-edge hub serve`` (set up with the real CLI:
    channel, resources, publish, provision make/apply, one full sync first; HTTP and rsync)
-   plus ``upload_pending`` with nothing pending (which sends nothing).
+   plus ``upload_pending`` with nothing pending (one small signed poll for the county's messages,
+   answered 204 with no body).
 3. Resume overhead: a 50 MB file fetched with the real rsync (hub_sync.rsync_transport)
    from the real rsync daemon (hub_sync.hub.rsync_daemon), the connection cut three
    times by the relay; extra bytes over one uncut transfer.

@@ -25,6 +25,8 @@ from . import __version__
 from .catalogue import Catalogue
 from .config import EdgeConfig
 from .const import MIB
+from .downlink import migrations as downlink_migrations
+from .downlink import status as downlink_status
 from .integrity import IntegrityGuard
 from .journal import Journal
 from .journal import migrations as journal_migrations
@@ -46,9 +48,8 @@ POOL_IDLE_CONNECTIONS = 2
 POOL_WAIT_S = 0.5
 
 # Migration sets applied at start-up, in order; feature modules append theirs.
-EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, usage_migrations, spaces_migrations]
-from .downlink import migrations as downlink_migrations, status as downlink_status  # noqa: E402
-EXTRA_MIGRATIONS.append(downlink_migrations)
+EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, usage_migrations, spaces_migrations, downlink_migrations]
+
 
 class Appliance:
     """One school appliance's data folder, opened."""
