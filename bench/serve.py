@@ -36,8 +36,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +48,7 @@ from edge_agent.appliance import Appliance
 from edge_agent.catalogue import Resource, ResourceFile
 from edge_agent.config import EdgeConfig
 from edge_agent.sample_library import SAMPLES
+from local_server import free_port, stop, wait_http
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
@@ -74,25 +73,6 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[0]} exited early ({proc.returncode})")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer in {timeout_s}s")
 
 
 def make_library(data: Path, n_files: int, file_mib: int, n_resources: int) -> list[tuple[str, int]]:
@@ -219,16 +199,6 @@ def tree_pids(pid: int) -> list[int]:
         found.append(p)
         todo.extend(children.get(p, []))
     return found
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def api_queries(count: int = 400, seed: int = 7) -> list[str]:

@@ -7,6 +7,7 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import free_port
 from usage_fixtures import GunicornHub, enroll
@@ -53,6 +54,14 @@ class County:
         for app in self.apps:
             app.close()
         self.hub.close()
+
+
+@pytest.fixture
+def county(tmp_path):
+    """A served hub with appliances on demand; a test module imports this fixture to use it."""
+    c = County(tmp_path)
+    yield c
+    c.close()
 
 
 def notices(app) -> list[tuple]:

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 from conftest import free_port
-from downlink_fixtures import SCHOOL_A, SCHOOL_B, County, notices, poll
+from downlink_fixtures import SCHOOL_A, SCHOOL_B, notices, poll, county  # noqa: F401  (county: a fixture)
 from spaces_fixtures import (
     SCHOOL_ROSTER,
     build_world,
@@ -38,13 +38,6 @@ from hub_sync.sqlite_db import transaction
 
 NEW_STUDENT = {"kind": "person", "row": {"name": "钱小新", "number": student_number(9), "gender": "女", "grade": "一年级",
                                          "classes": ["一年级(1)班"], "role": "学生"}}
-
-
-@pytest.fixture
-def county(tmp_path):
-    c = County(tmp_path)
-    yield c
-    c.close()
 
 
 @pytest.fixture(autouse=True)

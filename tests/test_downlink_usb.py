@@ -8,8 +8,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from spaces_fixtures import PNG, fast_kdf
-from usb_fixtures import PASSPHRASE, SCHOOL, UsbWorld, device_state
+from spaces_fixtures import PNG
+from usb_fixtures import PASSPHRASE, SCHOOL, device_state, world  # noqa: F401  (world: a fixture)
 
 from edge_agent import downlink
 from edge_agent.cli import main
@@ -23,14 +23,6 @@ from provisioning.usb_apply import apply_stick
 
 NEW_STUDENT = {"kind": "person", "row": {"name": "钱小新", "number": "G110101201503031236", "gender": "女",
                                          "grade": "一年级", "classes": ["一年级1班"], "role": "学生"}}
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    fast_kdf(monkeypatch)
-    w = UsbWorld(tmp_path)
-    yield w
-    w.close()
 
 
 def enrolled_by_stick(world):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from spaces_fixtures import fast_kdf
+
 from conftest import tmpfs
-from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, UsbWorld, sha, tree
+from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, sha, tree, world  # noqa: F401  (world: a fixture)
 
 from edge_agent.cli import main
 from hub_sync.errors import SignatureError
@@ -21,14 +21,6 @@ from provisioning.sneakernet import export_usb, import_usb
 from provisioning.sneakernet_hub import hub_import_usb
 from provisioning.usb_apply import apply_stick
 from provisioning.errors import StickTooSmallError, UsbError, WrongSchoolError
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    fast_kdf(monkeypatch)
-    w = UsbWorld(tmp_path)
-    yield w
-    w.close()
 
 
 def provisioned(world, name="edge", school=SCHOOL):

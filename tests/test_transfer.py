@@ -5,7 +5,7 @@ new school, which creates them with their progress, answers and submissions."""
 from __future__ import annotations
 
 import pytest
-from downlink_fixtures import SCHOOL_A, SCHOOL_B, County, poll
+from downlink_fixtures import SCHOOL_A, SCHOOL_B, poll, county  # noqa: F401  (county: a fixture)
 from spaces_fixtures import build_world, fast_kdf, student_number
 from usage_fixtures import enroll
 
@@ -19,13 +19,6 @@ from hub_sync.hub.downlink import Downlink
 from hub_sync.sqlite_db import transaction
 
 LEARNER = student_number(1)   # 王小明 of build_world, with a submission
-
-
-@pytest.fixture
-def county(tmp_path):
-    c = County(tmp_path)
-    yield c
-    c.close()
 
 
 @pytest.fixture(autouse=True)

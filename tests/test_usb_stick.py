@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from spaces_fixtures import fast_kdf
+
 from conftest import tmpfs
-from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, UsbWorld, device_state, roster_bytes, tree
+from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, device_state, roster_bytes, tree, world  # noqa: F401  (world: a fixture)
 
 from edge_agent.cli import main
 from edge_agent.spaces.errors import RosterError as SpaceRosterError
@@ -21,14 +21,6 @@ from provisioning.errors import BundleError
 from provisioning.usb_apply import apply_stick, plan_stick
 from provisioning.errors import (IncompleteError, StickTooSmallError, UnsafePathError, UsbError, WrongPassphraseError,
                                      WrongSchoolError)
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    fast_kdf(monkeypatch)
-    w = UsbWorld(tmp_path)
-    yield w
-    w.close()
 
 
 def school_folder(world, code=SCHOOL) -> Path:

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from spaces_fixtures import fast_kdf
-from usb_fixtures import PASSPHRASE, SCHOOL, UsbWorld, roster_bytes
+
+from usb_fixtures import PASSPHRASE, SCHOOL, roster_bytes, world  # noqa: F401  (world: a fixture)
 
 from edge_agent.spaces import const
 from edge_agent.spaces.login import set_staff_password
@@ -17,14 +17,6 @@ ROSTER = roster_bytes(["姓名,学籍号,性别,年级,班级,角色",
                        "张三,G110101201501011234,男,一年级,一年级1班,学生",
                        "王老师,T001,女,,一年级1班,班主任",
                        "吴师傅,X001,男,,,技术员"])
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    fast_kdf(monkeypatch)
-    w = UsbWorld(tmp_path)
-    yield w
-    w.close()
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+from spaces_fixtures import fast_kdf
+
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 from hub_sync.hub import Hub
@@ -74,6 +77,15 @@ class UsbWorld:
         for app in self.apps:
             app.close()
         self.hub.close()
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """A ``UsbWorld`` with a fast KDF; a test module imports this fixture to use it."""
+    fast_kdf(monkeypatch)
+    w = UsbWorld(tmp_path)
+    yield w
+    w.close()
 
 
 def device_state(app: Appliance) -> tuple:
