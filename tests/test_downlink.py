@@ -10,10 +10,8 @@ import logging
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
-from conftest import free_port
 from downlink_fixtures import SCHOOL_A, SCHOOL_B, notices, poll, county  # noqa: F401  (county: a fixture)
 from spaces_fixtures import (
     SCHOOL_ROSTER,
@@ -22,8 +20,7 @@ from spaces_fixtures import (
     roster_csv,
     student_number,
 )
-from usage_fixtures import REPO, enroll
-from werkzeug.serving import make_server
+from usage_fixtures import REPO, HubInFront, enroll
 
 from edge_agent import downlink
 from edge_agent.spaces.people import find_by_number, get_person
@@ -157,15 +154,8 @@ def test_teacher_offered_upload_shows_county_received_after_sync(county, client,
     assert county.queued() == [(SCHOOL_A, 1, "share_status")]   # the same offer is answered once
 
 
-class TamperingRelay:
+class TamperingRelay(HubInFront):
     """In front of the real hub app: changes a message box inside signed answers (acks and polls)."""
-
-    def __init__(self, hub) -> None:
-        self.real = create_hub_app(hub).test_client()
-        self.server = make_server("127.0.0.1", free_port(), self, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever)
-        self.thread.start()
 
     def __call__(self, environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -182,12 +172,6 @@ class TamperingRelay:
             data = json.dumps(doc).encode()
         start_response(f"{answer.status_code} X", [("Content-Type", "application/json")])
         return [data]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
 
 @pytest.mark.parametrize("usage_due", [False, True], ids=["poll", "acknowledgement"])
 def test_tampered_messages_are_refused_and_nothing_is_applied(county, usage_due, caplog):

@@ -15,17 +15,15 @@ import time
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
 from edge_agent.appliance import Appliance
 from edge_agent.usage_sync import build_next_batch, trusted_time, upload_pending
 from hub_sync.errors import DeviceError, LinkError, ReplayError, SignatureError
 from hub_sync.hub import Hub
-from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.registry import Registry
 from conftest import free_port
-from usage_fixtures import REPO, GunicornHub, classroom_acts, enroll, fill_journal_fast
+from usage_fixtures import REPO, GunicornHub, HubInFront, classroom_acts, enroll, fill_journal_fast
 
 
 @pytest.fixture
@@ -199,16 +197,12 @@ def test_appliance_killed_mid_sync_then_resend_stores_everything_exactly_once(en
     assert hub.db.execute("select count(*), count(distinct seq), max(seq) from usage_events").fetchone() == (60_000, 60_000, 60_000)
 
 
-class MisbehavingHub:
+class MisbehavingHub(HubInFront):
     """A hub in front of the real one that hangs, answers garbage, or tampers or replays acks."""
 
     def __init__(self, hub: Hub, mode: str) -> None:
-        self.mode, self.real = mode, create_hub_app(hub).test_client()
-        self.first_ack: bytes | None = None
-        self.server = make_server("127.0.0.1", free_port(), self, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever)
-        self.thread.start()
+        self.mode, self.first_ack = mode, None
+        super().__init__(hub)
 
     def __call__(self, environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -232,11 +226,6 @@ class MisbehavingHub:
             answer = self.first_ack
         start_response("200 OK", [("Content-Type", "application/json")])
         return [answer]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 @pytest.mark.parametrize("mode, error, reason, logged", [

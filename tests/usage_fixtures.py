@@ -94,3 +94,27 @@ class GunicornHub:
 
     def output(self) -> str:
         return self.log.read_text("utf-8", "replace") if self.log.exists() else ""
+
+
+class HubInFront:
+    """A WSGI server on loopback in front of the real hub app; subclasses' ``__call__``
+    decide what reaches the device (tampered, replayed, delayed answers)."""
+
+    def __init__(self, hub) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        from conftest import free_port
+        from hub_sync.hub.app import create_hub_app
+
+        self.real = create_hub_app(hub).test_client()
+        self.server = make_server("127.0.0.1", free_port(), self, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
