@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,13 +34,13 @@ from hub_sync.migrations import Migrations
 from hub_sync.person_box import box_private, from_text, open_box, seal_to_key, to_text
 from hub_sync.sqlite_db import transaction
 
+from .const import DEVICE_KEY_FILE
 from .journal import Journal
 
 log = logging.getLogger(__name__)
 
 DOWNLINK_KIND = "downlink"
 POLL_KIND = "downlink-poll"  # asking for messages, signed by the device key
-DEVICE_KEY_FILE = "keys/device.pem"
 
 migrations = Migrations("edge_downlink")
 
@@ -111,7 +110,6 @@ def check_answer(answer: Any, device_id: str, school_code: str) -> dict:
 
 def apply_answer(appliance, answer: dict) -> DownlinkResult:
     """Apply a verified answer's messages after the cursor, each once, in order."""
-    migrations.apply(appliance.db)
     db = appliance.db
     result = DownlinkResult(more=bool(answer.get("more")))
     private = None
@@ -163,14 +161,11 @@ def _reason(exc: Exception) -> str:
 
 def status(db: sqlite_utils.Database) -> dict:
     """For ``edge status``: the cursor and the messages that failed (newest first)."""
-    try:
-        failed = [f"#{s} {k}: {r}" for s, k, r in db.execute(
-            "select seq, kind, reason from downlink_log where status = 'failed' order by seq desc limit 5")]
-        return {"hub_messages_applied_seq": cursor(db),
-                "hub_messages_failed": db.execute("select count(*) from downlink_log where status = 'failed'").fetchone()[0],
-                "hub_messages_last_failures": "; ".join(failed) or "-"}
-    except sqlite3.OperationalError:  # not migrated yet
-        return {"hub_messages_applied_seq": 0, "hub_messages_failed": 0, "hub_messages_last_failures": "-"}
+    failed = [f"#{s} {k}: {r}" for s, k, r in db.execute(
+        "select seq, kind, reason from downlink_log where status = 'failed' order by seq desc limit 5")]
+    return {"hub_messages_applied_seq": cursor(db),
+            "hub_messages_failed": db.execute("select count(*) from downlink_log where status = 'failed'").fetchone()[0],
+            "hub_messages_last_failures": "; ".join(failed) or "-"}
 
 
 def log_entries(db: sqlite_utils.Database, limit: int = 50) -> list[dict]:

@@ -41,14 +41,14 @@ from hub_sync.sqlite_db import transaction
 from hub_sync.usage_batch import batch_hash, encode_batch
 
 from .appliance import Appliance
+from .const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
+from .content_sync import SYNC_DIR
 from .downlink import POLL_KIND, DownlinkResult, apply_answer, check_answer, open_answer, poll_request
 from .downlink import cursor as downlink_cursor
 
 log = logging.getLogger(__name__)
 
-DEVICE_KEY_FILE = "keys/device.pem"
-HUB_ONLINE_KEY_FILE = "trust/hub_online_key.json"
-TRUSTED_ROOT_FILE = "sync/tuf/root.json"  # the newest root ngclient verified (content_sync.SYNC_DIR)
+TRUSTED_ROOT_FILE = Path(SYNC_DIR) / "tuf" / "root.json"  # the newest root ngclient verified
 USAGE_PATH = "/api/v1/hub/usage"
 DOWNLINK_PATH = "/api/v1/hub/downlink"
 POLL_CONTENT_TYPE = PAYLOAD_PREFIX + POLL_KIND + "+json"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tuf.api.metadata import Metadata, Root
 
+from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
 from hub_sync.atomic_file import atomic_write
 from hub_sync.enrollment import make_enrollment
 from hub_sync.keys import generate_key, load_signer
@@ -23,10 +24,9 @@ from hub_sync.keys import generate_key, load_signer
 from .bundle import Bundle, read_bundle
 from .errors import AlreadyProvisionedError
 
-DEVICE_KEY = Path("keys") / "device.pem"
+DEVICE_KEY = Path(DEVICE_KEY_FILE)
 ENROLLMENT_REQUEST = "enrollment-request.json"
 PINNED_ROOT = Path("sync") / "pinned-root.json"
-HUB_ONLINE_KEY = Path("trust") / "hub_online_key.json"  # read by edge_agent.usage_sync
 SETTINGS_FILE = "settings.json"
 
 
@@ -64,7 +64,7 @@ def apply_bundle(appliance, bundle_dir: Path) -> tuple[Bundle, Path]:
                                       f"this appliance is provisioned for school {current}, not {bundle.school_code}")
     signer = device_signer(appliance.data_dir)
     atomic_write(appliance.data_dir / PINNED_ROOT, bundle.tuf_root)
-    atomic_write(appliance.data_dir / HUB_ONLINE_KEY, json.dumps(hub_online_key(bundle.tuf_root)).encode())
+    atomic_write(appliance.data_dir / HUB_ONLINE_KEY_FILE, json.dumps(hub_online_key(bundle.tuf_root)).encode())
     _set_hub_url(appliance.data_dir, bundle.hub_url)
     appliance.set_identity(school_code=bundle.school_code, school_name=bundle.school_name, hub_url=bundle.hub_url,
                            rsync_url=bundle.rsync_url, device_key_id=signer.public_key.keyid, enrolled="")

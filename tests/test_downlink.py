@@ -293,7 +293,7 @@ def test_kill_9_while_applying_repeats_nothing_and_loses_nothing(county):
     {"name": "冯老师", "number": "t", "gender": "男", "classes": [], "role": ["teacher"]},
 ])
 def test_hub_checks_a_roster_line_as_the_school_does(row):
-    from edge_agent.spaces.roster import validate_row
+    from hub_sync.roster_line import validate_row
     from hub_sync.hub.roster_change import row_problems
 
     assert (row_problems(row) == []) == (validate_row(row)[1] == [])

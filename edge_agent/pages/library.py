@@ -12,9 +12,10 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 
+from hub_sync.roster_line import GRADES
+
 from ..catalogue import Resource
 from ..const import MAX_PAGE_SIZE
-from ..spaces.roster import GRADES
 from ..errors import BadRequestError, NotFoundError
 from .errors import page_errors
 from .spaces_bridge import attach_session

@@ -15,6 +15,7 @@ import time
 
 from flask import jsonify, request
 
+from hub_sync.roster_line import GENDERS, MAX_NAME_CHARS, norm
 from hub_sync.sqlite_db import transaction
 
 from ..errors import BadRequestError
@@ -24,7 +25,6 @@ from .access import can_manage_student, can_see_student, is_admin, require
 from .api_common import blueprint, body, client_address, current_session, db, int_field, set_session_cookie, viewer
 from .login import card_login, change_password, reset_student_secret, set_staff_password, staff_login, student_login
 from .people import all_classes, children_of, class_students, get_person
-from .roster import GENDERS, MAX_NAME_CHARS, norm
 from .roster_apply import import_roster
 from .sessions import end_all_sessions, end_session
 

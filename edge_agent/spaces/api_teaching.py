@@ -14,6 +14,7 @@ import time
 
 from flask import Response, current_app, jsonify, request
 
+from hub_sync.roster_line import MAX_NAME_CHARS, norm
 from hub_sync.sqlite_db import transaction
 
 from ..errors import BadRequestError, NotFoundError
@@ -29,7 +30,6 @@ from .exercises import public_questions
 from .login import issue_cards
 from .people import all_classes, class_row, class_students, class_teachers, classes_of, get_person
 from .progress import record_progress
-from .roster import MAX_NAME_CHARS, norm
 from .submissions import get_submission, grade_submission, submissions_for, submit_work
 from .summary import class_progress, student_home
 

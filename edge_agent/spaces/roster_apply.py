@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from hub_sync.roster_line import RosterRow, validate_row
 from hub_sync.sqlite_db import transaction
 
 from ..journal import Journal
@@ -23,7 +24,7 @@ from .auth import hash_secret, new_password
 from .errors import RosterError, SpaceError
 from .merge import PERSON_COUNTY_FIELDS, merge_fields, merge_progress
 from .people import find_by_number
-from .roster import RosterRow, class_problems, parse_roster, problems_json, validate_row
+from .roster import class_problems, parse_roster, problems_json
 
 
 def import_roster(db: sqlite_utils.Database, data: bytes, actor: str = "system") -> dict:

@@ -10,9 +10,10 @@ import secrets
 
 import sqlite_utils
 
+from hub_sync.roster_line import GRADES
+
 from .login import reset_student_secret, set_staff_password
 from .people import class_students, find_by_number
-from .roster import GRADES
 from .roster_apply import import_roster
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"

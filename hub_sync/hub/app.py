@@ -12,7 +12,6 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ..errors import Problem
-from . import ingest  # noqa: F401  (usage storage: its migrations must be known before Hub.open)
 from .hub import Hub
 
 log = logging.getLogger(__name__)

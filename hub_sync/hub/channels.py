@@ -47,12 +47,7 @@ class Channels:
     """Channels, resources and subscriptions in the hub database."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
-        from .registry import migrations as registry_migrations
-
-        self.db = db
-        # safe to run twice; covers a Hub opened before this module was imported
-        registry_migrations.apply(db)
-        migrations.apply(db)
+        self.db = db  # its tables exist: Hub.open applies every hub migration set
 
     # -- channels ----------------------------------------------------------------
     def put_channel(self, channel_id: str, title: str = "", mandatory: bool | None = None) -> Channel:

@@ -72,8 +72,7 @@ class Downlink:
     """The hub's outgoing queues."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
-        migrations.apply(db)  # cheap when applied; a hub opened before this module was imported still works
+        self.db = db  # its tables exist: Hub.open applies every hub migration set
 
     # -- queueing -----------------------------------------------------------------
     def queue(self, school_code: str, kind: str, payload: dict) -> int:
@@ -103,8 +102,9 @@ class Downlink:
     def roster_changes(self, school_code: str, changes: list) -> list[int]:
         """Check every change, then queue all of them, or none if any is wrong."""
         self._known([school_code])
-        problems = [f"#{i}: {zh}" for i, c in enumerate(changes, 1) for zh, _ in change_problems(c)]
-        problems_en = [f"#{i}: {en}" for i, c in enumerate(changes, 1) for _, en in change_problems(c)]
+        found = [(i, zh, en) for i, c in enumerate(changes, 1) for zh, en in change_problems(c)]
+        problems = [f"#{i}: {zh}" for i, zh, _ in found]
+        problems_en = [f"#{i}: {en}" for i, _, en in found]
         if not changes or problems:
             raise FormatError("名单变更无效，未发送任何内容：" + ("；".join(problems) or "文件里没有变更"),
                               "roster change refused, nothing queued: " + ("; ".join(problems_en) or "the file holds no change"))

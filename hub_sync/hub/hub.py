@@ -69,6 +69,10 @@ class Hub:
         if not (data_dir / "keys" / "root.pem").is_file():
             raise DataDirError(f"{data_dir} 不是县级平台数据目录。请先运行 school-edge hub init --data {data_dir}",
                                f"{data_dir} is not a hub data folder; run 'school-edge hub init --data {data_dir}' first")
+        # the modules that own tables register their migration sets when imported;
+        # importing them here makes the schema whole whatever the caller imported first
+        from . import channels, downlink, ingest, registry  # noqa: F401
+
         hub = cls(data_dir, reserve_mb)
         for m in HUB_MIGRATIONS:
             m.apply(hub.db)

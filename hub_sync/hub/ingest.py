@@ -36,7 +36,6 @@ from ..errors import FormatError, ReplayError
 from ..migrations import Migrations
 from ..sqlite_db import transaction
 from ..usage_batch import decode_batch, read_header
-from . import downlink as _downlink_tables  # noqa: F401  (its migrations are applied with usage storage at Hub.open)
 from .hub import HUB_MIGRATIONS
 from .registry import Registry
 

@@ -20,7 +20,6 @@ from ..envelope import canonical_json
 from ..tuf_repo import RepoState, TufRepo, index_path, target_path
 from .channels import Channels
 from .hub import Hub
-from .registry import Registry  # noqa: F401  (its migration creates the devices table used here)
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Checking a roster change before the hub queues it for a school (pure, no I/O).
 
 The shapes are the ones the appliance applies (``edge_agent.spaces.roster_apply.
-apply_roster_change``); the hub may not import the appliance, so the field rules
-of a roster line are repeated here, and a test keeps both sides agreeing. What
-can only be known at the school (a teacher's class that does not exist there) is
-found there and reported back as a failed message.
+apply_roster_change``); a person's fields are judged by the same rules the school
+uses (``hub_sync.roster_line.validate_row``). What can only be known at the school
+(a teacher's class that does not exist there) is found there and reported back as
+a failed message.
 
     {"kind": "person", "row": {"name", "number", "gender", "grade", "classes": [..], "role",
                                "parent_phone"?, "parent_name"?}}
@@ -17,20 +17,11 @@ through a file (the space has to come from the old school).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-ROLE_NAMES = {
-    "学生": ("student",), "教师": ("teacher",), "老师": ("teacher",), "班主任": ("teacher", "head_teacher"),
-    "管理员": ("admin",), "学校管理员": ("admin",), "技术员": ("technician",), "家长": ("parent",),
-}
-ROLE_CODES = {"student", "teacher", "head_teacher", "admin", "technician", "parent"}
-GRADES = ("一年级", "二年级", "三年级", "四年级", "五年级", "六年级", "七年级", "八年级", "九年级", "高一", "高二", "高三")
-GENDERS = ("男", "女", "M", "F", "m", "f")
-STUDENT_NUMBER = re.compile(r"^[GLJ]\d{17}[\dX]$")
-STAFF_NUMBER = re.compile(r"^[A-Za-z0-9]{3,20}$")
-PHONE = re.compile(r"^1\d{10}$")
-MAX_NAME_CHARS = 40
+from ..roster_line import GRADES, ROLE_NAMES, STAFF_NUMBER, STUDENT_NUMBER, validate_row
+
+ROLE_CODES = {code for codes in ROLE_NAMES.values() for code in codes}
 KINDS = ("person", "graduate", "transfer_out", "class")
 
 Problem = tuple[str, str]  # (中文, English)
@@ -40,35 +31,14 @@ def row_problems(row: Any) -> list[Problem]:
     """What is wrong with one person's fields (empty when nothing)."""
     if not isinstance(row, dict):
         return [("缺少人员信息 row", "the change has no 'row' object")]
-    out: list[Problem] = []
-    name = str(row.get("name", "")).strip()
-    if not name or len(name) > MAX_NAME_CHARS:
-        out.append(("姓名为空或太长", "name is empty or too long"))
-    role = row.get("role", "")
-    roles = tuple(role) if isinstance(role, (list, tuple)) else ROLE_NAMES.get(str(role).strip())
-    if not roles or not set(roles) <= ROLE_CODES:
-        out.append((f"角色“{role}”无效，应为 {'/'.join(ROLE_NAMES)}", f"unknown role {role!r}"))
-        roles = ()
-    student = "student" in roles
-    number = str(row.get("number", "")).strip()
-    if student and not STUDENT_NUMBER.match(number.upper()):
-        out.append((f"学籍号“{number}”格式不对，应为 G 加 18 位", f"student number {number!r} has the wrong shape (G + 18 characters)"))
-    elif not student and not STAFF_NUMBER.match(number):
-        out.append((f"教师编号“{number}”格式不对，应为 3-20 位字母或数字", f"staff number {number!r} has the wrong shape"))
-    if str(row.get("gender", "")).strip() not in GENDERS:
-        out.append(("性别应为“男”或“女”", "gender must be 男 or 女"))
-    if student and str(row.get("grade", "")).strip() not in GRADES:
-        out.append((f"年级“{row.get('grade', '')}”无效", f"unknown grade {row.get('grade', '')!r}"))
-    classes = row.get("classes", [])
-    classes = [classes] if isinstance(classes, str) else classes
-    if not isinstance(classes, list) or any(not isinstance(c, str) or not c.strip() or len(c) > MAX_NAME_CHARS for c in classes):
-        out.append(("班级应为班级名称的列表", "classes must be a list of class names"))
-    elif student and len(classes) != 1:
-        out.append(("学生必须属于且只属于一个班级", "a student must be in exactly one class"))
-    phone = str(row.get("parent_phone", "") or "").strip()
-    if phone and not PHONE.match(phone):
-        out.append((f"家长电话“{phone}”应为 11 位手机号", f"parent phone {phone!r} must be an 11-digit mobile number"))
-    return out
+    classes, role = row.get("classes", []), row.get("role", "")
+    if not isinstance(classes, str) and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        return [("班级应为班级名称的列表", "classes must be a list of class names")]
+    if isinstance(role, (list, tuple)) and not (role and set(role) <= ROLE_CODES):
+        return [(f"角色“{role}”无效，应为 {'/'.join(ROLE_NAMES)}", f"unknown role {role!r}")]
+    # a JSON file may hold numbers where the roster has text
+    fields = {k: v if isinstance(v, (list, tuple)) else "" if v is None else str(v) for k, v in row.items()}
+    return [(zh, en) for _, zh, en in validate_row(fields)[1]]
 
 
 def change_problems(change: Any) -> list[Problem]:
