@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any, Hashable
 
 from .const import RESPONSE_CACHE_ENTRIES
 
 
 class ResponseCache:
-    """Thread-safe LRU of ``key -> bytes``."""
+    """Thread-safe LRU of ``key -> answer`` (finished JSON bytes, or any value a caller keeps)."""
 
     def __init__(self, entries: int = RESPONSE_CACHE_ENTRIES) -> None:
         self.entries = entries
-        self._data: OrderedDict[tuple, bytes] = OrderedDict()
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> bytes | None:
+    def get(self, key: Hashable) -> Any | None:
         """The cached answer for ``key``, or None."""
         with self._lock:
             body = self._data.get(key)
@@ -32,7 +33,7 @@ class ResponseCache:
                 self._data.move_to_end(key)
             return body
 
-    def put(self, key: tuple, body: bytes) -> None:
+    def put(self, key: Hashable, body: Any) -> None:
         """Remember ``body``; forget the least recently used beyond the limit."""
         with self._lock:
             self._data[key] = body

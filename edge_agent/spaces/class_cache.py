@@ -11,13 +11,13 @@ teacher reading the summary again while nothing changed costs one indexed read.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Callable, Generic, TypeVar
 
 import sqlite_utils
 
 from hub_sync.sqlite_db import transaction
+
+from ..response_cache import ResponseCache
 
 T = TypeVar("T")
 MAX_CLASSES = 128  # a school has up to ~100 classes; a summary is ~10-20 KB of JSON
@@ -30,12 +30,11 @@ def class_version(db: sqlite_utils.Database, class_id: int) -> int | None:
 
 
 class ClassCache(Generic[T]):
-    """Computed answers per class, least recently used dropped beyond ``max_classes``. Thread-safe."""
+    """Computed answers per class (the newest version of each), least recently used
+    dropped beyond ``max_classes``. Thread-safe."""
 
     def __init__(self, max_classes: int = MAX_CLASSES) -> None:
-        self.max_classes = max_classes
-        self._entries: OrderedDict[int, tuple[int, T]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lru = ResponseCache(max_classes)  # class id -> (version, answer)
         self.hits = self.misses = 0
 
     def get(self, db: sqlite_utils.Database, class_id: int, compute: Callable[[], T]) -> T:
@@ -44,22 +43,12 @@ class ClassCache(Generic[T]):
         # meanwhile is either wholly in the answer or changes the version after it
         with transaction(db, immediate=False):
             version = class_version(db, class_id)
-            with self._lock:
-                entry = self._entries.get(class_id)
-                if entry is not None and version is not None and entry[0] == version:
-                    self._entries.move_to_end(class_id)
-                    self.hits += 1
-                    return entry[1]
-                self.misses += 1
+            entry = self._lru.get(class_id)
+            if entry is not None and version is not None and entry[0] == version:
+                self.hits += 1
+                return entry[1]
+            self.misses += 1
             value = compute()
         if version is not None:
-            with self._lock:
-                self._entries[class_id] = (version, value)
-                self._entries.move_to_end(class_id)
-                while len(self._entries) > self.max_classes:
-                    self._entries.popitem(last=False)
+            self._lru.put(class_id, (version, value))
         return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
