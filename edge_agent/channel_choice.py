@@ -14,6 +14,7 @@ from hub_sync.errors import DeviceError, LinkError
 from hub_sync.keys import load_signer
 
 from .appliance import Appliance
+from .const import DEVICE_KEY_FILE
 from .errors import NotProvisionedError
 
 CHANNEL_TIMEOUT_S = 15.0
@@ -41,7 +42,7 @@ def hub_channels(appliance: Appliance) -> list[dict]:
 def set_subscription(appliance: Appliance, channel: str, on: bool) -> list[str]:
     """Subscribe to (or leave) an optional channel; return the school's channels now."""
     url = hub_url(appliance)
-    signer = load_signer(appliance.data_dir / "keys" / "device.pem")
+    signer = load_signer(appliance.data_dir / DEVICE_KEY_FILE)
     signed = make_subscription(signer, appliance.device_id, appliance.school_code, channel, on)
     try:
         resp = httpx.post(f"{url}/api/v1/hub/subscriptions", content=signed, timeout=CHANNEL_TIMEOUT_S)

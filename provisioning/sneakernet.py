@@ -31,6 +31,7 @@ from typing import Callable
 
 import sqlite_utils
 
+from edge_agent.const import DEVICE_KEY_FILE
 from hub_sync.envelope import canonical_json, seal
 from hub_sync.errors import Problem
 from hub_sync.migrations import Migrations
@@ -139,7 +140,7 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
                 "downlink_applied": downlink_cursor(appliance.db),
                 "batches": [{"file": n, "hash": b.hash, "first_seq": b.first_seq, "last_seq": b.last_seq}
                             for n, b in zip(sealed, batches)]}
-    manifest_bytes = seal(EXPORT_KIND, canonical_json(manifest), load_signer(appliance.data_dir / "keys" / "device.pem"))
+    manifest_bytes = seal(EXPORT_KIND, canonical_json(manifest), load_signer(appliance.data_dir / DEVICE_KEY_FILE))
     stick.atomic_write(dest / MANIFEST, manifest_bytes)
     stick.write_marker(dest, entries + [{"path": MANIFEST, "size": len(manifest_bytes), "sha256": _sha(manifest_bytes)}],
                        kind=EXPORT_KIND, device_id=appliance.device_id)
