@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from typing import Callable
 
@@ -14,7 +15,7 @@ from hub_sync.wsgi_server import check_port_free, serve
 
 log = logging.getLogger(__name__)
 
-# Other packages add callables here: fn(appliance) -> stop callable (run in the master)
+# Other packages add callables here: fn(appliance) -> stop callable (run in one worker: BackgroundJobs)
 BACKGROUND_HOOKS: list[Callable[[Appliance], Callable[[], None]]] = []
 
 
@@ -63,8 +64,6 @@ def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[s
             announcer = Announcer(cfg.host, cfg.port, school_code, device_id,
                                   role=cfg.role, interfaces=cfg.announce_interfaces)
             stops.append(announcer.close)
-        for hook in BACKGROUND_HOOKS:
-            stops.append(hook(appliance))
         if banner:
             click.echo(f"学校设备已启动 Appliance serving ({school_code or '未配置 unprovisioned'}, {device_id})")
             for url in urls_for(cfg.host, cfg.port):
@@ -83,5 +82,40 @@ def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[s
         if banner:
             click.echo("已停止 Stopped")
 
+    jobs = BackgroundJobs(appliance)
     appliance.close()  # no connection may cross the fork into the workers
-    serve(app, cfg.host, cfg.port, workers=cfg.workers, threads=cfg.threads, on_ready=on_ready, on_exit=on_exit)
+    serve(app, cfg.host, cfg.port, workers=cfg.workers, threads=cfg.threads, on_ready=on_ready, on_exit=on_exit,
+          on_worker_start=jobs.start, on_worker_exit=jobs.stop)
+
+
+class BackgroundJobs:
+    """The ``BACKGROUND_HOOKS`` (sync scheduler, stick watcher), run by one worker.
+
+    Not in the master: it forks workers, and a job caught holding a lock (SQLite's)
+    at that instant would leave the new worker stuck. With several workers, the
+    first to take ``background.lock`` in the data folder runs them; the kernel
+    frees the lock when that worker exits, and its replacement takes it over."""
+
+    LOCK_FILE = "background.lock"
+
+    def __init__(self, appliance: Appliance) -> None:
+        self.appliance = appliance
+        self._stops: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        lock = open(self.appliance.data_dir / self.LOCK_FILE, "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another worker runs them
+            lock.close()
+            return
+        self._stops.append(lock.close)
+        for hook in BACKGROUND_HOOKS:
+            self._stops.append(hook(self.appliance))
+
+    def stop(self) -> None:
+        while self._stops:
+            try:
+                self._stops.pop()()
+            except Exception:  # shutting down: log and go on stopping the rest
+                log.exception("error while stopping a background job")

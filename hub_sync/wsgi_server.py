@@ -71,14 +71,29 @@ class _Gunicorn(BaseApplication):
 
 def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
           on_ready: Callable[[], None] | None = None, on_exit: Callable[[], None] | None = None,
-          proc_name: str = "school-edge") -> None:
-    """Serve ``app`` until SIGTERM/SIGINT. Blocks."""
+          proc_name: str = "school-edge", on_worker_start: Callable[[], None] | None = None,
+          on_worker_exit: Callable[[], None] | None = None) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT. Blocks.
+
+    ``on_ready``/``on_exit`` run in the master, ``on_worker_start``/``on_worker_exit``
+    in each worker. Work that touches the database belongs in a worker: the master
+    forks (a new worker after a crash, at any time), and a thread of the master
+    caught holding a lock at that moment (SQLite's, for one) leaves the new worker
+    waiting for it for ever."""
     check_port_free(host, port)
     limit_malloc_arenas()
     trimmer = IdleTrimmer(app)
     options = gunicorn_options(host, port, workers, threads, on_ready, on_exit, proc_name)
     options["pre_fork"] = lambda server, worker: _before_fork()  # in the master
-    options["post_worker_init"] = lambda worker: trimmer.start()  # in the worker
+
+    def worker_started(worker) -> None:
+        trimmer.start()
+        if on_worker_start:
+            on_worker_start()
+
+    options["post_worker_init"] = worker_started
+    # gunicorn calls this in the exiting worker (and in the master for a worker it found dead)
+    options["worker_exit"] = lambda server, worker: on_worker_exit() if on_worker_exit else None
     _Gunicorn(trimmer, options).run()
 
 

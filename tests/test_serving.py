@@ -319,3 +319,27 @@ def test_gunicorn_is_configured_to_send_file_bodies_with_sendfile(monkeypatch):
     monkeypatch.delenv("SENDFILE", raising=False)
     cfg = _Gunicorn(Flask("t"), gunicorn_options("127.0.0.1", 8080)).cfg
     assert cfg.sendfile is True and cfg.worker_class_str == "gthread" and cfg.threads == 64
+
+
+def test_background_jobs_run_in_one_worker_and_move_to_its_replacement(appliance, monkeypatch):
+    from edge_agent import runner
+
+    started, stopped = [], []
+
+    def hook(app):
+        started.append(app)
+        return lambda: stopped.append(app)
+
+    monkeypatch.setattr(runner, "BACKGROUND_HOOKS", [hook])
+    first, second = runner.BackgroundJobs(appliance), runner.BackgroundJobs(appliance)
+    first.start()
+    second.start()                       # another worker of the same appliance: the lock is taken
+    assert (len(started), stopped) == (1, [])
+    first.stop()                         # the worker exits: its jobs stop, the lock is free
+    assert len(stopped) == 1
+    replacement = runner.BackgroundJobs(appliance)
+    replacement.start()
+    assert len(started) == 2
+    replacement.stop()
+    second.stop()                        # held nothing: nothing to stop
+    assert len(stopped) == 2
