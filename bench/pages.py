@@ -47,8 +47,8 @@ def measure(page, cdp, url: str) -> list[tuple[str, int]]:
 
 
 def main() -> None:
-    from edge_agent.demo import prepare_demo
-    from edge_agent.spaces.sample_roster import load_sample_roster
+    from edge_agent.demo.run import prepare_demo
+    from edge_agent.demo.sample_roster import load_sample_roster
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

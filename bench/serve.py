@@ -45,9 +45,9 @@ from pathlib import Path
 import httpx
 
 from edge_agent.appliance import Appliance
-from edge_agent.catalogue import Resource, ResourceFile
+from edge_agent.library.catalogue import Resource, ResourceFile
 from edge_agent.config import EdgeConfig
-from edge_agent.sample_library import SAMPLES
+from edge_agent.demo.sample_library import SAMPLES
 from local_server import free_port, stop, wait_http
 
 MIB = 1024 * 1024

@@ -47,13 +47,13 @@ from pathlib import Path
 import httpx
 
 from edge_agent.appliance import Appliance
-from edge_agent.catalogue import Resource, ResourceFile
+from edge_agent.library.catalogue import Resource, ResourceFile
 from edge_agent.config import EdgeConfig
-from edge_agent.sample_library import exercise_set
+from edge_agent.demo.sample_library import exercise_set
 from edge_agent.spaces.auth import hash_secret
 from edge_agent.spaces.people import get_person
 from edge_agent.spaces.sessions import create_session
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES, PER_CLASS, TEACHERS_PER_CLASS = 100, 20, 2

@@ -3,7 +3,7 @@
     python3 bench/sync.py [--devices 1000] [--events-per-device 1000]
 
 1. Usage wire bytes per event: a realistic classroom day (300 students x ~40 acts)
-   uploaded by ``edge_agent.usage_sync.upload_pending`` to the real hub app (HTTP on
+   uploaded by ``edge_agent.sync.usage_sync.upload_pending`` to the real hub app (HTTP on
    loopback); bytes counted on the TCP stream by a relay (HTTP headers included),
    compared with the same events as xAPI statements (plain and gzip'ed JSON).
 2. Idle sync bytes: a sync when nothing changed, counted on the TCP stream the same way:
@@ -11,7 +11,7 @@
    channel, resources, publish, provision make/apply, one full sync first; HTTP and rsync)
    plus ``upload_pending`` with nothing pending (one small signed poll for the county's messages,
    answered 204 with no body).
-3. Resume overhead: a 50 MB file fetched with the real rsync (hub_sync.rsync_transport)
+3. Resume overhead: a 50 MB file fetched with the real rsync (hub_sync.client.rsync_transport)
    from the real rsync daemon (hub_sync.hub.rsync_daemon), the connection cut three
    times by the relay; extra bytes over one uncut transfer.
 4. Hub ingest rate: 1,000 devices, each one pre-built signed batch, through the hub's
@@ -43,14 +43,14 @@ sys.path.insert(0, str(REPO))
 
 from edge_agent.appliance import Appliance  # noqa: E402
 from edge_agent.config import EdgeConfig  # noqa: E402
-from edge_agent.usage_sync import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE, upload_pending  # noqa: E402
-from hub_sync.envelope import seal  # noqa: E402
+from edge_agent.sync.usage_sync import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE, upload_pending  # noqa: E402
+from hub_sync.formats.envelope import seal  # noqa: E402
 from hub_sync.hub import Hub  # noqa: E402
 from hub_sync.hub.ingest import UsageIngest, seal_ack  # noqa: E402
 from hub_sync.hub.registry import Registry  # noqa: E402
-from hub_sync.keys import generate_key, public_key_dict  # noqa: E402
-from hub_sync.usage_batch import UsageEvent, encode_batch  # noqa: E402
-from hub_sync.xapi import statements  # noqa: E402
+from hub_sync.core.keys import generate_key, public_key_dict  # noqa: E402
+from hub_sync.formats.usage_batch import UsageEvent, encode_batch  # noqa: E402
+from hub_sync.formats.xapi import statements  # noqa: E402
 
 SCHOOL = "4401020301"
 MB = 1024 * 1024
@@ -273,10 +273,10 @@ def bench_idle_content(work: Path) -> dict:
 
 # -- 3: rsync resume overhead -------------------------------------------------------
 def bench_resume(work: Path, size: int = 50 * MB, cuts: int = 3) -> dict:
-    from hub_sync.blobstore import BlobStore
-    from hub_sync.errors import LinkError
+    from hub_sync.core.blobstore import BlobStore
+    from hub_sync.core.errors import LinkError
     from hub_sync.hub.rsync_daemon import RsyncDaemon
-    from hub_sync.rsync_transport import rsync_fetch
+    from hub_sync.client.rsync_transport import rsync_fetch
 
     store = BlobStore(work / "content", reserve_bytes=0)
     sha = store.put_bytes(os.urandom(size)).sha256      # video-like: incompressible
@@ -331,7 +331,7 @@ def bench_ingest(work: Path, devices: int, per_device: int) -> dict:
     signer = generate_key(work / "sim-device.pem")     # one key for all simulated devices: signing is not measured
     key = public_key_dict(signer)
     reg = Registry(hub.db)
-    from hub_sync.sqlite_db import transaction
+    from hub_sync.core.sqlite_db import transaction
 
     with transaction(hub.db):
         for d in range(devices):

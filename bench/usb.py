@@ -45,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub_sync.blobstore import BlobStore  # noqa: E402
+from hub_sync.core.blobstore import BlobStore  # noqa: E402
 from provisioning.verified_copy import Wanted, import_verified  # noqa: E402
 
 MIB = 1024 * 1024

@@ -2,6 +2,6 @@
 
 from firmware import __version__  # one version for the installed software
 
-from .web import create_app  # noqa: E402
+from edge_agent.app import create_app  # noqa: E402
 
 __all__ = ["create_app", "__version__"]

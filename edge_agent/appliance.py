@@ -17,24 +17,24 @@ from pathlib import Path
 
 import sqlite_utils
 
-from hub_sync.blobstore import BlobStore
-from hub_sync.errors import DataDirError
-from hub_sync.sqlite_db import open_db, transaction
+from hub_sync.core.blobstore import BlobStore
+from hub_sync.core.errors import DataDirError
+from hub_sync.core.sqlite_db import open_db, transaction
 
-from . import __version__
-from .catalogue import Catalogue
-from .config import EdgeConfig
-from .const import MIB
-from .downlink import migrations as downlink_migrations
-from .downlink import status as downlink_status
-from .integrity import IntegrityGuard
-from .journal import Journal
-from .journal import migrations as journal_migrations
-from .schema import migrations
-from .sync_schema import migrations as sync_migrations
-from .sync_schema import usage_migrations
-from .sync_schema import sync_status
-from .spaces.schema import migrations as spaces_migrations
+from edge_agent import __version__
+from edge_agent.library.catalogue import Catalogue
+from edge_agent.config import EdgeConfig
+from edge_agent.const import MIB
+from edge_agent.sync.downlink import migrations as downlink_migrations
+from edge_agent.sync.downlink import status as downlink_status
+from edge_agent.library.integrity import IntegrityGuard
+from edge_agent.journal import Journal
+from edge_agent.journal import migrations as journal_migrations
+from edge_agent.library.schema import migrations
+from edge_agent.sync.schema import migrations as sync_migrations
+from edge_agent.sync.schema import usage_migrations
+from edge_agent.sync.schema import sync_status
+from edge_agent.spaces.schema import migrations as spaces_migrations
 
 DB_FILE = "edge.db"
 # A server's request threads share a few connections: at most POOL_CONNECTIONS

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import click
 
-from hub_sync.errors import Problem
+from hub_sync.core.errors import Problem
 
-from . import __version__
-from .config import EdgeConfig
+from edge_agent import __version__
+from edge_agent.config import EdgeConfig
 
 
 class _Group(click.Group):
@@ -37,7 +37,7 @@ def data_option(f):
 
 
 def open_appliance(data_dir: Path, **overrides):
-    from .appliance import Appliance
+    from edge_agent.appliance import Appliance
 
     return Appliance.open(EdgeConfig.load(data_dir, {k: v for k, v in overrides.items() if v is not None}))
 
@@ -65,10 +65,10 @@ def edge() -> None:
 @click.option("--no-announce", is_flag=True, help="不做 zeroconf 广播 Do not announce on the LAN")
 def edge_serve(data_dir: Path, host: str | None, port: int | None, no_announce: bool) -> None:
     """在局域网上提供资源和学习空间。 Serve resources and learning spaces on the LAN."""
-    from hub_sync.wsgi_server import reexec_with_malloc_tunables
+    from hub_sync.core.wsgi_server import reexec_with_malloc_tunables
 
     reexec_with_malloc_tunables(("school-edge", "edge_agent/cli.py"))  # glibc reads them only at start
-    from .runner import run_appliance
+    from edge_agent.runner import run_appliance
 
     appliance = open_appliance(data_dir, host=host, port=port, advertise=False if no_announce else None)
     run_appliance(appliance, banner=True)
@@ -92,7 +92,7 @@ def edge_status(data_dir: Path, as_json: bool) -> None:
 @click.option("--interfaces", default="all", show_default=True, help="网卡地址 Interfaces to browse on")
 def edge_discover(seconds: float, interfaces: str) -> None:
     """列出局域网上的设备。 List the appliances on the LAN."""
-    from .lan_announce import discover
+    from edge_agent.lan_announce import discover
 
     found = discover(seconds, interfaces)
     if not found:
@@ -116,7 +116,7 @@ def edge_discover(seconds: float, interfaces: str) -> None:
 @click.option("--source", default="school", show_default=True, help="来源 national/provincial/county/school/teacher")
 def edge_add_resource(data_dir: Path, files: tuple[Path, ...], resource_id: str | None, **meta) -> None:
     """把本地文件加入本校资源库。 Add local files to the school library."""
-    from .library_import import import_files
+    from edge_agent.library.importer import import_files
 
     appliance = open_appliance(data_dir)
     resource = import_files(appliance, list(files), resource_id=resource_id, **meta)
@@ -141,7 +141,7 @@ def edge_verify(data_dir: Path) -> None:
               help="输出文件 Output file (default: standard output)")
 def edge_export_xapi(data_dir: Path, out: Path | None) -> None:
     """把未上传的使用记录导出为 xAPI 语句。 Export the journal (events not yet pruned) as xAPI statements."""
-    from .xapi_export import export_xapi, export_xapi_file
+    from edge_agent.sync.xapi_export import export_xapi, export_xapi_file
 
     appliance = open_appliance(data_dir)
     if out is None:
@@ -158,7 +158,7 @@ def edge_export_xapi(data_dir: Path, out: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址 Address")
 def demo(data_dir: Path | None, port: int, host: str) -> None:
     """演示：带样例资源的学校设备。 Demo: an appliance with a sample library on loopback."""
-    from .demo import run_demo
+    from edge_agent.demo.run import run_demo
 
     run_demo(data_dir, host=host, port=port)
 
@@ -193,14 +193,14 @@ def hub_status(data_dir: Path) -> None:
 from hub_sync.hub.commands import register as _register_hub_commands  # noqa: E402
 from provisioning.cli import provision as _provision_group  # noqa: E402
 
-from .sync_cli import register as _register_sync_commands  # noqa: E402
+from edge_agent.sync_cli import register as _register_sync_commands  # noqa: E402
 
 _register_hub_commands(hub)
 from provisioning.usb_cli import register as _register_usb_commands  # noqa: E402
 
 _register_usb_commands(edge, hub)
 _register_sync_commands(edge)
-from .spaces.commands import register as _register_space_commands  # noqa: E402
+from edge_agent.spaces_cli import register as _register_space_commands  # noqa: E402
 
 _register_space_commands(edge)
 main.add_command(_provision_group)

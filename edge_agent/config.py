@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from edge_agent.errors import ConfigError
 
 SETTINGS_FILE = "settings.json"
 

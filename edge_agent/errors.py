@@ -1,6 +1,6 @@
-"""Expected failures of the appliance (storage errors come from ``hub_sync.errors``).
+"""Expected failures of the appliance (storage errors come from ``hub_sync.core.errors``).
 
-    Problem (hub_sync.errors)
+    Problem (hub_sync.core.errors)
      └── EdgeError
           ├── ConfigError      unknown or invalid setting (startup)
           ├── NotFoundError    unknown resource, file or path (HTTP 404)
@@ -8,12 +8,12 @@
           └── NotProvisionedError  no hub configured yet (HTTP 409)
 
 The serving layer is shared with the hub, so ``PortInUseError`` lives in
-``hub_sync.errors`` and is re-exported here.
+``hub_sync.core.errors`` and is re-exported here.
 """
 
 from __future__ import annotations
 
-from hub_sync.errors import PortInUseError, Problem
+from hub_sync.core.errors import PortInUseError, Problem
 
 __all__ = ["EdgeError", "ConfigError", "NotFoundError", "BadRequestError", "NotProvisionedError", "PortInUseError"]
 

@@ -15,11 +15,11 @@ from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
-from hub_sync.migrations import Migrations
-from hub_sync.sqlite_db import transaction
-from hub_sync.usage_batch import UsageEvent as Event  # one record for an event, here and on the wire
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.formats.usage_batch import UsageEvent as Event  # one record for an event, here and on the wire
 
-from .errors import BadRequestError
+from edge_agent.errors import BadRequestError
 
 VERBS = (
     "viewed", "progressed", "completed", "answered", "submitted", "graded", "uploaded",

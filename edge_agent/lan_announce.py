@@ -20,7 +20,7 @@ from zeroconf import (
     Zeroconf,
 )
 
-from .const import API_VERSION, SERVICE_TYPE, ZEROCONF_BROWSE_S
+from edge_agent.const import API_VERSION, SERVICE_TYPE, ZEROCONF_BROWSE_S
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from typing import Callable
 
 import click
 
-from .appliance import Appliance
-from .web import create_app
-from hub_sync.wsgi_server import check_port_free, serve
+from edge_agent.appliance import Appliance
+from edge_agent.app import create_app
+from hub_sync.core.wsgi_server import check_port_free, serve
 
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ BACKGROUND_HOOKS: list[Callable[[Appliance], Callable[[], None]]] = []
 
 
 def _start_sync_scheduler(appliance: Appliance) -> Callable[[], None]:
-    from .sync_scheduler import start_scheduler
+    from edge_agent.sync.scheduler import start_scheduler
 
     return start_scheduler(appliance)
 
@@ -59,7 +59,7 @@ def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[s
 
     def on_ready() -> None:
         if cfg.advertise:
-            from .lan_announce import Announcer
+            from edge_agent.lan_announce import Announcer
 
             announcer = Announcer(cfg.host, cfg.port, school_code, device_id,
                                   role=cfg.role, interfaces=cfg.announce_interfaces)

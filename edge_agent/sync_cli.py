@@ -11,8 +11,8 @@ EDGE_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), 
 
 
 def _open(data_dir: Path):
-    from .appliance import Appliance
-    from .config import EdgeConfig
+    from edge_agent.appliance import Appliance
+    from edge_agent.config import EdgeConfig
 
     return Appliance.open(EdgeConfig.load(data_dir))
 
@@ -22,8 +22,8 @@ def _open(data_dir: Path):
 @click.option("--force", is_flag=True, help="忽略同步时段，立即下载 Download now, even outside the sync window")
 def edge_sync(data_dir: Path, force: bool) -> None:
     """从县级平台同步资源。 Sync resources from the county hub."""
-    from .content_sync import sync_content
-    from .sync_scheduler import in_window
+    from edge_agent.sync.content_sync import sync_content
+    from edge_agent.sync.scheduler import in_window
 
     appliance = _open(data_dir)
     try:
@@ -43,7 +43,7 @@ def edge_sync(data_dir: Path, force: bool) -> None:
 @EDGE_DATA
 def edge_channels(data_dir: Path) -> None:
     """列出平台的频道和本校的选择。 List the hub's channels and this school's choice."""
-    from .channel_choice import hub_channels
+    from edge_agent.sync.channel_choice import hub_channels
 
     appliance = _open(data_dir)
     try:
@@ -57,7 +57,7 @@ def edge_channels(data_dir: Path) -> None:
 
 
 def _subscription(data_dir: Path, channel: str, on: bool) -> None:
-    from .channel_choice import set_subscription
+    from edge_agent.sync.channel_choice import set_subscription
 
     appliance = _open(data_dir)
     try:

@@ -17,12 +17,12 @@ from pathlib import Path
 from tuf.api.metadata import Metadata, Root
 
 from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
-from hub_sync.atomic_file import atomic_write
-from hub_sync.enrollment import make_enrollment
-from hub_sync.keys import generate_key, load_signer
+from hub_sync.core.atomic_file import atomic_write
+from hub_sync.formats.enrollment import make_enrollment
+from hub_sync.core.keys import generate_key, load_signer
 
-from .bundle import Bundle, read_bundle
-from .errors import AlreadyProvisionedError
+from provisioning.bundle import Bundle, read_bundle
+from provisioning.errors import AlreadyProvisionedError
 
 DEVICE_KEY = Path(DEVICE_KEY_FILE)
 ENROLLMENT_REQUEST = "enrollment-request.json"

@@ -21,14 +21,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub_sync.envelope import canonical_json, open_envelope, seal
-from hub_sync.enrollment import check_school_code, token_hash
-from hub_sync.errors import Problem
-from hub_sync.keys import public_key_dict, public_key_from_dict
+from hub_sync.formats.envelope import canonical_json, open_envelope, seal
+from hub_sync.formats.enrollment import check_school_code, token_hash
+from hub_sync.core.errors import Problem
+from hub_sync.core.keys import public_key_dict, public_key_from_dict
 from securesystemslib.dsse import Envelope
 from tuf.api.metadata import Metadata, Root
 
-from .errors import BundleError
+from provisioning.errors import BundleError
 
 BUNDLE_KIND = "provisioning-bundle"
 BUNDLE_FILE = "bundle.json"

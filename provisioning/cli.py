@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .usb_cli import apply_stick_cli, is_stick, make_stick_cli, usb_apply_options, usb_make_options
+from provisioning.usb_cli import apply_stick_cli, is_stick, make_stick_cli, usb_apply_options, usb_make_options
 
 
 @click.group("provision")
@@ -29,7 +29,7 @@ def provision_make(hub_data: Path, school_code: str, school_name: str, hub_url: 
 
     from hub_sync.hub import Hub
 
-    from .bundle import make_bundle
+    from provisioning.bundle import make_bundle
 
     if rsync_url is None:
         u = urlparse(hub_url)
@@ -54,10 +54,10 @@ def provision_apply(bundle_dir: Path, data_dir: Path, no_enroll: bool, **usb) ->
         return apply_stick_cli(bundle_dir, data_dir, **usb)
     from edge_agent.appliance import Appliance
     from edge_agent.config import EdgeConfig
-    from edge_agent.content_sync import enroll_now
-    from hub_sync.errors import Problem
+    from edge_agent.sync.content_sync import enroll_now
+    from hub_sync.core.errors import Problem
 
-    from .apply import apply_bundle
+    from provisioning.apply import apply_bundle
 
     appliance = Appliance.open(EdgeConfig.load(data_dir))
     bundle, request = apply_bundle(appliance, bundle_dir)

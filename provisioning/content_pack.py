@@ -8,7 +8,7 @@ A pack is the same signed artefacts the network sync uses, in a folder::
     <school>/content/COMPLETE.json      written last (stick.write_marker)
 
 On the device the pack is verified with the very same python-tuf ngclient path as
-the network (``hub_sync.sync_client.SyncClient.plan``) through a fetcher that reads
+the network (``hub_sync.client.sync_client.SyncClient.plan``) through a fetcher that reads
 the folder, so bad signatures, unknown keys, rollback and mix-and-match are refused
 by TUF. Expiry is judged against the latest time the hub proved (the pack's own
 signed time, or anything later the device has seen), not the wall clock: a pack
@@ -31,12 +31,12 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata
 from tuf.ngclient.fetcher import FetcherInterface
 
-from hub_sync.blobstore import is_sha256
-from hub_sync.tuf_repo import index_path, signed_at
+from hub_sync.core.blobstore import is_sha256
+from hub_sync.formats.tuf_repo import index_path, signed_at
 
-from . import stick
-from .errors import IncompleteError, UnsafePathError
-from .verified_copy import Wanted
+from provisioning import stick
+from provisioning.errors import IncompleteError, UnsafePathError
+from provisioning.verified_copy import Wanted
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def pack_signed_at(pack: Path) -> datetime | None:
 
 def plan_from_pack(client, pack: Path):
     """Verify the pack with the network sync's ngclient path and return its plan
-    (``hub_sync.sync_client.Plan``) and the files to copy.
+    (``hub_sync.client.sync_client.Plan``) and the files to copy.
 
     ``client`` is a ``SyncClient`` for this appliance; its fetcher and clock are
     swapped for the pack's for this one call.

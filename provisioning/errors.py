@@ -1,6 +1,6 @@
 """Expected failures of provisioning.
 
-    Problem (hub_sync.errors)
+    Problem (hub_sync.core.errors)
      └── ProvisionError
           ├── BundleError      the bundle is missing, malformed or badly signed
           ├── AlreadyProvisionedError  the appliance belongs to another school or hub
@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from hub_sync.errors import Problem
+from hub_sync.core.errors import Problem
 
 
 class ProvisionError(Problem):

@@ -29,9 +29,9 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hub_sync.envelope import canonical_json
+from hub_sync.formats.envelope import canonical_json
 
-from .errors import RosterError, WrongPassphraseError, WrongSchoolError
+from provisioning.errors import RosterError, WrongPassphraseError, WrongSchoolError
 
 FORMAT = "school-edge-roster/1"
 # OWASP's first Argon2id choice is m=19 MiB, t=2; a roster is opened once per visit,

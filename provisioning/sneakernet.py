@@ -3,7 +3,7 @@
 ``export_usb`` writes, for this device, ``<school>/up/<device_id>/<n>/``:
 
     batch-<first>-<last>.sealed   each a signed usage batch (the same DSSE envelope the
-                                  network sends), encrypted to the hub (hub_sync.usb_box)
+                                  network sends), encrypted to the hub (hub_sync.formats.usb_box)
     upload-<sha256>               files of teacher resources offered to the county
     enrollment-request.json       while the hub has not confirmed the device yet
     manifest.json                 DSSE signed by the device key: every file's sha256,
@@ -15,9 +15,9 @@ the same events give the same bytes and the hub stores them once); the newest
 complete export supersedes older ones, which are removed. ``import_usb`` applies
 the acknowledgements the hub wrote to ``<school>/down/<device_id>/`` (each
 verified against the hub's online key and a batch this device exported, then
-pruned by ``edge_agent.usage_sync.apply_ack``), the county's messages in
+pruned by ``edge_agent.sync.usage_sync.apply_ack``), the county's messages in
 ``<school>/down/<device_id>/downlink.json`` (verified and applied exactly as over the
-network by ``edge_agent.downlink``; the manifest tells the hub the last one applied)
+network by ``edge_agent.sync.downlink``; the manifest tells the hub the last one applied)
 and a newer content pack.
 """
 
@@ -32,17 +32,17 @@ from typing import Callable
 import sqlite_utils
 
 from edge_agent.const import DEVICE_KEY_FILE
-from hub_sync.envelope import canonical_json, seal
-from hub_sync.errors import Problem
-from hub_sync.migrations import Migrations
-from hub_sync.sqlite_db import transaction
-from hub_sync.usb_box import seal_to_hub
+from hub_sync.formats.envelope import canonical_json, seal
+from hub_sync.core.errors import Problem
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.formats.usb_box import seal_to_hub
 
-from . import stick
-from .content_pack import pack_folder, plan_from_pack, read_pack_marker
-from .errors import IncompleteError, NothingToDoError, UsbError, WrongSchoolError
-from .usb_provision import hub_usb_key_b64
-from .verified_copy import import_verified
+from provisioning import stick
+from provisioning.content_pack import pack_folder, plan_from_pack, read_pack_marker
+from provisioning.errors import IncompleteError, NothingToDoError, UsbError, WrongSchoolError
+from provisioning.usb_provision import hub_usb_key_b64
+from provisioning.verified_copy import import_verified
 
 EXPORT_KIND = "usb-export"
 MANIFEST = "manifest.json"
@@ -93,8 +93,8 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
                max_events: int | None = None) -> dict:
     """Write this device's unacknowledged usage, offered uploads and (until enrolled)
     its enrollment request onto the stick; room is checked before writing."""
-    from edge_agent.usage_sync import chain_hash, build_next_batch
-    from hub_sync.keys import load_signer
+    from edge_agent.sync.usage_sync import chain_hash, build_next_batch
+    from hub_sync.core.keys import load_signer
 
     migrations.apply(appliance.db)
     folder = _device_folder(appliance, stick_path, UP)
@@ -133,7 +133,7 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
         data = enrollment.read_bytes()
         stick.atomic_write(dest / "enrollment-request.json", data)
         entries.append({"path": "enrollment-request.json", "size": len(data), "sha256": _sha(data)})
-    from edge_agent.downlink import cursor as downlink_cursor
+    from edge_agent.sync.downlink import cursor as downlink_cursor
 
     manifest = {"device_id": appliance.device_id, "school_code": appliance.school_code, "export_no": export_no,
                 "files": entries, "uploads": uploads, "created_at": time.time(),
@@ -166,7 +166,7 @@ def _sha(data: bytes) -> str:
 
 # -- back on site: acknowledgements and content ------------------------------------------
 def _apply_acks(appliance, stick_path: Path) -> dict:
-    from edge_agent.usage_sync import SignedBatch, apply_ack, load_hub_key, verify_ack
+    from edge_agent.sync.usage_sync import SignedBatch, apply_ack, load_hub_key, verify_ack
 
     folder = _device_folder(appliance, stick_path, DOWN)
     result = {"acks": 0, "pruned": 0, "acked_seq": appliance.journal.acknowledged(), "ignored": []}
@@ -200,8 +200,8 @@ def _apply_acks(appliance, stick_path: Path) -> dict:
 
 def _apply_downlink(appliance, stick_path: Path) -> dict:
     """The county's messages the hub wrote for this device, applied as over the network."""
-    from edge_agent.downlink import apply_answer, open_answer
-    from edge_agent.usage_sync import load_hub_key
+    from edge_agent.sync.downlink import apply_answer, open_answer
+    from edge_agent.sync.usage_sync import load_hub_key
 
     path = _device_folder(appliance, stick_path, DOWN) / DOWNLINK_FILE
     if not path.is_file() or path.is_symlink():
@@ -221,7 +221,7 @@ def _payload(envelope: bytes) -> bytes:
 
 
 def _apply_pack(appliance, school_folder: Path, progress) -> dict | None:
-    from edge_agent.content_sync import apply_plan, client_for, collect_garbage, sync_lock, to_resources
+    from edge_agent.sync.content_sync import apply_plan, client_for, collect_garbage, sync_lock, to_resources
 
     try:
         marker = read_pack_marker(school_folder)

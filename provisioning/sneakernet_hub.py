@@ -31,17 +31,17 @@ from typing import Callable
 
 import sqlite_utils
 
-from hub_sync.envelope import open_envelope
-from hub_sync.errors import FormatError, Problem
+from hub_sync.formats.envelope import open_envelope
+from hub_sync.core.errors import FormatError, Problem
 from hub_sync.hub.downlink import DOWNLINK_KIND, Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.registry import Registry
-from hub_sync.migrations import Migrations
-from hub_sync.sqlite_db import transaction
-from hub_sync.usb_box import ensure_hub_usb_key, open_sealed
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.formats.usb_box import ensure_hub_usb_key, open_sealed
 
-from . import stick
-from .sneakernet import DOWN, DOWNLINK_FILE, EXPORT_KIND, MANIFEST, UP, _payload, _sha
-from .errors import IncompleteError, NothingToDoError
+from provisioning import stick
+from provisioning.sneakernet import DOWN, DOWNLINK_FILE, EXPORT_KIND, MANIFEST, UP, _payload, _sha
+from provisioning.errors import IncompleteError, NothingToDoError
 
 migrations = Migrations("hub_usb")
 
@@ -177,7 +177,7 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
 
 def _write_downlinks(hub, code: str, down: Path) -> int:
     """Write each enrolled device's waiting messages (or remove a stale file); returns messages written."""
-    from hub_sync.envelope import seal
+    from hub_sync.formats.envelope import seal
 
     downlink, signer, written = Downlink(hub.db), None, 0
     for device_id in [d["device_id"] for d in Registry(hub.db).all() if d["school_code"] == code and d["status"] == "active"]:
@@ -210,7 +210,7 @@ def _write_acks(down: Path, export_name: str, acks: list[bytes]) -> None:
 def _write_pack(hub, code: str, folder: Path, say) -> dict | None:
     from hub_sync.hub.channels import Channels
 
-    from .content_pack import write_pack
+    from provisioning.content_pack import write_pack
 
     if code not in Channels(hub.db).schools():
         return None

@@ -30,10 +30,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from hub_sync.atomic_file import atomic_write
-from hub_sync.envelope import canonical_json
+from hub_sync.core.atomic_file import atomic_write
+from hub_sync.formats.envelope import canonical_json
 
-from .errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError, UsbError
+from provisioning.errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError, UsbError
 
 ROOT = "school-edge"
 MARKER = "COMPLETE.json"

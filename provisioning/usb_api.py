@@ -12,7 +12,7 @@ stick must be one the appliance found: a client cannot name any other folder.
 
 Imports point from provisioning to edge_agent, never back: importing this module
 (the CLI does, through ``provisioning.usb_cli``) adds the blueprint to
-``edge_agent.web.BLUEPRINT_HOOKS`` and the stick watcher to
+``edge_agent.app.BLUEPRINT_HOOKS`` and the stick watcher to
 ``edge_agent.runner.BACKGROUND_HOOKS``. Importing everything here, at module level,
 also means no worker can fork while a thread is half-way through an import.
 """
@@ -28,12 +28,12 @@ from edge_agent.runner import BACKGROUND_HOOKS
 from edge_agent.spaces.access import require_roles
 from edge_agent.spaces.api_common import blueprint, body, viewer
 from edge_agent.spaces.errors import ForbiddenError
-from edge_agent.web import BLUEPRINT_HOOKS
+from edge_agent.app import BLUEPRINT_HOOKS
 
-from .sneakernet import export_usb, import_usb
-from .stick import stick_io
-from .usb_apply import apply_stick
-from .watcher import find_sticks, plan_for, start_watcher
+from provisioning.sneakernet import export_usb, import_usb
+from provisioning.stick import stick_io
+from provisioning.usb_apply import apply_stick
+from provisioning.watcher import find_sticks, plan_for, start_watcher
 
 bp = blueprint("usb")
 LOOPBACK = ("127.0.0.1", "::1")

@@ -18,16 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from hub_sync.atomic_file import atomic_write
-from hub_sync.sqlite_db import transaction
-from hub_sync.sync_client import SyncClient
-from hub_sync.trusted_clock import TrustedClock
+from hub_sync.core.atomic_file import atomic_write
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.client.sync_client import SyncClient
+from hub_sync.core.trusted_clock import TrustedClock
 
-from .apply import PINNED_ROOT, SETTINGS_FILE, apply_bundle, device_signer
-from .content_pack import pack_folder, plan_from_pack, read_pack_marker
-from .errors import IncompleteError
-from .usb_provision import BUNDLE_DIR, HUB_USB_KEY, StickInfo, check_usb_key, choose_school, read_sealed_roster, verify_stick
-from .verified_copy import import_verified
+from provisioning.apply import PINNED_ROOT, SETTINGS_FILE, apply_bundle, device_signer
+from provisioning.content_pack import pack_folder, plan_from_pack, read_pack_marker
+from provisioning.errors import IncompleteError
+from provisioning.usb_provision import BUNDLE_DIR, HUB_USB_KEY, StickInfo, check_usb_key, choose_school, read_sealed_roster, verify_stick
+from provisioning.verified_copy import import_verified
 
 APPLIED_KEY = "usb_stick_applied"
 SCRATCH_MAX_AGE_S = 3600
@@ -35,7 +35,7 @@ SCRATCH_MAX_AGE_S = 3600
 
 def trusted_now(appliance) -> float:
     """max(system clock, latest time the hub proved): a board without RTC may say 1970."""
-    from edge_agent.content_sync import sync_dir
+    from edge_agent.sync.content_sync import sync_dir
 
     proven = TrustedClock(sync_dir(appliance) / "clock.json").proven()
     known = float(appliance.identity("trusted_time", "0") or 0)
@@ -58,7 +58,7 @@ def scratch_client(appliance, info: StickInfo) -> Iterator[SyncClient]:
     """A sync client whose TUF state is a scratch copy of the device's: verifying a pack
     (which makes ngclient store what it verified) changes nothing on the device until
     ``commit_scratch``; a refused or unapplied stick leaves the real state untouched."""
-    from edge_agent.content_sync import sync_dir
+    from edge_agent.sync.content_sync import sync_dir
 
     real = sync_dir(appliance)
     scratch_root = appliance.data_dir / "usb"
@@ -84,7 +84,7 @@ def scratch_client(appliance, info: StickInfo) -> Iterator[SyncClient]:
 
 def commit_scratch(appliance, client: SyncClient) -> None:
     """Make the metadata verified in the scratch state the device's own (file by file, renamed)."""
-    from edge_agent.content_sync import sync_dir
+    from edge_agent.sync.content_sync import sync_dir
 
     real = sync_dir(appliance)
     for src in sorted(client.metadata_dir.glob("*.json")):
@@ -130,7 +130,7 @@ def plan_stick(appliance, stick_path: Path, school: str | None = None) -> dict:
 def apply_stick(appliance, stick_path: Path, passphrase: str | None = None, school: str | None = None,
                 progress: Callable[[int], None] | None = None) -> dict:
     """Verify and apply a provisioning stick (see the module docstring); a summary."""
-    from edge_agent.content_sync import to_resources
+    from edge_agent.sync.content_sync import to_resources
     from edge_agent.spaces.errors import RosterError as SpaceRosterError
     from edge_agent.spaces.roster import class_problems, parse_roster, problems_json
 
@@ -183,7 +183,7 @@ def apply_stick(appliance, stick_path: Path, passphrase: str | None = None, scho
                 result = apply_rows(appliance.db, rows, actor="technician:usb")
                 summary["roster"] = {k: result[k] for k in ("created", "updated", "classes_created", "staff_passwords")}
             if content is not None:
-                from edge_agent.content_sync import apply_plan
+                from edge_agent.sync.content_sync import apply_plan
 
                 appliance.db["sync_blobs"].insert_all(({"sha256": w.sha256} for w in wanted), ignore=True)
                 apply_plan(appliance, *content)

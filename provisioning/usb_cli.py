@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from .stick import stick_io
-from . import usb_api  # noqa: F401  (registers the technician's USB endpoints and the stick watcher)
-from .errors import UsbError
+from provisioning.stick import stick_io
+from provisioning import usb_api  # noqa: F401  (registers the technician's USB endpoints and the stick watcher)
+from provisioning.errors import UsbError
 
 DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("school-edge-data"),
                     show_default=True, help="数据目录 Data folder of the appliance")
@@ -54,7 +54,7 @@ def make_stick_cli(hub_data: Path, school_code: str, school_name: str, hub_url: 
     """``provision make --stick``: the whole stick, with progress."""
     from hub_sync.hub import Hub
 
-    from .usb_provision import make_stick
+    from provisioning.usb_provision import make_stick
 
     passphrase = _passphrase(passphrase_file, roster is not None, confirm=True)
     hub = Hub.open(hub_data)
@@ -90,7 +90,7 @@ def usb_apply_options(f):
 
 def is_stick(folder: Path) -> bool:
     """A stick (school-edge/ layout) rather than a bare bundle folder."""
-    from .stick import ROOT
+    from provisioning.stick import ROOT
 
     return (Path(folder) / ROOT).is_dir() and not (Path(folder) / "bundle.json").is_file()
 
@@ -100,9 +100,9 @@ def apply_stick_cli(stick_path: Path, data_dir: Path, passphrase_file: Path | No
     """``provision apply STICK``: show the plan, then apply it in one transaction."""
     from edge_agent.appliance import Appliance
     from edge_agent.config import EdgeConfig
-    from hub_sync.errors import Problem
+    from hub_sync.core.errors import Problem
 
-    from .usb_apply import apply_stick, plan_stick
+    from provisioning.usb_apply import apply_stick, plan_stick
 
     appliance = Appliance.open(EdgeConfig.load(data_dir))
     try:
@@ -143,7 +143,7 @@ def edge_export_usb(stick_path: Path, data_dir: Path) -> None:
     from edge_agent.appliance import Appliance
     from edge_agent.config import EdgeConfig
 
-    from .sneakernet import export_usb
+    from provisioning.sneakernet import export_usb
 
     appliance = Appliance.open(EdgeConfig.load(data_dir))
     try:
@@ -163,7 +163,7 @@ def edge_import_usb(stick_path: Path, data_dir: Path) -> None:
     from edge_agent.appliance import Appliance
     from edge_agent.config import EdgeConfig
 
-    from .sneakernet import import_usb
+    from provisioning.sneakernet import import_usb
 
     appliance = Appliance.open(EdgeConfig.load(data_dir))
     try:
@@ -205,7 +205,7 @@ def hub_import_usb_cmd(stick_path: Path, data_dir: Path, no_packs: bool, as_json
     """导入U盘上各校的使用数据，写回确认和资源包。 Import schools' exports; write acknowledgements and packs."""
     from hub_sync.hub import Hub
 
-    from .sneakernet_hub import hub_import_usb
+    from provisioning.sneakernet_hub import hub_import_usb
 
     hub = Hub.open(data_dir)
     try:

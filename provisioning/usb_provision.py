@@ -30,17 +30,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from hub_sync.envelope import canonical_json, open_envelope, seal
-from hub_sync.errors import Problem, SignatureError
-from hub_sync.keys import public_key_from_dict
-from hub_sync.usb_box import ensure_hub_usb_key, public_b64
+from hub_sync.formats.envelope import canonical_json, open_envelope, seal
+from hub_sync.core.errors import Problem, SignatureError
+from hub_sync.core.keys import public_key_from_dict
+from hub_sync.formats.usb_box import ensure_hub_usb_key, public_b64
 
-from . import stick
-from .bundle import BUNDLE_FILE, Bundle, make_bundle, read_bundle
-from .content_pack import PACK_DIR, pack_contents, write_pack
-from .errors import BundleError
-from .roster_seal import open_roster, seal_roster
-from .errors import IncompleteError, NothingToDoError, RosterError, WrongSchoolError
+from provisioning import stick
+from provisioning.bundle import BUNDLE_FILE, Bundle, make_bundle, read_bundle
+from provisioning.content_pack import PACK_DIR, pack_contents, write_pack
+from provisioning.errors import BundleError
+from provisioning.roster_seal import open_roster, seal_roster
+from provisioning.errors import IncompleteError, NothingToDoError, RosterError, WrongSchoolError
 
 STICK_KIND = "usb-stick"
 STICK_FILE = "stick.json"

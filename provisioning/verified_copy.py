@@ -41,10 +41,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub_sync.blobstore import INCOMING, BlobStore
-from hub_sync.errors import CorruptBlobError, DiskFullError
+from hub_sync.core.blobstore import INCOMING, BlobStore
+from hub_sync.core.errors import CorruptBlobError, DiskFullError
 
-from .errors import IncompleteError
+from provisioning.errors import IncompleteError
 
 BUFFER_BYTES = 4 * 1024 * 1024
 COPY_THREADS = 4  # measured: 4 beat 3 by ~10 % (more requests in flight), 6 did not beat 4

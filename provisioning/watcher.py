@@ -18,9 +18,9 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from hub_sync.errors import Problem
+from hub_sync.core.errors import Problem
 
-from . import stick
+from provisioning import stick
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def find_sticks(roots: str) -> list[Path]:
 
 def plan_for(appliance, stick_path: Path) -> dict:
     """What this stick would do on this appliance (never raises for a bad stick)."""
-    from .usb_apply import plan_stick
+    from provisioning.usb_apply import plan_stick
 
     entry: dict = {"stick": str(stick_path), "schools": stick.schools_on(stick_path), "ok": True}
     provisioned = bool(appliance.identity("hub_url"))
@@ -69,7 +69,7 @@ def plan_for(appliance, stick_path: Path) -> dict:
 
 
 def _sneakernet_actions(appliance, stick_path: Path) -> list[str]:
-    from .errors import WrongSchoolError
+    from provisioning.errors import WrongSchoolError
 
     folder = stick.school_dir(stick_path, appliance.school_code)
     if not folder.is_dir():

@@ -33,11 +33,11 @@ MAX_BYTES = 300 * 1024
 def prepare(data_dir: Path, port: int) -> dict:
     """The demo appliance plus some activity, so the charts have something to show."""
     sys.path.insert(0, str(REPO))
-    from edge_agent.demo import prepare_demo
+    from edge_agent.demo.run import prepare_demo
     from edge_agent.spaces.answers import submit_answers
     from edge_agent.spaces.assignments import create_assignment, get_assignment
     from edge_agent.spaces.people import class_students, find_by_number
-    from edge_agent.spaces.sample_roster import load_sample_roster
+    from edge_agent.demo.sample_roster import load_sample_roster
 
     appliance = prepare_demo(data_dir, "127.0.0.1", port)
     creds = load_sample_roster(appliance)

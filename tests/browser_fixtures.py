@@ -18,8 +18,8 @@ from playwright.sync_api import sync_playwright
 from conftest import ServerProcess, free_port
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.demo import DEMO_SCHOOL_CODE, DEMO_SCHOOL_NAME, load_sample_library
-from edge_agent.sample_video import add_sample_video
+from edge_agent.demo.run import DEMO_SCHOOL_CODE, DEMO_SCHOOL_NAME, load_sample_library
+from edge_agent.demo.sample_video import add_sample_video
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -220,6 +220,6 @@ def png_photo(width: int = 640, height: int = 480) -> bytes:
 
 def open_db(site: Site):
     """The appliance database of a running site, for checking what was recorded."""
-    from hub_sync.sqlite_db import open_db as _open
+    from hub_sync.core.sqlite_db import open_db as _open
 
     return _open(site.data_dir / "edge.db")

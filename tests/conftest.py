@@ -19,7 +19,7 @@ import pytest
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.web import create_app
+from edge_agent.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 

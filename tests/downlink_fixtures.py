@@ -70,9 +70,9 @@ def notices(app) -> list[tuple]:
 
 def poll(hub_client, app) -> object:
     """Ask the hub (a Flask test client) for ``app``'s waiting messages the way the device does: signed."""
-    from edge_agent.downlink import poll_request
-    from edge_agent.usage_sync import DEVICE_KEY_FILE, DOWNLINK_PATH, POLL_CONTENT_TYPE
-    from hub_sync.keys import load_signer
+    from edge_agent.sync.downlink import poll_request
+    from edge_agent.sync.usage_sync import DEVICE_KEY_FILE, DOWNLINK_PATH, POLL_CONTENT_TYPE
+    from hub_sync.core.keys import load_signer
 
     body = poll_request(app.db, app.device_id, load_signer(app.data_dir / DEVICE_KEY_FILE))
     return hub_client.post(DOWNLINK_PATH, data=body, content_type=POLL_CONTENT_TYPE)

@@ -8,8 +8,8 @@ import io
 import json
 from dataclasses import dataclass, field
 
-from edge_agent.catalogue import Resource, ResourceFile
-from edge_agent.sample_library import exercise_set
+from edge_agent.library.catalogue import Resource, ResourceFile
+from edge_agent.demo.sample_library import exercise_set
 from edge_agent.spaces import const
 from edge_agent.spaces.login import issue_cards, reset_student_secret, set_staff_password
 from edge_agent.spaces.people import find_by_number, get_person

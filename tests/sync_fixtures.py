@@ -10,7 +10,7 @@ from conftest import ServerProcess, free_port
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.content_sync import sync_content
+from edge_agent.sync.content_sync import sync_content
 from hub_sync.hub import Hub
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import publish

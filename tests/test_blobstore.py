@@ -5,8 +5,8 @@ import io
 
 import pytest
 
-from hub_sync.blobstore import INCOMING, BlobStore, is_sha256
-from hub_sync.errors import BlobNotFoundError, CorruptBlobError, DiskFullError
+from hub_sync.core.blobstore import INCOMING, BlobStore, is_sha256
+from hub_sync.core.errors import BlobNotFoundError, CorruptBlobError, DiskFullError
 
 MIB = 1024 * 1024
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from edge_agent.catalogue import Resource, ResourceFile
-from edge_agent.demo import load_sample_library
+from edge_agent.library.catalogue import Resource, ResourceFile
+from edge_agent.demo.run import load_sample_library
 from edge_agent.errors import BadRequestError, NotFoundError
 
 SHA = "ab" * 32
@@ -146,7 +146,7 @@ def test_two_character_terms_go_through_the_pair_index_and_stay_exact(appliance)
 
 
 def test_upgrading_an_existing_catalogue_builds_the_pair_index(catalogue):
-    from edge_agent.schema import migrations
+    from edge_agent.library.schema import migrations
 
     db = catalogue.db
     db.execute("drop table resources_bigrams")
@@ -171,7 +171,7 @@ def test_search_answers_are_cached_until_the_catalogue_changes(appliance, client
 
 
 def test_answer_cache_forgets_the_least_recently_used():
-    from edge_agent.response_cache import ResponseCache
+    from edge_agent.library.response_cache import ResponseCache
 
     cache = ResponseCache(entries=2)
     cache.put((1, b"a"), b"A")

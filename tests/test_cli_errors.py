@@ -13,9 +13,9 @@ from conftest import REPO, free_port, tmpfs
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.library_import import import_files
-from hub_sync.blobstore import INCOMING
-from hub_sync.errors import DiskFullError
+from edge_agent.library.importer import import_files
+from hub_sync.core.blobstore import INCOMING
+from hub_sync.core.errors import DiskFullError
 
 MIB = 1024 * 1024
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

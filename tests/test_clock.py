@@ -14,8 +14,8 @@ import pytest
 from sync_fixtures import SyncEnv
 
 from conftest import REPO
-from hub_sync import tuf_repo
-from hub_sync.trusted_clock import TrustedClock
+from hub_sync.formats import tuf_repo
+from hub_sync.core.trusted_clock import TrustedClock
 
 needs_faketime = pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime (libfaketime) not installed")
 

@@ -16,10 +16,11 @@ from sync_fixtures import SCHOOL, SyncEnv, sha
 
 from conftest import free_port
 from edge_agent.cli import main
-from hub_sync import tuf_fetcher, tuf_repo
-from hub_sync.errors import CorruptBlobError, FormatError, LinkError, ReplayError, SignatureError, SyncError
+from hub_sync.client import tuf_fetcher
+from hub_sync.formats import tuf_repo
+from hub_sync.core.errors import CorruptBlobError, FormatError, LinkError, ReplayError, SignatureError, SyncError
 from hub_sync.hub.channels import Channels
-from hub_sync.keys import generate_key
+from hub_sync.core.keys import generate_key
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_dropped_resource_is_removed_and_its_unshared_files_collected(synced):
 
 
 def test_local_school_resources_survive_a_sync(synced):
-    from edge_agent.catalogue import Resource, ResourceFile
+    from edge_agent.library.catalogue import Resource, ResourceFile
 
     blob = synced.app.store.put_bytes(b"teacher's own slides")
     synced.app.catalogue.upsert(Resource("own-1", "自制课件", "document", source="teacher",
@@ -131,7 +132,7 @@ def test_http_range_is_the_fallback_when_the_rsync_port_is_closed(synced):
 
 def _refused(env, exc_type, words, caplog):
     before = env.state()
-    with caplog.at_level(logging.WARNING, logger="edge_agent.content_sync"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.sync.content_sync"):
         with pytest.raises(exc_type) as info:
             env.sync()
     assert any(w in info.value.en for w in words), info.value.en
@@ -280,9 +281,9 @@ def test_appliance_follows_a_root_signed_key_rotation(synced):
 
 
 def test_after_a_key_rotation_acknowledgements_verify_with_the_new_key_and_old_boxes_still_open(synced):
-    from edge_agent.usage_sync import load_hub_key, upload_pending
+    from edge_agent.sync.usage_sync import load_hub_key, upload_pending
     from hub_sync.hub.downlink import hub_box_opener
-    from hub_sync.person_box import seal_to_key
+    from hub_sync.formats.person_box import seal_to_key
 
     synced.sync()
     sealed_before = seal_to_key(load_hub_key(synced.app.data_dir), "a space sealed before".encode())
@@ -301,7 +302,7 @@ def test_after_a_key_rotation_acknowledgements_verify_with_the_new_key_and_old_b
 def test_unprovisioned_appliance_is_told_to_provision(tmp_path):
     from edge_agent.appliance import Appliance
     from edge_agent.config import EdgeConfig
-    from edge_agent.content_sync import sync_content
+    from edge_agent.sync.content_sync import sync_content
 
     app = Appliance.open(EdgeConfig.load(tmp_path / "e", {"free_space_reserve_mb": 1, "advertise": False}))
     try:

@@ -22,16 +22,16 @@ from spaces_fixtures import (
 )
 from usage_fixtures import REPO, HubInFront, enroll
 
-from edge_agent import downlink
+from edge_agent.sync import downlink
 from edge_agent.spaces.people import find_by_number, get_person
 from edge_agent.spaces.roster_apply import import_roster
 from edge_agent.spaces.uploads import offer_to_county, own_resource
-from edge_agent.usage_sync import load_hub_key, upload_pending
-from hub_sync.errors import ReplayError, SignatureError
+from edge_agent.sync.usage_sync import load_hub_key, upload_pending
+from hub_sync.core.errors import ReplayError, SignatureError
 from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.downlink import Downlink
 from hub_sync.hub.registry import Registry
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
 NEW_STUDENT = {"kind": "person", "row": {"name": "钱小新", "number": student_number(9), "gender": "女", "grade": "一年级",
                                          "classes": ["一年级(1)班"], "role": "学生"}}
@@ -228,9 +228,9 @@ def test_idle_poll_costs_one_small_request_and_an_empty_answer(county):
 
 
 def test_only_the_registered_device_may_ask_for_its_schools_messages(county, tmp_path):
-    from edge_agent.downlink import poll_request
-    from edge_agent.usage_sync import DOWNLINK_PATH, POLL_CONTENT_TYPE
-    from hub_sync.keys import generate_key
+    from edge_agent.sync.downlink import poll_request
+    from edge_agent.sync.usage_sync import DOWNLINK_PATH, POLL_CONTENT_TYPE
+    from hub_sync.core.keys import generate_key
 
     a = county.school(SCHOOL_A, "a")
     county.cli("notice", "--school", SCHOOL_A, "--body", "只给本校")
@@ -248,7 +248,7 @@ def test_only_the_registered_device_may_ask_for_its_schools_messages(county, tmp
 
 KILL_MID_APPLY = """
 import json, os, signal, sys
-from edge_agent import downlink
+from edge_agent.sync import downlink
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 app = Appliance.open(EdgeConfig.load(sys.argv[1], {"free_space_reserve_mb": 1, "advertise": False}))
@@ -293,7 +293,7 @@ def test_kill_9_while_applying_repeats_nothing_and_loses_nothing(county):
     {"name": "冯老师", "number": "t", "gender": "男", "classes": [], "role": ["teacher"]},
 ])
 def test_hub_checks_a_roster_line_as_the_school_does(row):
-    from hub_sync.roster_line import validate_row
+    from hub_sync.formats.roster_line import validate_row
     from hub_sync.hub.roster_change import row_problems
 
     assert (row_problems(row) == []) == (validate_row(row)[1] == [])

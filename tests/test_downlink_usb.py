@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from spaces_fixtures import PNG
 from usb_fixtures import PASSPHRASE, SCHOOL, device_state, world  # noqa: F401  (world: a fixture)
 
-from edge_agent import downlink
+from edge_agent.sync import downlink
 from edge_agent.cli import main
 from edge_agent.spaces.people import find_by_number
 from edge_agent.spaces.uploads import offer_to_county, own_resource, upload_resource
-from hub_sync.errors import SignatureError
+from hub_sync.core.errors import SignatureError
 from hub_sync.hub.downlink import Downlink
 from provisioning.sneakernet import export_usb, import_usb
 from provisioning.sneakernet_hub import hub_import_usb

@@ -14,7 +14,7 @@ ALLOWED = {
     "provisioning": {"hub_sync", "edge_agent"},
 }
 # the CLI is the top and adds every package's commands; the demo orchestrates like the CLI
-TOP = {"edge_agent/cli.py", "edge_agent/demo_hub.py"}
+TOP = {"edge_agent/cli.py", "edge_agent/demo/county_hub.py"}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -50,7 +50,7 @@ def test_imports_point_one_way():
 
 def test_the_layout_check_sees_a_wrong_import(tmp_path):
     bad = tmp_path / "m.py"
-    bad.write_text("import os\nfrom edge_agent.web import create_app\nfrom . import x\n", "utf-8")
+    bad.write_text("import os\nfrom edge_agent.app import create_app\nfrom . import x\n", "utf-8")
     assert imported_packages(bad) == {"edge_agent"}
 
 

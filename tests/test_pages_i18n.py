@@ -64,7 +64,7 @@ def test_library_is_chinese_by_default_and_english_when_chosen(client):
 
 
 def test_curriculum_values_are_shown_in_english_for_english_users(client, appliance):
-    from edge_agent.demo import load_sample_library
+    from edge_agent.demo.run import load_sample_library
 
     load_sample_library(appliance)
     en = client.get("/library?lang=en&subject=语文")

@@ -3,8 +3,8 @@
 import pytest
 
 from browser_fixtures import prepare_school
-from edge_agent.demo import load_sample_library
-from edge_agent.web import create_app
+from edge_agent.demo.run import load_sample_library
+from edge_agent.app import create_app
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 import pytest
 
-from edge_agent.catalogue import Resource, ResourceFile
-from edge_agent.demo import load_sample_library
+from edge_agent.library.catalogue import Resource, ResourceFile
+from edge_agent.demo.run import load_sample_library
 
 
 @pytest.fixture

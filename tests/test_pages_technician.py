@@ -3,13 +3,13 @@
 import pytest
 
 from browser_fixtures import PASSWORD, prepare_school
-from edge_agent.pages.sync_runner import progress_fraction
+from edge_agent.sync.sync_runner import progress_fraction
 from edge_agent.pages.technician import link_state
 
 
 @pytest.fixture
 def technician(client, appliance):
-    from edge_agent.demo import load_sample_library
+    from edge_agent.demo.run import load_sample_library
 
     load_sample_library(appliance)
     prepare_school(appliance)
@@ -49,7 +49,7 @@ def test_link_state_comes_from_the_sync_status():
 
 
 def test_channels_need_a_provisioned_device_and_a_device_account(technician, appliance):
-    from edge_agent.web import create_app
+    from edge_agent.app import create_app
 
     r = technician.get("/api/v1/channels")
     assert r.status_code == 409 and "U盘" in r.json["error"]["message"]

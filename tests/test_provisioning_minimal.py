@@ -14,14 +14,14 @@ from securesystemslib.dsse import Envelope
 from edge_agent.appliance import Appliance
 from edge_agent.cli import main
 from edge_agent.config import EdgeConfig
-from hub_sync.enrollment import make_subscription, read_enrollment
-from hub_sync.envelope import canonical_json, seal
-from hub_sync.errors import DeviceError, SignatureError
+from hub_sync.formats.enrollment import make_subscription, read_enrollment
+from hub_sync.formats.envelope import canonical_json, seal
+from hub_sync.core.errors import DeviceError, SignatureError
 from hub_sync.hub import Hub
 from hub_sync.hub.publisher import repo_for
 from hub_sync.hub.registry import Registry
 from hub_sync.hub.repo_api import enroll
-from hub_sync.keys import generate_key, load_signer, public_key_dict
+from hub_sync.core.keys import generate_key, load_signer, public_key_dict
 from provisioning.apply import apply_bundle
 from provisioning.bundle import BUNDLE_FILE, BUNDLE_KIND, make_bundle
 from provisioning.errors import BundleError, ProvisionError

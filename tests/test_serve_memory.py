@@ -12,8 +12,8 @@ import httpx
 
 from edge_agent.appliance import POOL_CONNECTIONS, POOL_IDLE_CONNECTIONS, POOL_WAIT_S, Appliance
 from edge_agent.config import EdgeConfig
-from hub_sync.sqlite_db import transaction
-from hub_sync.wsgi_server import MALLOC_TUNABLES, reexec_with_malloc_tunables
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.core.wsgi_server import MALLOC_TUNABLES, reexec_with_malloc_tunables
 
 
 def children(pid: int) -> list[int]:

@@ -12,7 +12,7 @@ from conftest import REPO, ServerProcess, free_port
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.demo import DEMO_SCHOOL_CODE, load_sample_library
+from edge_agent.demo.run import DEMO_SCHOOL_CODE, load_sample_library
 
 
 def sample_data(data) -> Appliance:
@@ -314,7 +314,7 @@ def _verify(data) -> subprocess.CompletedProcess:
 def test_gunicorn_is_configured_to_send_file_bodies_with_sendfile(monkeypatch):
     from flask import Flask
 
-    from hub_sync.wsgi_server import _Gunicorn, gunicorn_options
+    from hub_sync.core.wsgi_server import _Gunicorn, gunicorn_options
 
     monkeypatch.delenv("SENDFILE", raising=False)
     cfg = _Gunicorn(Flask("t"), gunicorn_options("127.0.0.1", 8080)).cfg

@@ -2,7 +2,7 @@
 
 import httpx
 
-from edge_agent.demo import load_sample_library
+from edge_agent.demo.run import load_sample_library
 
 
 def test_two_character_chinese_query_finds_pinyin_lesson(appliance):

@@ -13,7 +13,7 @@ from conftest import tmpfs
 from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, sha, tree, world  # noqa: F401  (world: a fixture)
 
 from edge_agent.cli import main
-from hub_sync.errors import SignatureError
+from hub_sync.core.errors import SignatureError
 from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.publisher import publish
 from provisioning import stick

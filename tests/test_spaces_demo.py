@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from edge_agent.demo import load_sample_library
+from edge_agent.demo.run import load_sample_library
 from edge_agent.spaces.roster import parse_roster
-from edge_agent.spaces.sample_roster import demo_lines, load_sample_roster, synthetic_roster
+from edge_agent.demo.sample_roster import demo_lines, load_sample_roster, synthetic_roster
 
 from spaces_fixtures import fast_kdf
 

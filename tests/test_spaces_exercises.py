@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge_agent.errors import BadRequestError
-from edge_agent.sample_library import exercise_set
+from edge_agent.demo.sample_library import exercise_set
 from edge_agent.spaces.exercises import attempts_allowed, grade, is_correct, load_exercise, public_questions
 
 EX = load_exercise(exercise_set("练习", "数学", 1))  # q1 single (answer 1), q2 truefalse, q3 multiple [0,2], q4 fill 12/十二

@@ -81,7 +81,7 @@ def test_five_wrong_pins_lock_the_account_even_for_the_right_pin(world, client):
     r = _student_login(client, world, world.pins["student"])
     assert r.status_code == 429 and r.json["error"]["details"]["retry_after_s"] > 0
     # persisted in SQLite: a new app on the same data folder still refuses
-    from edge_agent.web import create_app
+    from edge_agent.app import create_app
     other = create_app(world.appliance.config, appliance=world.appliance).test_client()
     assert _student_login(other, world, world.pins["student"]).status_code == 429
     # the other student is not locked; the teacher's reset unlocks
@@ -193,7 +193,7 @@ def test_real_server_cookie_login_and_csrf(tmp_path, serve_edge, monkeypatch):
     data = tmp_path / "edge"
     appliance = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 1, "advertise": False}))
     try:
-        from edge_agent.web import create_app
+        from edge_agent.app import create_app
         w = build_world(appliance, create_app(appliance.config, appliance=appliance).test_client())
         ids, pin = w.ids, w.pins["student"]
     finally:

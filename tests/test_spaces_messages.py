@@ -73,7 +73,7 @@ def test_teacher_upload_enters_the_library_at_once(world):
 
 
 def test_teacher_uploads_an_exercise_set(world):
-    from edge_agent.sample_library import exercise_set
+    from edge_agent.demo.sample_library import exercise_set
     r = world.call("teacher", "POST", "/api/v1/uploads", data={"file": (io.BytesIO(exercise_set("口算", "数学", 2)), "e.json"),
                                                                  "title": "口算", "kind": "exercise"}, content_type="multipart/form-data")
     assert r.status_code == 201 and r.json["kind"] == "exercise"

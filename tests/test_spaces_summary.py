@@ -14,8 +14,8 @@ import pytest
 from edge_agent.spaces.people import all_classes, class_row, class_students, classes_of
 from edge_agent.spaces.schema import migrations as spaces_migrations
 from edge_agent.spaces.summary import class_progress, student_classes
-from hub_sync.migrations import Migrations
-from hub_sync.sqlite_db import open_db, transaction
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import open_db, transaction
 
 from spaces_fixtures import build_world, fast_kdf
 

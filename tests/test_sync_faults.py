@@ -180,7 +180,7 @@ DRIVER = r"""
 import os, random, signal, sys, time
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.content_sync import sync_content
+from edge_agent.sync.content_sync import sync_content
 data, cuts = sys.argv[1], int(sys.argv[2])
 random.seed(4)
 for i in range(cuts):

@@ -12,7 +12,7 @@ from edge_agent.config import EdgeConfig
 from hub_sync.hub import Hub
 from provisioning.apply import apply_bundle
 from provisioning.bundle import make_bundle
-from edge_agent.sync_scheduler import SyncScheduler, backoff_delay, in_window, parse_window
+from edge_agent.sync.scheduler import SyncScheduler, backoff_delay, in_window, parse_window
 
 
 def test_backoff_grows_exponentially_up_to_the_cap():

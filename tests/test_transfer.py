@@ -9,14 +9,14 @@ from downlink_fixtures import SCHOOL_A, SCHOOL_B, poll, county  # noqa: F401  (c
 from spaces_fixtures import build_world, fast_kdf, student_number
 from usage_fixtures import enroll
 
-from edge_agent import downlink
+from edge_agent.sync import downlink
 from edge_agent.spaces.people import find_by_number, get_person
 from edge_agent.spaces.progress import record_progress
-from edge_agent.usage_sync import load_hub_key, upload_pending
-from hub_sync.errors import LinkError
+from edge_agent.sync.usage_sync import load_hub_key, upload_pending
+from hub_sync.core.errors import LinkError
 from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.downlink import Downlink
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
 LEARNER = student_number(1)   # 王小明 of build_world, with a submission
 

@@ -8,14 +8,14 @@ from datetime import timedelta
 import pytest
 from tuf.api.metadata import Metadata, Root
 
-from hub_sync import tuf_repo
-from hub_sync.errors import FormatError
+from hub_sync.formats import tuf_repo
+from hub_sync.core.errors import FormatError
 from hub_sync.hub import Hub
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import publish, repo_for
 from hub_sync.hub.registry import Registry
-from hub_sync.keys import generate_key, public_key_dict
-from hub_sync.tuf_repo import TufRepo, now_utc
+from hub_sync.core.keys import generate_key, public_key_dict
+from hub_sync.formats.tuf_repo import TufRepo, now_utc
 
 
 @pytest.fixture

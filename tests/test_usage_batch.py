@@ -8,10 +8,10 @@ import zlib
 
 import pytest
 
-from hub_sync.envelope import open_envelope, seal
-from hub_sync.errors import FormatError, SignatureError
-from hub_sync.keys import generate_key
-from hub_sync.usage_batch import UsageEvent, batch_hash, decode_batch, encode_batch, read_header
+from hub_sync.formats.envelope import open_envelope, seal
+from hub_sync.core.errors import FormatError, SignatureError
+from hub_sync.core.keys import generate_key
+from hub_sync.formats.usage_batch import UsageEvent, batch_hash, decode_batch, encode_batch, read_header
 from usage_fixtures import SCHOOL, events
 
 

@@ -28,8 +28,8 @@ UPLOAD_SCRIPT = """
 import sys, httpx
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.usage_sync import upload_pending
-from hub_sync.errors import SyncError
+from edge_agent.sync.usage_sync import upload_pending
+from hub_sync.core.errors import SyncError
 app = Appliance.open(EdgeConfig.load(sys.argv[1], {"free_space_reserve_mb": 1, "advertise": False}))
 print("sending", flush=True)
 try:

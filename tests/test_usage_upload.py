@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from edge_agent.appliance import Appliance
-from edge_agent.usage_sync import build_next_batch, trusted_time, upload_pending
-from hub_sync.errors import DeviceError, LinkError, ReplayError, SignatureError
+from edge_agent.sync.usage_sync import build_next_batch, trusted_time, upload_pending
+from hub_sync.core.errors import DeviceError, LinkError, ReplayError, SignatureError
 from hub_sync.hub import Hub
 from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.registry import Registry
@@ -83,7 +83,7 @@ def test_upload_proceeds_in_batches_each_chained_to_the_last(enrolled, hub, serv
 
 
 def test_trusted_time_only_moves_forward(enrolled, hub):
-    from edge_agent.usage_sync import UsageAck, apply_ack
+    from edge_agent.sync.usage_sync import UsageAck, apply_ack
 
     enrolled.set_identity(trusted_time=repr(4_000_000_000.0))   # proved earlier, far ahead
     enrolled.journal.append("stu-1", "viewed", "res-1")
@@ -172,7 +172,7 @@ UPLOAD_SCRIPT = """
 import sys
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.usage_sync import upload_pending
+from edge_agent.sync.usage_sync import upload_pending
 app = Appliance.open(EdgeConfig.load(sys.argv[1], {"free_space_reserve_mb": 1, "advertise": False}))
 print("sending", flush=True)
 print(upload_pending(app, sys.argv[2], max_events=int(sys.argv[3])), flush=True)

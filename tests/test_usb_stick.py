@@ -14,7 +14,7 @@ from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, device_state, roster_
 
 from edge_agent.cli import main
 from edge_agent.spaces.errors import RosterError as SpaceRosterError
-from hub_sync.errors import SignatureError
+from hub_sync.core.errors import SignatureError
 from hub_sync.hub import Hub
 from provisioning import stick
 from provisioning.errors import BundleError

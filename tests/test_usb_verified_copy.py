@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from hub_sync.blobstore import INCOMING, BlobStore
-from hub_sync.errors import CorruptBlobError, DiskFullError
+from hub_sync.core.blobstore import INCOMING, BlobStore
+from hub_sync.core.errors import CorruptBlobError, DiskFullError
 from provisioning.verified_copy import BUFFER_BYTES, Wanted, import_verified
 
 
@@ -116,7 +116,7 @@ def test_damage_in_the_last_partial_block_of_a_big_file_is_refused_and_nothing_e
 KILL_MID_IMPORT = """
 import os, signal, sys
 from pathlib import Path
-from hub_sync.blobstore import BlobStore
+from hub_sync.core.blobstore import BlobStore
 from provisioning.verified_copy import Wanted, import_verified
 
 items = [Wanted(Path(p), s, int(n)) for p, s, n in (line.split() for line in sys.stdin)]

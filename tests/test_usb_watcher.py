@@ -9,7 +9,7 @@ from usb_fixtures import PASSPHRASE, SCHOOL, roster_bytes, world  # noqa: F401  
 from edge_agent.spaces import const
 from edge_agent.spaces.login import set_staff_password
 from edge_agent.spaces.people import find_by_number
-from edge_agent.web import create_app
+from edge_agent.app import create_app
 import provisioning.usb_api  # noqa: F401  (adds the USB endpoints to create_app)
 from provisioning.watcher import PLANS_FILE, StickWatcher, find_sticks, read_plans
 

@@ -7,8 +7,8 @@ import json
 from click.testing import CliRunner
 
 from edge_agent.cli import main
-from hub_sync.usage_batch import UsageEvent
-from hub_sync.xapi import statement, statements
+from hub_sync.formats.usage_batch import UsageEvent
+from hub_sync.formats.xapi import statement, statements
 
 
 def test_answer_becomes_a_statement_with_adl_verb_account_actor_and_result():

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from hub_sync.hub import Hub
 from hub_sync.hub.registry import Registry
-from hub_sync.keys import generate_key, public_key_dict
-from hub_sync.usage_batch import UsageEvent
+from hub_sync.core.keys import generate_key, public_key_dict
+from hub_sync.formats.usage_batch import UsageEvent
 
-from edge_agent.usage_sync import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
+from edge_agent.sync.usage_sync import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 SCHOOL = "4401020301"
@@ -52,7 +52,7 @@ def classroom_acts(n: int, seed: int = 1, start_ts: float = 1_760_000_000.0) -> 
 
 def fill_journal_fast(appliance, n: int, seed: int = 1) -> None:
     """Put ``n`` events in the journal in one transaction (big-batch tests; same table as Journal.append)."""
-    from hub_sync.sqlite_db import transaction
+    from hub_sync.core.sqlite_db import transaction
 
     with transaction(appliance.db):
         appliance.db.conn.executemany(

@@ -1,6 +1,6 @@
 """The classroom pages: HTML views over the appliance's library functions and JSON APIs.
 
-``register(app)`` is called by ``edge_agent.web.create_app``. Templates, static
+``register(app)`` is called by ``edge_agent.app.create_app``. Templates, static
 assets and translations live in ``classroom_ui`` (presentation only); the views
 here fetch data through the catalogue, the learning spaces' API and the status
 functions and hand it to the templates. Every page string is a Chinese msgid
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import assets, channels, filters, i18n, idempotency, library, student, teacher, technician  # noqa: F401 (channels adds routes)
+from edge_agent.pages import assets, channels, filters, i18n, idempotency, library, student, teacher, technician  # noqa: F401 (channels adds routes)
 
 __all__ = ["register"]
 

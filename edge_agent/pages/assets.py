@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, request, send_from_directory
 
-from .i18n import UI_DIR
+from edge_agent.pages.i18n import UI_DIR
 
 STATIC_DIR = UI_DIR / "static"
 ASSET_MAX_AGE_S = 365 * 24 * 3600

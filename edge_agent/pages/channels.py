@@ -2,7 +2,7 @@
 
 Same exchange as ``school-edge edge channels|subscribe|unsubscribe`` (``edge_agent.sync_cli``):
 the hub's channel list over HTTP, and a subscription signed with the device key
-(``edge_agent.channel_choice``). The change takes effect at the next sync.
+(``edge_agent.sync.channel_choice``). The change takes effect at the next sync.
 
 * ``GET  /api/v1/channels``                 the hub's channels, each with ``subscribed``
 * ``POST /api/v1/channels/<id>`` {"on": bool}  subscribe or leave an optional channel
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from flask import current_app, jsonify
 
-from ..channel_choice import hub_channels, set_subscription
-from ..spaces.api_common import body
-from .technician import _device_staff, bp
+from edge_agent.sync.channel_choice import hub_channels, set_subscription
+from edge_agent.spaces.api_common import body
+from edge_agent.pages.technician import _device_staff, bp
 
 
 @bp.get("/api/v1/channels")

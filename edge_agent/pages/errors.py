@@ -1,6 +1,6 @@
 """Errors on pages are pages: a clear message in the user's language and what to do next.
 
-The JSON APIs keep their JSON bodies (``edge_agent.web``); page blueprints call
+The JSON APIs keep their JSON bodies (``edge_agent.app``); page blueprints call
 ``page_errors(bp)`` so their failures render ``error.html`` instead.
 """
 
@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, render_template, request
 from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 
-from hub_sync.errors import Problem
+from hub_sync.core.errors import Problem
 
 _HTTP = {
     400: ("请求有误，请返回上一页重试。", "The request was not understood. Go back and try again."),

@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, current_app, redirect, request
 from flask_babel import Babel, get_locale
 
 import classroom_ui
-from hub_sync.atomic_file import atomic_open
+from hub_sync.core.atomic_file import atomic_open
 
 LANGUAGES = ("zh_CN", "en")
 LANG_COOKIE = "lang"

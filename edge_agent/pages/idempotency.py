@@ -17,11 +17,11 @@ import time
 import sqlite_utils
 from flask import Flask, Response, current_app, g, request
 
-from hub_sync.migrations import Migrations
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
 
-from ..spaces.const import SESSION_COOKIE
-from ..spaces.sessions import lookup_session
+from edge_agent.spaces.const import SESSION_COOKIE
+from edge_agent.spaces.sessions import lookup_session
 
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 100

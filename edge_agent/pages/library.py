@@ -12,13 +12,13 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 
-from hub_sync.roster_line import GRADES
+from hub_sync.formats.roster_line import GRADES
 
-from ..catalogue import Resource
-from ..const import MAX_PAGE_SIZE
-from ..errors import BadRequestError, NotFoundError
-from .errors import page_errors
-from .spaces_bridge import attach_session
+from edge_agent.library.catalogue import Resource
+from edge_agent.const import MAX_PAGE_SIZE
+from edge_agent.errors import BadRequestError, NotFoundError
+from edge_agent.pages.errors import page_errors
+from edge_agent.pages.spaces_bridge import attach_session
 
 PAGE_SIZE = 24
 BROWSE_FILTERS = ("subject", "grade", "edition", "chapter", "kind")

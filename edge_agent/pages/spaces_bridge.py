@@ -15,10 +15,10 @@ from urllib.parse import quote
 
 from flask import Blueprint, current_app, g, jsonify, redirect, request
 
-from ..spaces.api_common import load_session
-from ..spaces.const import SESSION_COOKIE
-from ..spaces.errors import AuthRequiredError
-from .errors import page_errors
+from edge_agent.spaces.api_common import load_session
+from edge_agent.spaces.const import SESSION_COOKIE
+from edge_agent.spaces.errors import AuthRequiredError
+from edge_agent.pages.errors import page_errors
 
 
 def api(endpoint: str, **kwargs: Any) -> Any:

@@ -14,12 +14,12 @@ import time
 from flask import current_app, redirect, render_template, request
 from flask_babel import lazy_gettext as _l
 
-from ..errors import NotFoundError
-from ..spaces.const import PICTURE_COUNT, PICTURES, PIN_DIGITS
-from ..spaces.errors import AuthRequiredError, ForbiddenError
-from .i18n import safe_next
-from .library import KIND_LABELS, viewer_model, with_display_kind
-from .spaces_bridge import api, space_blueprint, viewer
+from edge_agent.errors import NotFoundError
+from edge_agent.spaces.const import PICTURE_COUNT, PICTURES, PIN_DIGITS
+from edge_agent.spaces.errors import AuthRequiredError, ForbiddenError
+from edge_agent.pages.i18n import safe_next
+from edge_agent.pages.library import KIND_LABELS, viewer_model, with_display_kind
+from edge_agent.pages.spaces_bridge import api, space_blueprint, viewer
 
 bp = space_blueprint("student", "/student/login")
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from flask import current_app, render_template, request
 
-from ..catalogue import KINDS
-from ..spaces.access import TEACHING
-from ..spaces.answers import attempts_of, exercise_for
-from ..spaces.errors import AuthRequiredError, ForbiddenError
-from ..spaces.exercises import grade
-from ..spaces.people import parents_of, people
-from .i18n import safe_next
-from .library import FILTER_LABELS, KIND_LABELS, with_display_kind
-from .spaces_bridge import api, space_blueprint, viewer
+from edge_agent.library.catalogue import KINDS
+from edge_agent.spaces.access import TEACHING
+from edge_agent.spaces.answers import attempts_of, exercise_for
+from edge_agent.spaces.errors import AuthRequiredError, ForbiddenError
+from edge_agent.spaces.exercises import grade
+from edge_agent.spaces.people import parents_of, people
+from edge_agent.pages.i18n import safe_next
+from edge_agent.pages.library import FILTER_LABELS, KIND_LABELS, with_display_kind
+from edge_agent.pages.spaces_bridge import api, space_blueprint, viewer
 
 bp = space_blueprint("teacher", "/login")
 STUCK_BELOW_PCT = 60

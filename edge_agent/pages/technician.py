@@ -15,9 +15,9 @@ import threading
 
 from flask import current_app, jsonify, render_template, request
 
-from ..spaces.errors import AuthRequiredError, ForbiddenError
-from .spaces_bridge import space_blueprint, viewer
-from .sync_runner import SyncRun
+from edge_agent.spaces.errors import AuthRequiredError, ForbiddenError
+from edge_agent.pages.spaces_bridge import space_blueprint, viewer
+from edge_agent.sync.sync_runner import SyncRun
 
 
 LOG_LINES = 200

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 def register(app) -> None:
     """Add the learning-space blueprints and CSRF protection to the appliance app."""
-    from .api_auth import bp as auth_bp
-    from .api_common import init_csrf
-    from .api_social import bp as social_bp
-    from .api_teaching import bp as teaching_bp
+    from edge_agent.spaces.api_auth import bp as auth_bp
+    from edge_agent.spaces.api_common import init_csrf
+    from edge_agent.spaces.api_social import bp as social_bp
+    from edge_agent.spaces.api_teaching import bp as teaching_bp
 
     init_csrf(app)
     for bp in (auth_bp, teaching_bp, social_bp):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .errors import forbidden
-from .people import Person
+from edge_agent.spaces.errors import forbidden
+from edge_agent.spaces.people import Person
 
 TEACHING = frozenset({"teacher", "head_teacher"})
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.blobstore import BlobStore
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.blobstore import BlobStore
+from hub_sync.core.sqlite_db import transaction
 
-from ..catalogue import Catalogue
-from ..errors import BadRequestError
-from ..journal import Journal
-from .assignments import check_open
-from .errors import ConflictError
-from .exercises import attempts_allowed, grade, load_exercise
-from .people import Person
+from edge_agent.library.catalogue import Catalogue
+from edge_agent.errors import BadRequestError
+from edge_agent.journal import Journal
+from edge_agent.spaces.assignments import check_open
+from edge_agent.spaces.errors import ConflictError
+from edge_agent.spaces.exercises import attempts_allowed, grade, load_exercise
+from edge_agent.spaces.people import Person
 
 
 def exercise_for(db: sqlite_utils.Database, store: BlobStore, assignment: dict[str, Any]) -> dict[str, Any]:

@@ -15,18 +15,18 @@ import time
 
 from flask import jsonify, request
 
-from hub_sync.roster_line import GENDERS, MAX_NAME_CHARS, norm
-from hub_sync.sqlite_db import transaction
+from hub_sync.formats.roster_line import GENDERS, MAX_NAME_CHARS, norm
+from hub_sync.core.sqlite_db import transaction
 
-from ..errors import BadRequestError
-from ..journal import Journal
-from . import const
-from .access import can_manage_student, can_see_student, is_admin, require
-from .api_common import blueprint, body, client_address, current_session, db, int_field, set_session_cookie, viewer
-from .login import card_login, change_password, reset_student_secret, set_staff_password, staff_login, student_login
-from .people import all_classes, children_of, class_students, get_person
-from .roster_apply import import_roster
-from .sessions import end_all_sessions, end_session
+from edge_agent.errors import BadRequestError
+from edge_agent.journal import Journal
+from edge_agent.spaces import const
+from edge_agent.spaces.access import can_manage_student, can_see_student, is_admin, require
+from edge_agent.spaces.api_common import blueprint, body, client_address, current_session, db, int_field, set_session_cookie, viewer
+from edge_agent.spaces.login import card_login, change_password, reset_student_secret, set_staff_password, staff_login, student_login
+from edge_agent.spaces.people import all_classes, children_of, class_students, get_person
+from edge_agent.spaces.roster_apply import import_roster
+from edge_agent.spaces.sessions import end_all_sessions, end_session
 
 bp = blueprint("spaces_auth")
 
@@ -61,7 +61,7 @@ def login_classes():
 
 @bp.get("/api/v1/login/classes/<int:class_id>/students")
 def login_students(class_id: int):
-    from .people import class_row
+    from edge_agent.spaces.people import class_row
 
     class_row(db(), class_id)
     kinds = dict(db().execute("select p.id, p.secret_kind from class_members m join people p on p.id = m.person_id"

@@ -20,11 +20,11 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, request
 
-from ..errors import BadRequestError
-from . import const
-from .errors import AuthRequiredError, CsrfError, ForbiddenError
-from .people import Person
-from .sessions import Session, lookup_session
+from edge_agent.errors import BadRequestError
+from edge_agent.spaces import const
+from edge_agent.spaces.errors import AuthRequiredError, CsrfError, ForbiddenError
+from edge_agent.spaces.people import Person
+from edge_agent.spaces.sessions import Session, lookup_session
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_ENDPOINTS = frozenset({"spaces_auth.login_staff", "spaces_auth.login_student", "spaces_auth.login_card"})

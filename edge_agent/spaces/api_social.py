@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from ..errors import BadRequestError
-from .access import TEACHING, can_manage_class, require, require_roles
-from .api_common import appliance, blueprint, body, db, int_field, viewer
-from .favourites import favourites, remove_favourite, set_favourite
-from .messages import announce, inbox, mark_read, send_direct, unread_count
-from .people import class_row, get_person
-from .uploads import META, offer_to_county, own_resource, own_resources, upload_resource
+from edge_agent.errors import BadRequestError
+from edge_agent.spaces.access import TEACHING, can_manage_class, require, require_roles
+from edge_agent.spaces.api_common import appliance, blueprint, body, db, int_field, viewer
+from edge_agent.spaces.favourites import favourites, remove_favourite, set_favourite
+from edge_agent.spaces.messages import announce, inbox, mark_read, send_direct, unread_count
+from edge_agent.spaces.people import class_row, get_person
+from edge_agent.spaces.uploads import META, offer_to_county, own_resource, own_resources, upload_resource
 
 bp = blueprint("spaces_social")
 MIB = 1024 * 1024

@@ -14,24 +14,24 @@ import time
 
 from flask import Response, current_app, jsonify, request
 
-from hub_sync.roster_line import MAX_NAME_CHARS, norm
-from hub_sync.sqlite_db import transaction
+from hub_sync.formats.roster_line import MAX_NAME_CHARS, norm
+from hub_sync.core.sqlite_db import transaction
 
-from ..errors import BadRequestError, NotFoundError
-from ..file_response import file_response
-from ..journal import Journal
-from .access import TEACHING, can_manage_class, can_see_student, is_admin, require, require_roles
-from .answers import attempts_of, exercise_for, submit_answers
-from .api_common import appliance, blueprint, body, db, viewer
-from .assignments import can_see_assignment, class_assignments, create_assignment, get_assignment, is_assigned_to
-from .cards import cards_html, cards_json
-from .class_cache import ClassCache
-from .exercises import public_questions
-from .login import issue_cards
-from .people import all_classes, class_row, class_students, class_teachers, classes_of, get_person
-from .progress import record_progress
-from .submissions import get_submission, grade_submission, submissions_for, submit_work
-from .summary import class_progress, student_home
+from edge_agent.errors import BadRequestError, NotFoundError
+from edge_agent.library.file_response import file_response
+from edge_agent.journal import Journal
+from edge_agent.spaces.access import TEACHING, can_manage_class, can_see_student, is_admin, require, require_roles
+from edge_agent.spaces.answers import attempts_of, exercise_for, submit_answers
+from edge_agent.spaces.api_common import appliance, blueprint, body, db, viewer
+from edge_agent.spaces.assignments import can_see_assignment, class_assignments, create_assignment, get_assignment, is_assigned_to
+from edge_agent.spaces.cards import cards_html, cards_json
+from edge_agent.spaces.class_cache import ClassCache
+from edge_agent.spaces.exercises import public_questions
+from edge_agent.spaces.login import issue_cards
+from edge_agent.spaces.people import all_classes, class_row, class_students, class_teachers, classes_of, get_person
+from edge_agent.spaces.progress import record_progress
+from edge_agent.spaces.submissions import get_submission, grade_submission, submissions_for, submit_work
+from edge_agent.spaces.summary import class_progress, student_home
 
 bp = blueprint("spaces_teaching")
 MIB = 1024 * 1024
@@ -139,7 +139,7 @@ def _own_assignment(assignment_id: int) -> tuple:
     me = viewer()
     a = get_assignment(db(), assignment_id)
     if not (me.is_student and is_assigned_to(db(), a, me.id)):
-        from .errors import ForbiddenError
+        from edge_agent.spaces.errors import ForbiddenError
         raise ForbiddenError("这项作业没有布置给你，不能作答或提交", "this assignment is not assigned to you; you cannot answer or hand it in")
     return me, a
 

@@ -8,14 +8,14 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from ..catalogue import Catalogue
-from ..errors import BadRequestError, NotFoundError
-from ..journal import Journal
-from .access import can_manage_class, is_parent_of
-from .errors import ConflictError
-from .people import Person
+from edge_agent.library.catalogue import Catalogue
+from edge_agent.errors import BadRequestError, NotFoundError
+from edge_agent.journal import Journal
+from edge_agent.spaces.access import can_manage_class, is_parent_of
+from edge_agent.spaces.errors import ConflictError
+from edge_agent.spaces.people import Person
 
 COLS = ("id", "class_id", "teacher_id", "resource_id", "title", "kind", "due_at", "allow_late", "created_at")
 

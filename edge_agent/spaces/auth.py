@@ -17,10 +17,10 @@ import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from . import const
-from .errors import LockedError
+from edge_agent.spaces import const
+from edge_agent.spaces.errors import LockedError
 
 
 def _hasher(staff: bool) -> PasswordHasher:

@@ -12,7 +12,7 @@ import html
 
 import segno
 
-from .people import Person
+from edge_agent.spaces.people import Person
 
 
 def card_url(base_url: str, token: str) -> str:

@@ -15,9 +15,9 @@ from typing import Callable, Generic, TypeVar
 
 import sqlite_utils
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from ..response_cache import ResponseCache
+from edge_agent.library.response_cache import ResponseCache
 
 T = TypeVar("T")
 MAX_CLASSES = 128  # a school has up to ~100 classes; a summary is ~10-20 KB of JSON

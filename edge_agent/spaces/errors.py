@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from ..errors import EdgeError
+from edge_agent.errors import EdgeError
 
 
 class SpaceError(EdgeError):

@@ -17,7 +17,7 @@ import json
 import unicodedata
 from typing import Any
 
-from ..errors import BadRequestError
+from edge_agent.errors import BadRequestError
 
 TYPES = ("single", "multiple", "truefalse", "fill")
 TRUE_WORDS = {"true", "t", "yes", "1", "对", "正确", "√", "是"}

@@ -7,11 +7,11 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from ..catalogue import Catalogue
-from ..errors import BadRequestError
-from . import const
+from edge_agent.library.catalogue import Catalogue
+from edge_agent.errors import BadRequestError
+from edge_agent.spaces import const
 
 
 def set_favourite(db: sqlite_utils.Database, person_id: int, resource_id: str, note: str = "") -> dict[str, Any]:

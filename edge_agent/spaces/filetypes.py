@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import filetype
 
-from .errors import TooLargeError, UnsupportedTypeError
+from edge_agent.spaces.errors import TooLargeError, UnsupportedTypeError
 
 # sniffed MIME -> catalogue kind
 ALLOWED = {

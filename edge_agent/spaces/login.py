@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from ..journal import Journal
-from . import const
-from .auth import (check_not_locked, hash_secret, new_card_token, new_password, new_pictures, new_pin,
+from edge_agent.journal import Journal
+from edge_agent.spaces import const
+from edge_agent.spaces.auth import (check_not_locked, hash_secret, new_card_token, new_password, new_pictures, new_pin,
                    picture_secret, record_failure, token_hash, verify_secret)
-from .errors import AuthRequiredError, SpaceError
-from .people import Person, find_by_number, get_person
-from .sessions import create_session
+from edge_agent.spaces.errors import AuthRequiredError, SpaceError
+from edge_agent.spaces.people import Person, find_by_number, get_person
+from edge_agent.spaces.sessions import create_session
 
 
 def _bad_login() -> AuthRequiredError:

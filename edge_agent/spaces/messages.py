@@ -10,14 +10,14 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from ..errors import BadRequestError, NotFoundError
-from ..journal import Journal
-from . import const
-from .access import teaches_student
-from .errors import forbidden
-from .people import Person, children_of
+from edge_agent.errors import BadRequestError, NotFoundError
+from edge_agent.journal import Journal
+from edge_agent.spaces import const
+from edge_agent.spaces.access import teaches_student
+from edge_agent.spaces.errors import forbidden
+from edge_agent.spaces.people import Person, children_of
 
 COLS = ("id", "kind", "sender_id", "class_id", "recipient_id", "subject", "body", "created_at")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from ..errors import NotFoundError
+from edge_agent.errors import NotFoundError
 
 ROLES = ("student", "teacher", "head_teacher", "admin", "technician", "parent")
 STAFF_ROLES = frozenset({"teacher", "head_teacher", "admin", "technician"})

@@ -10,13 +10,13 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from ..catalogue import Catalogue
-from ..errors import BadRequestError
-from ..journal import Journal
-from .merge import STATES, merge_progress
-from .people import Person
+from edge_agent.library.catalogue import Catalogue
+from edge_agent.errors import BadRequestError
+from edge_agent.journal import Journal
+from edge_agent.spaces.merge import STATES, merge_progress
+from edge_agent.spaces.people import Person
 
 KEYS = ("state", "position", "percent", "updated_at")
 

@@ -15,7 +15,7 @@ import csv
 import io
 from typing import Iterable
 
-from hub_sync.roster_line import Problem, RosterRow, norm, validate_row  # one line's rules, shared with the hub
+from hub_sync.formats.roster_line import Problem, RosterRow, norm, validate_row  # one line's rules, shared with the hub
 
 HEADERS = {
     "name": ("姓名",), "student_number": ("学籍号", "全国学籍号"), "staff_number": ("教师编号", "工号"),

@@ -16,15 +16,15 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.roster_line import RosterRow, validate_row
-from hub_sync.sqlite_db import transaction
+from hub_sync.formats.roster_line import RosterRow, validate_row
+from hub_sync.core.sqlite_db import transaction
 
-from ..journal import Journal
-from .auth import hash_secret, new_password
-from .errors import RosterError, SpaceError
-from .merge import PERSON_COUNTY_FIELDS, merge_fields, merge_progress
-from .people import find_by_number
-from .roster import class_problems, parse_roster, problems_json
+from edge_agent.journal import Journal
+from edge_agent.spaces.auth import hash_secret, new_password
+from edge_agent.spaces.errors import RosterError, SpaceError
+from edge_agent.spaces.merge import PERSON_COUNTY_FIELDS, merge_fields, merge_progress
+from edge_agent.spaces.people import find_by_number
+from edge_agent.spaces.roster import class_problems, parse_roster, problems_json
 
 
 def import_roster(db: sqlite_utils.Database, data: bytes, actor: str = "system") -> dict:

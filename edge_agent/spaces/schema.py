@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from hub_sync.migrations import Migrations
+from hub_sync.core.migrations import Migrations
 
 migrations = Migrations("spaces")
 

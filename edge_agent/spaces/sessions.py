@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction
 
-from . import const
-from .auth import token_hash
-from .people import Person, _person, _COLS
+from edge_agent.spaces import const
+from edge_agent.spaces.auth import token_hash
+from edge_agent.spaces.people import Person, _person, _COLS
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,15 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.blobstore import BlobStore
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.blobstore import BlobStore
+from hub_sync.core.sqlite_db import transaction
 
-from ..errors import BadRequestError, NotFoundError
-from ..journal import Journal
-from . import const
-from .assignments import check_open
-from .filetypes import check_size, sniff
-from .people import Person
+from edge_agent.errors import BadRequestError, NotFoundError
+from edge_agent.journal import Journal
+from edge_agent.spaces import const
+from edge_agent.spaces.assignments import check_open
+from edge_agent.spaces.filetypes import check_size, sniff
+from edge_agent.spaces.people import Person
 
 COLS = ("id", "uid", "assignment_id", "person_id", "text", "files", "created_at", "score", "comment", "graded_by", "graded_at")
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import sqlite_utils
 
-from .assignments import student_assignments
-from .messages import unread_count
-from .people import Person, class_row, class_students
-from .progress import recent_progress
+from edge_agent.spaces.assignments import student_assignments
+from edge_agent.spaces.messages import unread_count
+from edge_agent.spaces.people import Person, class_row, class_students
+from edge_agent.spaces.progress import recent_progress
 
 _CLASS_ASSIGNMENTS = "select id from assignments where class_id = :c"
 _CLASS_STUDENTS = "select person_id from class_members where class_id = :c and role = 'student'"

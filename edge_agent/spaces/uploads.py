@@ -14,16 +14,16 @@ from typing import Any
 
 import sqlite_utils
 
-from hub_sync.blobstore import BlobStore
-from hub_sync.sqlite_db import transaction
+from hub_sync.core.blobstore import BlobStore
+from hub_sync.core.sqlite_db import transaction
 
-from ..catalogue import Catalogue, Resource, ResourceFile, validate
-from ..errors import BadRequestError, NotFoundError
-from ..journal import Journal
-from .errors import ConflictError
-from .exercises import load_exercise
-from .filetypes import check_size, sniff
-from .people import Person
+from edge_agent.library.catalogue import Catalogue, Resource, ResourceFile, validate
+from edge_agent.errors import BadRequestError, NotFoundError
+from edge_agent.journal import Journal
+from edge_agent.spaces.errors import ConflictError
+from edge_agent.spaces.exercises import load_exercise
+from edge_agent.spaces.filetypes import check_size, sniff
+from edge_agent.spaces.people import Person
 
 SHARE_STATES = ("private", "offered", "pending", "approved", "rejected")
 META = ("stage", "grade", "subject", "edition", "chapter", "description", "keywords")

@@ -11,8 +11,8 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import Problem
-from .hub import Hub
+from hub_sync.core.errors import Problem
+from hub_sync.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def create_hub_app(hub: Hub) -> Flask:
     def status():
         return jsonify(hub.status())
 
-    from . import usage_api  # noqa: F401  (registers POST /api/v1/hub/usage; imported here: it imports this module)
+    from hub_sync.hub import usage_api  # noqa: F401  (registers POST /api/v1/hub/usage; imported here: it imports this module)
 
     for register in HUB_BLUEPRINTS:
         register(app)

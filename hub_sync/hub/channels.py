@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from ..errors import FormatError
-from ..migrations import Migrations
-from ..sqlite_db import transaction
-from ..tuf_repo import check_channel_id
-from .hub import HUB_MIGRATIONS
+from hub_sync.core.errors import FormatError
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.formats.tuf_repo import check_channel_id
+from hub_sync.hub.hub import HUB_MIGRATIONS
 
 migrations = Migrations("hub_channels")
 HUB_MIGRATIONS.append(migrations)

@@ -12,7 +12,7 @@ HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), r
 
 
 def _open(data_dir: Path):
-    from .hub import Hub
+    from hub_sync.hub.hub import Hub
 
     return Hub.open(data_dir)
 
@@ -24,7 +24,7 @@ def _open(data_dir: Path):
 @click.option("--mandatory/--optional", default=None, help="必选或自选 Mandatory for every school, or optional")
 def hub_channel(data_dir: Path, channel_id: str, title: str, mandatory: bool | None) -> None:
     """新建或修改频道。 Create or change a channel."""
-    from .channels import Channels
+    from hub_sync.hub.channels import Channels
 
     hub = _open(data_dir)
     ch = Channels(hub.db).put_channel(channel_id, title, mandatory)
@@ -35,8 +35,8 @@ def hub_channel(data_dir: Path, channel_id: str, title: str, mandatory: bool | N
 @HUB_DATA
 def hub_channels(data_dir: Path) -> None:
     """列出频道。 List channels."""
-    from .channels import Channels
-    from .publisher import repo_for
+    from hub_sync.hub.channels import Channels
+    from hub_sync.hub.publisher import repo_for
 
     hub = _open(data_dir)
     versions = repo_for(hub).state().channel_versions
@@ -60,8 +60,8 @@ def hub_channels(data_dir: Path) -> None:
 @click.option("--source", default="county", show_default=True, help="来源 national/provincial/county")
 def hub_add_resource(data_dir: Path, files: tuple[Path, ...], channel: str, resource_id: str, **meta) -> None:
     """把文件和课程信息加入频道（发布后生效）。 Add files with curriculum metadata to a channel (visible after publish)."""
-    from .channels import Channels
-    from .publisher import add_files
+    from hub_sync.hub.channels import Channels
+    from hub_sync.hub.publisher import add_files
 
     hub = _open(data_dir)
     chans = Channels(hub.db)
@@ -77,7 +77,7 @@ def hub_add_resource(data_dir: Path, files: tuple[Path, ...], channel: str, reso
 @click.argument("resource_id")
 def hub_remove_resource(data_dir: Path, resource_id: str) -> None:
     """从频道删除资源（发布后生效）。 Drop a resource (visible after publish)."""
-    from .channels import Channels
+    from hub_sync.hub.channels import Channels
 
     channel = Channels(_open(data_dir).db).remove_resource(resource_id)
     click.echo(f"已删除 Removed {resource_id} from {channel}")
@@ -88,8 +88,8 @@ def hub_remove_resource(data_dir: Path, resource_id: str) -> None:
 @click.option("--channel", "channels", multiple=True, help="只发布这些频道 Publish only these channels (default: all that changed)")
 def hub_publish(data_dir: Path, channels: tuple[str, ...]) -> None:
     """签名发布频道的新版本。 Sign and publish new channel versions."""
-    from .channels import Channels
-    from .publisher import publish
+    from hub_sync.hub.channels import Channels
+    from hub_sync.hub.publisher import publish
 
     hub = _open(data_dir)
     for ch in channels:
@@ -106,7 +106,7 @@ def hub_publish(data_dir: Path, channels: tuple[str, ...]) -> None:
 @click.option("--rsync-port", type=int, default=None, help="rsync 端口 rsync daemon port (default: port+1; 0 = none)")
 def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None) -> None:
     """运行县级平台：HTTP 接口和 rsync 内容服务。 Serve the hub: HTTP API and rsync content."""
-    from .server import HubServer
+    from hub_sync.hub.server import HubServer
 
     rsync_port = port + 1 if rsync_port is None else rsync_port
     server = HubServer(_open(data_dir), host, port, rsync_port or None)
@@ -125,7 +125,7 @@ def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None) -> N
 @click.argument("request_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def hub_enroll(data_dir: Path, request_file: Path) -> None:
     """从登记请求文件登记设备。 Register a device from its enrollment request file."""
-    from .repo_api import enroll
+    from hub_sync.hub.repo_api import enroll
 
     result = enroll(_open(data_dir), request_file.read_bytes())
     click.echo(f"已登记 Enrolled {result['device_id']} ({result['school_code']})")
@@ -139,8 +139,8 @@ def hub_enroll(data_dir: Path, request_file: Path) -> None:
 @click.option("--body", required=True, help="内容 Text")
 def hub_notice(data_dir: Path, schools: tuple[str, ...], to_all: bool, subject: str, body: str) -> None:
     """向学校下发系统通知（随下次同步送达）。 Queue a system notice for schools (arrives with their next sync)."""
-    from ..errors import FormatError
-    from .downlink import Downlink
+    from hub_sync.core.errors import FormatError
+    from hub_sync.hub.downlink import Downlink
 
     down = Downlink(_open(data_dir).db)
     if to_all == bool(schools):
@@ -158,8 +158,8 @@ def hub_roster_change(data_dir: Path, school: str, change_file: Path) -> None:
     """检查并下发名单变更（有错则全部不发）。 Check and queue roster changes (nothing is queued if any is wrong)."""
     import json
 
-    from ..errors import FormatError
-    from .downlink import Downlink
+    from hub_sync.core.errors import FormatError
+    from hub_sync.hub.downlink import Downlink
 
     try:
         changes = json.loads(change_file.read_text("utf-8"))
@@ -177,7 +177,7 @@ def hub_roster_change(data_dir: Path, school: str, change_file: Path) -> None:
 @click.option("--class", "to_class", default="", help="新学校的班级（默认沿用原班级名） Class at the new school (default: the old class name)")
 def hub_transfer(data_dir: Path, student: str, from_school: str, to_school: str, to_class: str) -> None:
     """学生转学：原校上传学习空间，县平台转给新学校。 Move a learner: the old school sends their space, the hub passes it on."""
-    from .downlink import Downlink
+    from hub_sync.hub.downlink import Downlink
 
     transfer_id = Downlink(_open(data_dir).db).transfer(student, from_school, to_school, to_class)
     click.echo(f"已开始转学 Transfer {transfer_id}: {student} {from_school} -> {to_school}；"
@@ -188,7 +188,7 @@ def hub_transfer(data_dir: Path, student: str, from_school: str, to_school: str,
 @HUB_DATA
 def hub_transfers(data_dir: Path) -> None:
     """列出转学及其状态。 List transfers and their state."""
-    from .downlink import Downlink
+    from hub_sync.hub.downlink import Downlink
 
     for t in Downlink(_open(data_dir).db).transfers():
         click.echo(f"{t['transfer_id']}  {t['number']}  {t['from_school']} -> {t['to_school']}  {t['status']}")
@@ -198,7 +198,7 @@ def hub_transfers(data_dir: Path) -> None:
 @HUB_DATA
 def hub_rotate_key(data_dir: Path) -> None:
     """换一把在线签名密钥（根密钥签发新的根元数据）。 Rotate the online signing key (a new root, signed by the root key)."""
-    from .publisher import rotate_online_key
+    from hub_sync.hub.publisher import rotate_online_key
 
     keyid = rotate_online_key(_open(data_dir))
     click.echo(f"已换新的在线密钥 New online key {keyid[:16]}; 学校设备下次同步时跟上 schools follow at their next sync")

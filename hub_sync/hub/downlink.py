@@ -13,7 +13,7 @@ Every school has one queue of messages, each with a per-school sequence number
 A device says which sequence it last applied; the hub answers with the messages
 after it (``answer``; at most ``MAX_MESSAGES`` / ``MAX_ANSWER_BYTES`` at once, and
 ``more`` says to ask again), every payload sealed to that device's key
-(``hub_sync.person_box``). The answer rides inside the signed usage
+(``hub_sync.formats.person_box``). The answer rides inside the signed usage
 acknowledgement, in a ``downlink`` envelope for a poll, or on a stick; the device
 applies each message once, in order.
 
@@ -32,14 +32,14 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from ..envelope import canonical_json
-from ..errors import DeviceError, FormatError, Problem
-from ..migrations import Migrations
-from ..person_box import from_text, seal_to_key, to_text
-from ..sqlite_db import transaction
-from .hub import HUB_MIGRATIONS
-from .registry import Device
-from .roster_change import STUDENT_NUMBER, change_problems
+from hub_sync.formats.envelope import canonical_json
+from hub_sync.core.errors import DeviceError, FormatError, Problem
+from hub_sync.core.migrations import Migrations
+from hub_sync.formats.person_box import from_text, seal_to_key, to_text
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.hub.hub import HUB_MIGRATIONS
+from hub_sync.hub.registry import Device
+from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,8 @@ class Downlink:
 def hub_box_opener(hub) -> Callable[[bytes], bytes]:
     """Decrypts what devices sealed to the hub's online key: the current one, or a retired
     one for a device that sealed before it saw the rotation (keys are read only when needed)."""
-    from ..person_box import box_private, open_box
-    from .publisher import online_key_files
+    from hub_sync.formats.person_box import box_private, open_box
+    from hub_sync.hub.publisher import online_key_files
 
     def opener(data: bytes) -> bytes:
         last: Exception | None = None

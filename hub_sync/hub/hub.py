@@ -22,11 +22,11 @@ from pathlib import Path
 import sqlite_utils
 from securesystemslib.signer import CryptoSigner
 
-from ..blobstore import BlobStore
-from ..errors import DataDirError
-from ..keys import generate_key, load_signer
-from ..migrations import Migrations
-from ..sqlite_db import open_db
+from hub_sync.core.blobstore import BlobStore
+from hub_sync.core.errors import DataDirError
+from hub_sync.core.keys import generate_key, load_signer
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import open_db
 
 HUB_DB = "hub.db"
 MIB = 1024 * 1024
@@ -71,7 +71,7 @@ class Hub:
                                f"{data_dir} is not a hub data folder; run 'school-edge hub init --data {data_dir}' first")
         # the modules that own tables register their migration sets when imported;
         # importing them here makes the schema whole whatever the caller imported first
-        from . import channels, downlink, ingest, registry  # noqa: F401
+        from hub_sync.hub import channels, downlink, ingest, registry  # noqa: F401
 
         hub = cls(data_dir, reserve_mb)
         for m in HUB_MIGRATIONS:
@@ -113,10 +113,10 @@ class Hub:
 
     def status(self) -> dict:
         """Counts a county technician wants to see."""
-        from .registry import Registry
+        from hub_sync.hub.registry import Registry
 
-        from .channels import Channels
-        from .publisher import repo_for
+        from hub_sync.hub.channels import Channels
+        from hub_sync.hub.publisher import repo_for
 
         usage = shutil.disk_usage(self.data_dir)
         chans = Channels(self.db)

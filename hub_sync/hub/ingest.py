@@ -31,13 +31,13 @@ from itertools import repeat
 
 import sqlite_utils
 
-from ..envelope import canonical_json, open_envelope, seal
-from ..errors import FormatError, ReplayError
-from ..migrations import Migrations
-from ..sqlite_db import transaction
-from ..usage_batch import decode_batch, read_header
-from .hub import HUB_MIGRATIONS
-from .registry import Registry
+from hub_sync.formats.envelope import canonical_json, open_envelope, seal
+from hub_sync.core.errors import FormatError, ReplayError
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.formats.usage_batch import decode_batch, read_header
+from hub_sync.hub.hub import HUB_MIGRATIONS
+from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 
-from ..atomic_file import fsync_dir
-from ..envelope import canonical_json
-from ..tuf_repo import RepoState, TufRepo, index_path, target_path
-from .channels import Channels
-from .hub import Hub
+from hub_sync.core.atomic_file import fsync_dir
+from hub_sync.formats.envelope import canonical_json
+from hub_sync.formats.tuf_repo import RepoState, TufRepo, index_path, target_path
+from hub_sync.hub.channels import Channels
+from hub_sync.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def rotate_online_key(hub: Hub) -> str:
 
     The old key is kept as ``keys/retired/<keyid>.pem``: boxes that devices sealed
     to it before they saw the new root (a transferred student's space) must still open."""
-    from ..keys import generate_key
+    from hub_sync.core.keys import generate_key
 
     keys = hub.data_dir / "keys"
     old = hub.online_signer

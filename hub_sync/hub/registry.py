@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import sqlite_utils
 from securesystemslib.signer import Key
 
-from ..errors import DeviceError
-from ..keys import public_key_from_dict
-from ..migrations import Migrations
-from ..sqlite_db import transaction
-from .hub import HUB_MIGRATIONS
+from hub_sync.core.errors import DeviceError
+from hub_sync.core.keys import public_key_from_dict
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
+from hub_sync.hub.hub import HUB_MIGRATIONS
 
 migrations = Migrations("hub_registry")
 HUB_MIGRATIONS.append(migrations)

@@ -17,15 +17,15 @@ import re
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
-from ..blobstore import is_sha256
-from ..envelope import open_envelope
-from ..enrollment import SUBSCRIPTION_KIND, peek_device, read_enrollment, token_hash
-from ..errors import DeviceError, FormatError
-from .app import HUB_BLUEPRINTS
-from .channels import Channels
-from .hub import Hub
-from .publisher import publish, repo_for
-from .registry import Registry
+from hub_sync.core.blobstore import is_sha256
+from hub_sync.formats.envelope import open_envelope
+from hub_sync.formats.enrollment import SUBSCRIPTION_KIND, peek_device, read_enrollment, token_hash
+from hub_sync.core.errors import DeviceError, FormatError
+from hub_sync.hub.app import HUB_BLUEPRINTS
+from hub_sync.hub.channels import Channels
+from hub_sync.hub.hub import Hub
+from hub_sync.hub.publisher import publish, repo_for
+from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hub_repo", __name__)

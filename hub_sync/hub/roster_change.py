@@ -2,7 +2,7 @@
 
 The shapes are the ones the appliance applies (``edge_agent.spaces.roster_apply.
 apply_roster_change``); a person's fields are judged by the same rules the school
-uses (``hub_sync.roster_line.validate_row``). What can only be known at the school
+uses (``hub_sync.formats.roster_line.validate_row``). What can only be known at the school
 (a teacher's class that does not exist there) is found there and reported back as
 a failed message.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..roster_line import GRADES, ROLE_NAMES, STAFF_NUMBER, STUDENT_NUMBER, validate_row
+from hub_sync.formats.roster_line import GRADES, ROLE_NAMES, STAFF_NUMBER, STUDENT_NUMBER, validate_row
 
 ROLE_CODES = {code for codes in ROLE_NAMES.values() for code in codes}
 KINDS = ("person", "graduate", "transfer_out", "class")

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..errors import SyncError
+from hub_sync.core.errors import SyncError
 
 RSYNC_MODULE = "content"
 DAEMON_START_TIMEOUT_S = 10.0

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..wsgi_server import check_port_free, serve
-from . import repo_api  # noqa: F401  (registers the repository blueprint)
-from .app import create_hub_app
-from .hub import Hub
-from .publisher import repo_for
-from .rsync_daemon import RSYNC_MODULE, RsyncDaemon
+from hub_sync.core.wsgi_server import check_port_free, serve
+from hub_sync.hub import repo_api  # noqa: F401  (registers the repository blueprint)
+from hub_sync.hub.app import create_hub_app
+from hub_sync.hub.hub import Hub
+from hub_sync.hub.publisher import repo_for
+from hub_sync.hub.rsync_daemon import RSYNC_MODULE, RsyncDaemon
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ import logging
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from ..envelope import PAYLOAD_PREFIX, open_envelope, seal
-from ..errors import FormatError
-from .app import HUB_BLUEPRINTS
-from .downlink import DOWNLINK_KIND, POLL_KIND, Downlink, answer_bytes, hub_box_opener
-from .ingest import ACK_KIND, BATCH_KIND, UsageIngest, peek_payload, seal_ack
-from .registry import Registry
+from hub_sync.formats.envelope import PAYLOAD_PREFIX, open_envelope, seal
+from hub_sync.core.errors import FormatError
+from hub_sync.hub.app import HUB_BLUEPRINTS
+from hub_sync.hub.downlink import DOWNLINK_KIND, POLL_KIND, Downlink, answer_bytes, hub_box_opener
+from hub_sync.hub.ingest import ACK_KIND, BATCH_KIND, UsageIngest, peek_payload, seal_ack
+from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hub_usage", __name__)

@@ -9,8 +9,8 @@ import os
 
 from flask import Flask
 
-from .app import create_hub_app
-from .hub import Hub
+from hub_sync.hub.app import create_hub_app
+from hub_sync.hub.hub import Hub
 
 
 def app_from_env() -> Flask:

@@ -1,0 +1,282 @@
+"""The appliance's side of "down", on python-tuf's ngclient.
+
+``SyncClient.plan()`` refreshes the TUF metadata against the pinned root (ngclient
+refuses bad signatures, unknown keys, rollback, expired metadata and
+mix-and-match), reads this school's index and returns what the school should
+hold. ``fetch()`` gets only the missing files (rsync, HTTP Range as fallback) and
+checks each one's length and sha256 against its TUF target before it enters the
+store. Switching the catalogue is the caller's job (``edge_agent.sync.content_sync``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tuf.api import exceptions as tuf_errors
+from tuf.api.metadata import Metadata, TargetFile
+from tuf.ngclient import Updater
+
+from hub_sync.core.blobstore import BlobStore, is_sha256
+from hub_sync.core.errors import CorruptBlobError, FormatError, LinkError, ReplayError, SignatureError, SyncError
+from hub_sync.client.http_transport import http_client, http_fetch
+from hub_sync.client.rsync_transport import PARTIAL_DIR, RsyncUnreachable, rsync_fetch, store_path
+from hub_sync.core.trusted_clock import TrustedClock
+from hub_sync.client.tuf_fetcher import HttpxFetcher
+from hub_sync.formats.tuf_repo import index_path, signed_at
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 8 * 1024 ** 3
+
+
+@dataclass
+class RemoteResource:
+    id: str
+    channel: str
+    meta: dict
+    files: list[dict] = field(default_factory=list)  # path, sha256, size, mime
+
+
+@dataclass
+class Plan:
+    """What one verified snapshot says this school should hold."""
+
+    snapshot_version: int
+    channel_versions: dict[str, int]
+    channels: list[dict]
+    resources: list[RemoteResource]
+    targets: dict[str, TargetFile]  # sha256 -> target (one per distinct file)
+
+    def total_bytes(self) -> int:
+        return sum(t.length for t in self.targets.values())
+
+
+@dataclass
+class FetchReport:
+    files: int = 0
+    bytes_received: int = 0
+    transport: str = ""
+
+
+def safe_relative_path(path: str) -> bool:
+    """True for a plain relative path that stays inside its folder."""
+    if not isinstance(path, str) or not path or "\\" in path or "\x00" in path or path.startswith("/"):
+        return False
+    norm = posixpath.normpath(path)
+    return norm == path and not norm.startswith("..") and all(p not in ("", ".", "..") for p in path.split("/"))
+
+
+def _translate(exc: Exception) -> SyncError:
+    """Turn a python-tuf refusal into one clear, bilingual reason."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, tuf_errors.ExpiredMetadataError):
+        return ReplayError("平台元数据已过期（可能被冻结或本机时钟超前），已拒收", f"hub metadata has expired (freeze attack or clock ahead); refused: {text}")
+    if isinstance(exc, tuf_errors.BadVersionNumberError):
+        return ReplayError("平台元数据版本不对（回滚或混用），已拒收", f"hub metadata has a wrong version (rollback or mix-and-match); refused: {text}")
+    if isinstance(exc, tuf_errors.UnsignedMetadataError):
+        return SignatureError("平台元数据签名无效或来自未知密钥，已拒收", f"hub metadata has a bad signature or an unknown key; refused: {text}")
+    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
+        return CorruptBlobError("文件长度或校验值不符，已拒收", f"length or hash mismatch; refused: {text}")
+    if isinstance(exc, tuf_errors.DownloadError):
+        return LinkError("无法从县级平台下载，稍后重试", f"cannot download from the hub; will retry: {text}")
+    return FormatError("平台返回的元数据无效，已拒收", f"hub metadata is invalid; refused: {text}")
+
+
+class SyncClient:
+    """Verified metadata and verified files from one hub, for one school."""
+
+    # how metadata is fetched; a USB content pack swaps in a folder reader (provisioning.content_pack)
+    fetcher_factory = HttpxFetcher
+
+    def __init__(self, state_dir: str | Path, hub_url: str, rsync_url: str, school_code: str, pinned_root: bytes,
+                 store: BlobStore, bwlimit_kbps: int = 0, timeout_s: int | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.hub_url = hub_url.rstrip("/")
+        self.rsync_url = rsync_url
+        self.school_code = school_code
+        self.pinned_root = pinned_root
+        self.store = store
+        self.bwlimit_kbps = bwlimit_kbps
+        self.timeout_s = timeout_s
+        self.metadata_dir = self.state_dir / "tuf"
+        self.staging = self.state_dir / "staging"
+        self.clock = TrustedClock(self.state_dir / "clock.json")
+
+    # -- metadata -----------------------------------------------------------------
+    def plan(self) -> Plan:
+        """Refresh and verify the hub's metadata; return this school's plan."""
+        self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        fetcher = self.fetcher_factory()
+        try:
+            bootstrap = None if (self.metadata_dir / "root.json").exists() else self.pinned_root
+            updater = Updater(str(self.metadata_dir), f"{self.hub_url}/tuf/metadata/", str(self.state_dir / "index"),
+                              f"{self.hub_url}/tuf/targets/", fetcher=fetcher, bootstrap=bootstrap)
+            # ngclient checks expiry against a reference time fixed when its trusted set is
+            # made; use the trusted clock (never earlier than a time the hub proved).
+            updater._trusted_set.reference_time = self.clock.now()
+            updater.refresh()
+            timestamp = Metadata.from_bytes((self.metadata_dir / "timestamp.json").read_bytes())
+            proven = signed_at(timestamp)
+            if proven is not None:
+                self.clock.prove(proven)
+            index = self._read_index(updater)
+            snapshot = Metadata.from_bytes((self.metadata_dir / "snapshot.json").read_bytes())
+            return self._plan_from(updater, index, snapshot)
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
+            raise _translate(exc) from exc
+        finally:
+            fetcher.close()
+
+    def _read_index(self, updater: Updater) -> dict:
+        info = updater.get_targetinfo(index_path(self.school_code))
+        if info is None:
+            raise SyncError(f"县级平台没有学校 {self.school_code} 的资源清单：请先登记设备",
+                            f"the hub has no index for school {self.school_code}; enroll the device first")
+        tmp = self.state_dir / "index" / "school-index.json"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            updater.download_target(info, str(tmp))
+            index = json.loads(tmp.read_bytes())
+        finally:
+            tmp.unlink(missing_ok=True)
+        if not isinstance(index, dict) or index.get("school_code") != self.school_code \
+                or not isinstance(index.get("targets"), list) or not isinstance(index.get("channels"), list):
+            raise FormatError("学校资源清单格式无效，已拒收", "the school index is malformed; refused")
+        return index
+
+    def _plan_from(self, updater: Updater, index: dict, snapshot: Metadata) -> Plan:
+        resources: dict[str, RemoteResource] = {}
+        targets: dict[str, TargetFile] = {}
+        channel_ids = {c.get("id") for c in index["channels"] if isinstance(c, dict)}
+        for path in index["targets"]:
+            info = updater.get_targetinfo(str(path))
+            if info is None:
+                raise FormatError(f"清单中的文件 {path} 不在任何频道中，已拒收", f"index names {path}, which no channel lists; refused")
+            custom = info.custom if isinstance(info.custom, dict) else {}
+            sha = info.hashes.get("sha256", "")
+            rid, ch, fpath = custom.get("resource_id"), custom.get("channel"), custom.get("path")
+            if not is_sha256(sha) or not isinstance(rid, str) or ch not in channel_ids or path != f"{ch}/{rid}/{sha}":
+                raise FormatError(f"频道清单中的条目 {path} 无效，已拒收", f"target {path} in the channel manifest is malformed; refused")
+            if not safe_relative_path(fpath) or not safe_relative_path(rid):
+                raise FormatError(f"频道清单中的路径 {fpath!r} 试图离开资源目录，已拒收",
+                                  f"path {fpath!r} in the channel manifest tries to leave its folder; refused")
+            if not 0 <= info.length <= MAX_FILE_BYTES:
+                raise FormatError(f"文件 {path} 的大小无效", f"target {path} has an invalid length")
+            res = resources.setdefault(rid, RemoteResource(rid, ch, {k: v for k, v in custom.items()
+                                                                     if k not in ("resource_id", "channel", "path", "mime", "order")}))
+            order = custom.get("order") if isinstance(custom.get("order"), int) else len(res.files)
+            res.files.append({"path": fpath, "sha256": sha, "size": info.length, "order": order,
+                              "mime": str(custom.get("mime") or "application/octet-stream")})
+            targets[sha] = info
+        for res in resources.values():
+            res.files.sort(key=lambda f: f.pop("order"))
+        versions = {name[:-5]: m.version for name, m in snapshot.signed.meta.items() if name[:-5] in channel_ids}
+        return Plan(snapshot.signed.version, versions, [c for c in index["channels"] if isinstance(c, dict)],
+                    sorted(resources.values(), key=lambda r: r.id), targets)
+
+    # -- files ------------------------------------------------------------------------
+    def missing(self, plan: Plan) -> list[str]:
+        """The files of ``plan`` the store does not hold yet."""
+        return sorted(sha for sha in plan.targets if not self.store.has(sha))
+
+    def clean_staging(self, keep: set[str] | None = None) -> None:
+        """Remove staged leftovers that no wanted file can resume from."""
+        for leftover in self.state_dir.glob(".files-from-*"):
+            leftover.unlink(missing_ok=True)
+        if not self.staging.exists():
+            return
+        keep = keep or set()
+        for sub in list(self.staging.iterdir()):
+            if not sub.is_dir():
+                sha = sub.name.split(".", 1)[0]
+                if sha not in keep:
+                    sub.unlink(missing_ok=True)
+                continue
+            for f in list(sub.rglob("*")):
+                if not f.is_file():
+                    continue
+                temp = _RSYNC_TEMP.match(f.name)
+                if temp and f.parent == sub and (sub.name + temp.group(1)) in keep:
+                    _keep_as_partial(f, sub / PARTIAL_DIR / temp.group(1))
+                elif (sub.name + f.name) not in keep:
+                    f.unlink(missing_ok=True)
+            for d in sorted((d for d in sub.rglob("*") if d.is_dir()), reverse=True):
+                _rmdir_if_empty(d)
+            _rmdir_if_empty(sub)
+
+    def fetch(self, plan: Plan, shas: list[str], progress: Callable[[str], None] | None = None) -> FetchReport:
+        """Fetch ``shas`` (rsync, else HTTP Range), verify each, adopt into the store."""
+        report = FetchReport()
+        if not shas:
+            return report
+        self.clean_staging(set(shas))
+        need = sum(plan.targets[s].length for s in shas)
+        self.store.check_space(need)
+        try:
+            result = rsync_fetch(self.rsync_url, shas, self.staging, self.bwlimit_kbps,
+                                 max_size=max(plan.targets[s].length for s in shas),
+                                 **({"timeout_s": self.timeout_s} if self.timeout_s else {}),
+                                 progress=(lambda n: progress(f"rsync {n} bytes staged")) if progress else None)
+            report.transport, report.bytes_received = "rsync", result.bytes_received
+            for sha in shas:
+                self._adopt(plan.targets[sha], self.staging / store_path(sha), "rsync")
+        except RsyncUnreachable as exc:
+            log.warning("rsync unreachable, using HTTP: %s", exc.en)
+            report.transport = "http"
+            with http_client() as client:
+                for sha in shas:
+                    dest = self.staging / f"{sha}.http-part"
+                    self.staging.mkdir(parents=True, exist_ok=True)
+                    report.bytes_received += http_fetch(client, self.hub_url, sha, plan.targets[sha].length, dest)
+                    self._adopt(plan.targets[sha], dest, "http")
+                    if progress:
+                        progress(f"http {sha[:12]}…")
+        report.files = len(shas)
+        self.clean_staging()
+        return report
+
+    def _adopt(self, target: TargetFile, path: Path, transport: str) -> None:
+        sha = target.hashes["sha256"]
+        if not path.is_file():
+            raise CorruptBlobError(f"文件 {sha[:12]}… 未收到或超过声明的大小，已拒收",
+                                   f"file {sha[:12]}… was not delivered or is larger than declared ({transport}); refused")
+        try:
+            with path.open("rb") as f:
+                target.verify_length_and_hashes(f)
+        except tuf_errors.LengthOrHashMismatchError as exc:
+            path.unlink(missing_ok=True)
+            raise CorruptBlobError(f"文件 {sha[:12]}… 长度或校验值不符，已拒收",
+                                   f"file {sha[:12]}… does not match its declared length and sha256; refused") from exc
+        self.store.adopt(path, sha)
+        path.unlink(missing_ok=True)  # adopt() leaves it when the blob already existed
+
+
+# rsync's in-progress file ".<name>.XXXXXX": left behind when rsync itself was SIGKILLed
+_RSYNC_TEMP = re.compile(r"^\.([0-9a-f]{62})\.[A-Za-z0-9]{6}$")
+
+
+def _keep_as_partial(temp: Path, partial: Path) -> None:
+    """Make a killed rsync's temp file the partial file the next run resumes from
+    (the longer of the two wins; the other is dropped)."""
+    partial.parent.mkdir(exist_ok=True)
+    if partial.exists() and partial.stat().st_size >= temp.stat().st_size:
+        temp.unlink(missing_ok=True)
+    else:
+        os.replace(temp, partial)
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+__all__ = ["SyncClient", "Plan", "RemoteResource", "FetchReport", "safe_relative_path", "PARTIAL_DIR"]
