@@ -7,18 +7,19 @@ prints ``str(problem)`` as one line; HTTP turns it into
 ``{"error": {"code", "message", "message_en"}}`` with ``problem.http_status``.
 
     Problem
-     └── SyncError
-          ├── StoreError
-          │    ├── DataDirError      data folder missing or not writable
-          │    ├── DiskFullError     a write would eat into the free-space reserve
-          │    ├── CorruptBlobError  bytes do not match their hash or declared size
-          │    └── BlobNotFoundError no such stored file
-          ├── SignatureError         bad, missing or unknown-key signature
-          ├── FormatError            malformed artefact (envelope, batch, manifest)
-          ├── ReplayError            an artefact older than one already seen
-          ├── DeviceError            unknown or revoked device
-          ├── LinkError              the hub cannot be reached or answered garbage
-          └── PortInUseError         the port to serve on is taken (hub or appliance)
+     ├── SyncError
+     │    ├── StoreError
+     │    │    ├── DataDirError      data folder missing or not writable
+     │    │    ├── DiskFullError     a write would eat into the free-space reserve
+     │    │    ├── CorruptBlobError  bytes do not match their hash or declared size
+     │    │    └── BlobNotFoundError no such stored file
+     │    ├── SignatureError         bad, missing or unknown-key signature
+     │    ├── FormatError            malformed artefact (envelope, batch, manifest)
+     │    ├── ReplayError            an artefact older than one already seen
+     │    ├── DeviceError            unknown or revoked device
+     │    ├── LinkError              the hub cannot be reached or answered garbage
+     │    └── PortInUseError         the port to serve on is taken (hub or appliance)
+     └── ProcessError                a helper process (a server) exited early or never answered
 """
 
 from __future__ import annotations
@@ -99,3 +100,10 @@ class LinkError(SyncError):
 
 class PortInUseError(SyncError):
     code = "port_in_use"
+
+
+class ProcessError(Problem):
+    """A process started by ``hub_sync.core.processes`` exited early or never answered;
+    ``details["output"]`` holds the end of what it printed."""
+
+    code = "process"
