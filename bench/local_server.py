@@ -1,59 +1,53 @@
-"""Starting and stopping the real thing for a benchmark or a script: a free
-loopback port, ``school-edge edge serve`` as its own process group, polling until
-it answers, and a clean stop. (The tests have their own, in ``tests/conftest.py``;
-scripts never import ``tests``.)"""
+"""Starting and stopping the real thing for a benchmark or a script, through
+``hub_sync.core.processes`` (own process group, output to a file, polling until it
+answers, SIGTERM then SIGKILL of the whole group): ``school-edge edge serve``, the
+hub under ``hub serve`` or a bare gunicorn, any other server. A server that does
+not come up ends the script with one line and the end of what it printed."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Sequence
 
-import httpx
+from hub_sync.core.errors import ProcessError
+from hub_sync.core.processes import START_TIMEOUT_S, SupervisedProcess, free_port
+
+__all__ = ["free_port", "start", "start_edge", "start_hub", "start_hub_gunicorn", "stop"]
 
 REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "edge_agent.cli"]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start(argv: Sequence[str], url: str, timeout_s: float = START_TIMEOUT_S, env: dict | None = None) -> SupervisedProcess:
+    """Run ``argv`` from the repository and wait until ``url`` answers; exit the script if it does not."""
+    server = SupervisedProcess(argv, cwd=REPO, env={**os.environ, **(env or {})})
+    try:
+        return server.wait_http(url, timeout_s)
+    except ProcessError as exc:
+        raise SystemExit(f"{exc}\n{exc.details.get('output', '')}") from None
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
-    """Poll ``url`` until it answers (any status); exit with a clear line if ``proc`` dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[0]} exited early ({proc.returncode})")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer in {timeout_s}s")
-
-
-def start_edge(data_dir: Path, port: int, timeout_s: float = 30) -> subprocess.Popen:
+def start_edge(data_dir: Path, port: int, timeout_s: float = START_TIMEOUT_S) -> SupervisedProcess:
     """``school-edge edge serve`` on ``data_dir`` and ``port`` (no LAN announcement), answering."""
-    proc = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "edge", "serve", "--data", str(data_dir),
-                             "--port", str(port), "--no-announce"], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_http(f"http://127.0.0.1:{port}/api/v1/status", proc, timeout_s)
-    return proc
+    return start([*CLI, "edge", "serve", "--data", str(data_dir), "--port", str(port), "--no-announce"],
+                 f"http://127.0.0.1:{port}/api/v1/status", timeout_s)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group, SIGKILL it if it does not go within 15 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+def start_hub(hub_dir: Path, port: int, rsync_port: int, timeout_s: float = START_TIMEOUT_S) -> SupervisedProcess:
+    """``school-edge hub serve`` (HTTP and its rsync daemon) on loopback, answering."""
+    return start([*CLI, "hub", "serve", "--data", str(hub_dir), "--port", str(port), "--rsync-port", str(rsync_port)],
+                 f"http://127.0.0.1:{port}/api/v1/hub/status", timeout_s)
+
+
+def start_hub_gunicorn(hub_dir: Path, port: int, timeout_s: float = START_TIMEOUT_S) -> SupervisedProcess:
+    """The hub's HTTP API alone under gunicorn (the documented ``hub_sync.hub.wsgi`` entry), answering."""
+    return start([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+                  "hub_sync.hub.wsgi:app_from_env()"], f"http://127.0.0.1:{port}/api/v1/hub/status", timeout_s,
+                 env={"HUB_DATA": str(hub_dir)})
+
+
+def stop(server: SupervisedProcess) -> None:
+    """SIGTERM the server's process group, SIGKILL what is left of it after the grace."""
+    server.stop()

@@ -48,10 +48,9 @@ from edge_agent.appliance import Appliance
 from edge_agent.library.catalogue import Resource, ResourceFile
 from edge_agent.config import EdgeConfig
 from edge_agent.demo.sample_library import SAMPLES
-from local_server import free_port, stop, wait_http
+from local_server import free_port, start, start_edge, stop
 
 MIB = 1024 * 1024
-REPO = Path(__file__).resolve().parent.parent
 
 WRK_SCRIPT = """
 local paths = {%(paths)s}
@@ -245,7 +244,7 @@ def main() -> int:
             raise SystemExit(f"{tool} is not installed: run scripts/install.sh")
 
     tmp = Path(tempfile.mkdtemp(prefix="school-edge-bench-"))
-    procs: list[subprocess.Popen] = []
+    servers = []
     try:
         data = tmp / "data"
         t0 = time.monotonic()
@@ -256,17 +255,12 @@ def main() -> int:
         overrides = {k: v for k, v in (("workers", args.workers), ("threads", args.threads)) if v is not None}
         (data / "settings.json").write_text(json.dumps(overrides))
         edge_port, nginx_port = free_port(), free_port()
-        edge = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "edge", "serve", "--data", str(data),
-                                 "--port", str(edge_port), "--no-announce"], cwd=REPO, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(edge)
-        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-        nginx = subprocess.Popen([nginx_bin, "-c", str(nginx_config(tmp, data / "content", nginx_port)), "-p", str(tmp)],
-                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(nginx)
         edge_base, nginx_base = f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{nginx_port}"
-        wait_http(edge_base + "/api/v1/status", edge)
-        wait_http(nginx_base + "/", nginx)
+        edge = start_edge(data, edge_port)
+        servers.append(edge)
+        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+        servers.append(start([nginx_bin, "-c", str(nginx_config(tmp, data / "content", nginx_port)), "-p", str(tmp)],
+                             nginx_base + "/"))
         time.sleep(1)
         mem_start = tree_memory_mb(edge.pid)
 
@@ -315,8 +309,8 @@ def main() -> int:
         print(f"serve_ratio_vs_nginx={ratio:.3f} api_p95_ms={api['p95_ms']:.1f} idle_rss_mb={max(mem_start['physical'], mem_after['physical']):.1f}")
         return 0
     finally:
-        for proc in reversed(procs):
-            stop(proc)
+        for server in reversed(servers):
+            stop(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

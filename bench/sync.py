@@ -51,6 +51,7 @@ from hub_sync.hub.registry import Registry  # noqa: E402
 from hub_sync.core.keys import generate_key, public_key_dict  # noqa: E402
 from hub_sync.formats.usage_batch import UsageEvent, encode_batch  # noqa: E402
 from hub_sync.formats.xapi import statements  # noqa: E402
+from local_server import free_port, start_hub, start_hub_gunicorn, stop  # noqa: E402  (bench/ is the script's folder)
 
 SCHOOL = "4401020301"
 MB = 1024 * 1024
@@ -153,29 +154,6 @@ class CountingRelay:
         self.sock.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_hub_http(hub_dir: Path) -> tuple[subprocess.Popen, int]:
-    import httpx
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "--workers", "1",
-                             "--threads", "4", "hub_sync.hub.wsgi:app_from_env()"], cwd=REPO,
-                            env={**os.environ, "HUB_DATA": str(hub_dir)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(200):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v1/hub/status", timeout=1)
-            return proc, port
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise SystemExit("hub did not start")
-
-
 # -- 1 and 2: usage on the wire ---------------------------------------------------
 def bench_usage_wire(work: Path) -> dict:
     hub = Hub.init(work / "hub", reserve_mb=1)
@@ -188,7 +166,8 @@ def bench_usage_wire(work: Path) -> dict:
     day = classroom_day()
     app.journal.append_many([(a, v, o, d, t) for t, a, v, o, d in day])
     events = app.journal.pending(0, len(day))
-    proc, port = start_hub_http(hub.data_dir)
+    port = free_port()
+    hub_server = start_hub_gunicorn(hub.data_dir, port)
     relay = CountingRelay(("127.0.0.1", port))
     try:
         result = upload_pending(app, f"http://127.0.0.1:{relay.port}")
@@ -200,8 +179,7 @@ def bench_usage_wire(work: Path) -> dict:
         idle_bytes = relay.up + relay.down
     finally:
         relay.close()
-        os.killpg(proc.pid, 15)
-        proc.wait(10)
+        stop(hub_server)
     xapi = [json.dumps(s, ensure_ascii=False, separators=(",", ":")).encode() for s in statements(events, app.device_id, SCHOOL)]
     xapi_doc = b"[" + b",".join(xapi) + b"]"
     n = len(events)
@@ -227,8 +205,6 @@ def cli(*args: str, timeout: float = 120) -> str:
 def bench_idle_content(work: Path) -> dict:
     """``school-edge edge sync`` when nothing changed, through the real hub (``hub serve``)
     set up with the real CLI: a published channel, a provisioned appliance, one full sync first."""
-    import httpx
-
     hub_dir, edge_dir = work / "hub", work / "edge"
     work.mkdir(parents=True, exist_ok=True)
     cli("hub", "init", "--data", str(hub_dir))
@@ -244,16 +220,8 @@ def bench_idle_content(work: Path) -> dict:
     cli("provision", "make", "--hub-data", str(hub_dir), "--school-code", SCHOOL, "--school-name", "测试小学",
         "--hub-url", f"http://127.0.0.1:{http_relay.port}", "--rsync-url", f"rsync://127.0.0.1:{rsync_relay.port}/content",
         "--out", str(work / "bundle"))
-    serve = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "hub", "serve", "--data", str(hub_dir), "--port",
-                              str(http_port), "--rsync-port", str(rsync_port)], cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    hub_server = start_hub(hub_dir, http_port, rsync_port)
     try:
-        for _ in range(200):
-            try:
-                httpx.get(f"http://127.0.0.1:{http_port}/api/v1/hub/status", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
         cli("provision", "apply", "--data", str(edge_dir), str(work / "bundle"))
         cli("edge", "sync", "--data", str(edge_dir), "--force")
         time.sleep(0.2)
@@ -266,8 +234,7 @@ def bench_idle_content(work: Path) -> dict:
     finally:
         http_relay.close()
         rsync_relay.close()
-        os.killpg(serve.pid, 15)
-        serve.wait(15)
+        stop(hub_server)
     return {"first_sync_bytes": first, "idle_content_bytes": idle}
 
 

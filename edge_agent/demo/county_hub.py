@@ -5,23 +5,20 @@ once before it serves."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import click
-import httpx
 
-from hub_sync.core.errors import Problem
+from hub_sync.core.errors import ProcessError, Problem
+from hub_sync.core.processes import SupervisedProcess
 
 from edge_agent.appliance import Appliance
 from edge_agent.demo.sample_library import html_lesson, sample_resources
 
 HUB_START_TIMEOUT_S = 15.0
+HUB_STOP_GRACE_S = 10.0  # then SIGKILL for the hub's whole process group
 CORE_SUBJECTS = ("语文", "数学")
 
 
@@ -64,29 +61,17 @@ def start_demo_hub(appliance: Appliance, data_dir: Path, host: str, port: int) -
     hub_url = f"http://{host}:{hub_port}"
     click.echo("准备县级平台 Preparing the county hub ...")
     _prepare_hub(hub_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "hub", "serve", "--data", str(hub_dir), "--host", host,
-                             "--port", str(hub_port), "--rsync-port", str(rsync_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = data_dir / "county-hub.log"
+    server = SupervisedProcess([sys.executable, "-m", "edge_agent.cli", "hub", "serve", "--data", str(hub_dir), "--host",
+                                host, "--port", str(hub_port), "--rsync-port", str(rsync_port)], log=log)
+    try:
+        server.wait_http(f"{hub_url}/api/v1/hub/status", HUB_START_TIMEOUT_S)  # stops it if it does not answer
+    except ProcessError:
+        return (lambda: None), [f"  县级平台未能启动，见 {log} The county hub did not start (port taken?), see {log}"]
 
     def stop() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        server.stop(grace_s=HUB_STOP_GRACE_S)
 
-    deadline = time.monotonic() + HUB_START_TIMEOUT_S
-    while True:
-        try:
-            httpx.get(f"{hub_url}/api/v1/hub/status", timeout=1.0)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop()
-                return (lambda: None), ["  县级平台未能启动 The county hub did not start (port taken?)"]
-            time.sleep(0.1)
     try:
         if not is_provisioned(appliance):
             from hub_sync.hub import Hub
