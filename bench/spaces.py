@@ -97,7 +97,7 @@ def build(appliance: Appliance, seed: int) -> dict:
                              [f"{c // 10 + 1}年级({c % 10 + 1})班", now, now]).lastrowid
             classes.append(cid)
             rows = []
-            for s in range(size):
+            for _ in range(size):
                 pid += 1
                 rows.append((f"G{110101201500000000 + pid:018d}", f"学生{pid}", "男", "一年级", "student", "pin", pin_hash, now, now))
             db.conn.executemany("insert into people (number, name, gender, grade, roles, secret_kind, secret_hash, created_at, updated_at)"
@@ -310,7 +310,7 @@ def main() -> None:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start")
+                    raise SystemExit("server did not start") from None
                 time.sleep(0.2)
         think = args.think_ms / 1000
         progress = run_clients(base, teacher_jobs, args.seconds, think, args.seed)

@@ -43,7 +43,8 @@ sys.path.insert(0, str(REPO))
 
 from edge_agent.appliance import Appliance  # noqa: E402
 from edge_agent.config import EdgeConfig  # noqa: E402
-from edge_agent.sync.usage_sync import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE, upload_pending  # noqa: E402
+from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE  # noqa: E402
+from edge_agent.sync.usage_sync import upload_pending  # noqa: E402
 from hub_sync.formats.envelope import seal  # noqa: E402
 from hub_sync.hub import Hub  # noqa: E402
 from hub_sync.hub.ingest import UsageIngest, seal_ack  # noqa: E402

@@ -1,7 +1,10 @@
-"""The school appliance: content store, catalogue, LAN serving, learning spaces."""
+"""The school appliance: content store, catalogue, learning spaces, classroom pages,
+sync with the county hub. See docs/architecture.md for its layers.
+
+``edge_agent.app.create_app`` builds the WSGI app; ``edge_agent.wiring`` assembles a
+served appliance (routes and background jobs); ``edge_agent.cli`` is ``school-edge``.
+"""
 
 from firmware import __version__  # one version for the installed software
 
-from edge_agent.app import create_app  # noqa: E402
-
-__all__ = ["create_app", "__version__"]
+__all__ = ["__version__"]

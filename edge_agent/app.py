@@ -1,27 +1,30 @@
-"""The Flask application factory for the appliance (and, with role=hub, the hub UI).
+"""The Flask application factory for the appliance.
 
 ``create_app(config)`` takes an ``EdgeConfig``, a mapping of overrides (tests), or
-nothing (defaults). Expected errors become JSON bodies with a clear message;
+nothing (defaults), and registers the appliance's own areas: the library's
+content API, the learning spaces' API and the classroom pages. Areas of the
+packages above (the technician's USB endpoints of ``provisioning``) are handed
+in as ``blueprints`` by ``edge_agent.wiring``, the one place that assembles a
+served appliance. Expected errors become JSON bodies with a clear message;
 nothing a user sees is a traceback.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from flask import Flask, jsonify
+from flask import Blueprint, Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from hub_sync.core.errors import Problem
 
+from edge_agent import pages, spaces
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
+from edge_agent.library import content_api
 
 log = logging.getLogger(__name__)
-
-# Other packages add (blueprint factory) callables here: fn(app) -> None
-BLUEPRINT_HOOKS: list = []
 
 _HTTP_MESSAGES = {
     400: ("请求有误", "bad request"),
@@ -32,8 +35,9 @@ _HTTP_MESSAGES = {
 }
 
 
-def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: Appliance | None = None) -> Flask:
-    """Build the appliance's WSGI app."""
+def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: Appliance | None = None,
+               blueprints: Iterable[Blueprint] = ()) -> Flask:
+    """Build the appliance's WSGI app; ``blueprints`` are extra areas to serve."""
     if config is None:
         config = EdgeConfig.load()
     elif not isinstance(config, EdgeConfig):
@@ -50,17 +54,11 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
     app.extensions["appliance"] = appliance
     app.extensions["edge_config"] = config
 
-    from edge_agent.library.content_api import bp as content_bp
-
-    app.register_blueprint(content_bp)
-    from edge_agent.spaces import register as register_spaces  # learning spaces API (issue #5)
-
-    register_spaces(app)
-    from edge_agent.pages import register as register_pages  # classroom pages (issue #6)
-
-    register_pages(app)
-    for hook in BLUEPRINT_HOOKS:
-        hook(app)
+    app.register_blueprint(content_api.bp)  # catalogue, content files, status
+    spaces.register(app)  # learning spaces' JSON API
+    pages.register(app)  # classroom pages
+    for bp in blueprints:
+        app.register_blueprint(bp)
 
     @app.errorhandler(Problem)
     def problem(exc: Problem):

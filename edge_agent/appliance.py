@@ -21,7 +21,7 @@ from hub_sync.core.blobstore import BlobStore
 from hub_sync.core.errors import DataDirError
 from hub_sync.core.sqlite_db import open_db, transaction
 
-from edge_agent import __version__
+from firmware import __version__
 from edge_agent.library.catalogue import Catalogue
 from edge_agent.config import EdgeConfig
 from edge_agent.const import MIB

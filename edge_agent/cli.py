@@ -16,7 +16,7 @@ import click
 
 from hub_sync.core.errors import Problem
 
-from edge_agent import __version__
+from firmware import __version__
 from edge_agent.config import EdgeConfig
 
 
@@ -68,10 +68,10 @@ def edge_serve(data_dir: Path, host: str | None, port: int | None, no_announce: 
     from hub_sync.core.wsgi_server import reexec_with_malloc_tunables
 
     reexec_with_malloc_tunables(("school-edge", "edge_agent/cli.py"))  # glibc reads them only at start
-    from edge_agent.runner import run_appliance
+    from edge_agent.wiring import serve_appliance
 
     appliance = open_appliance(data_dir, host=host, port=port, advertise=False if no_announce else None)
-    run_appliance(appliance, banner=True)
+    serve_appliance(appliance, banner=True)
 
 
 @edge.command("status")

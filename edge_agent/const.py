@@ -7,7 +7,7 @@ MIB = 1024 * 1024
 
 # The device's own Ed25519 key, in the data folder (private: mode 0600, never leaves the device)
 DEVICE_KEY_FILE = "keys/device.pem"
-# The hub's online public key as provisioning pinned it (usage_sync.load_hub_key reads it)
+# The hub's online public key as provisioning pinned it (edge_agent.sync.hub_key reads it)
 HUB_ONLINE_KEY_FILE = "trust/hub_online_key.json"
 
 # HTTP caching: content-addressed URLs never change, so clients may keep them a year.

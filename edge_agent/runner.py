@@ -1,31 +1,30 @@
-"""Running an opened appliance: web app, LAN announcement, scheduled jobs."""
+"""Running an opened appliance: web app, LAN announcement, background jobs.
+
+``run_appliance`` serves what it is handed: extra ``blueprints`` for the app,
+background ``jobs`` (each ``fn(appliance) -> stop``, run in one worker) and
+``stops`` run in the master when it exits. ``edge_agent.wiring`` decides what a
+served appliance has; nothing registers itself here by being imported.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import logging
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import click
 
-from edge_agent.appliance import Appliance
+from flask import Blueprint
+
 from edge_agent.app import create_app
+from edge_agent.appliance import Appliance
 from hub_sync.core.wsgi_server import check_port_free, serve
 
 
 log = logging.getLogger(__name__)
 
-# Other packages add callables here: fn(appliance) -> stop callable (run in one worker: BackgroundJobs)
-BACKGROUND_HOOKS: list[Callable[[Appliance], Callable[[], None]]] = []
-
-
-def _start_sync_scheduler(appliance: Appliance) -> Callable[[], None]:
-    from edge_agent.sync.scheduler import start_scheduler
-
-    return start_scheduler(appliance)
-
-
-BACKGROUND_HOOKS.append(_start_sync_scheduler)
+# A background job: started with the opened appliance, returns the function that stops it.
+Job = Callable[[Appliance], Callable[[], None]]
 
 
 def urls_for(host: str, port: int) -> list[str]:
@@ -46,14 +45,19 @@ def _pool_connections(app, appliance: Appliance) -> None:
     app.teardown_appcontext(lambda exc: appliance.release())
 
 
-def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[str] | None = None) -> None:
-    """Serve until SIGTERM/Ctrl-C, announcing on the LAN; blocks."""
+def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (), jobs: Sequence[Job] = (),
+                  stops: Sequence[Callable[[], None]] = (), banner: bool = True,
+                  extra_lines: list[str] | None = None) -> None:
+    """Serve until SIGTERM/Ctrl-C, announcing on the LAN; blocks.
+
+    ``blueprints`` are served besides the appliance's own areas, ``jobs`` run in
+    one worker, ``stops`` run in the master as it exits (after the workers)."""
     cfg = appliance.config
     check_port_free(cfg.host, cfg.port)
-    app = create_app(cfg, appliance=appliance)
+    app = create_app(cfg, appliance=appliance, blueprints=blueprints)
     # request threads share a few pooled SQLite connections, each handed back after its request
     _pool_connections(app, appliance)
-    stops: list[Callable[[], None]] = []
+    stops = list(stops)
     # read now: the master must hold no database connection when gunicorn forks workers
     school_code, device_id = appliance.school_code, appliance.device_id
 
@@ -82,14 +86,14 @@ def run_appliance(appliance: Appliance, banner: bool = True, extra_lines: list[s
         if banner:
             click.echo("已停止 Stopped")
 
-    jobs = BackgroundJobs(appliance)
+    background = BackgroundJobs(appliance, jobs)
     appliance.close()  # no connection may cross the fork into the workers
     serve(app, cfg.host, cfg.port, workers=cfg.workers, threads=cfg.threads, on_ready=on_ready, on_exit=on_exit,
-          on_worker_start=jobs.start, on_worker_exit=jobs.stop)
+          on_worker_start=background.start, on_worker_exit=background.stop)
 
 
 class BackgroundJobs:
-    """The ``BACKGROUND_HOOKS`` (sync scheduler, stick watcher), run by one worker.
+    """Background jobs (sync scheduler, stick watcher), run by one worker.
 
     Not in the master: it forks workers, and a job caught holding a lock (SQLite's)
     at that instant would leave the new worker stuck. With several workers, the
@@ -98,8 +102,9 @@ class BackgroundJobs:
 
     LOCK_FILE = "background.lock"
 
-    def __init__(self, appliance: Appliance) -> None:
+    def __init__(self, appliance: Appliance, jobs: Sequence[Job]) -> None:
         self.appliance = appliance
+        self.jobs = tuple(jobs)
         self._stops: list[Callable[[], None]] = []
 
     def start(self) -> None:
@@ -110,8 +115,8 @@ class BackgroundJobs:
             lock.close()
             return
         self._stops.append(lock.close)
-        for hook in BACKGROUND_HOOKS:
-            self._stops.append(hook(self.appliance))
+        for job in self.jobs:
+            self._stops.append(job(self.appliance))
 
     def stop(self) -> None:
         while self._stops:

@@ -36,7 +36,7 @@ def import_roster_cmd(data_dir: Path, file: Path) -> None:
         click.echo(f"错误 Error: {exc}", err=True)
         for p in exc.details.get("problems", []):
             click.echo(f"  第 {p['line']} 行 line {p['line']}: {p['message']} ({p['message_en']})", err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     finally:
         appliance.close()
     click.echo(f"新建 created: {summary['created']}  更新 updated: {summary['updated']}  "

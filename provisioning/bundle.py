@@ -3,7 +3,8 @@
 A bundle is a folder holding ``bundle.json``, a DSSE envelope signed by the
 hub's root key over: the school's code and name, the hub's HTTP and rsync URLs,
 the TUF root metadata to pin, the root public key and a one-time enrollment
-token (the hub keeps only its hash).
+token with its expiry (the hub keeps only the token's hash; it enrolls one device,
+once, before it expires: ``hub_sync.hub.registry``).
 
 Trust on first provisioning: the bundle is the trust anchor. The device checks
 that the envelope is signed by the root key inside it and that this same key is
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub_sync.formats.envelope import canonical_json, open_envelope, seal
-from hub_sync.formats.enrollment import check_school_code, token_hash
+from hub_sync.formats.enrollment import TOKEN_LIFETIME_DAYS, check_school_code, token_hash
 from hub_sync.core.errors import Problem
 from hub_sync.core.keys import public_key_dict, public_key_from_dict
 from securesystemslib.dsse import Envelope
@@ -42,21 +43,33 @@ class Bundle:
     rsync_url: str
     tuf_root: bytes
     token: str
+    token_expires_at: float = 0.0  # 0: a bundle made before tokens expired
 
 
-def make_bundle(hub, school_code: str, school_name: str, hub_url: str, rsync_url: str, out_dir: Path) -> Path:
-    """Write a bundle signed by ``hub``'s root key into ``out_dir``; record its token."""
+def make_bundle(hub, school_code: str, school_name: str, hub_url: str, rsync_url: str, out_dir: Path,
+                token_days: float = TOKEN_LIFETIME_DAYS) -> Path:
+    """Write a bundle signed by ``hub``'s root key into ``out_dir``; record its token,
+    which enrolls one device within ``token_days``."""
+    from hub_sync.core.sqlite_db import transaction
     from hub_sync.hub.channels import Channels
     from hub_sync.hub.publisher import publish, repo_for
+    from hub_sync.hub.registry import Registry
 
     check_school_code(school_code)
+    if not token_days >= 0:
+        raise BundleError("令牌有效天数不能为负数", f"token days must not be negative (got {token_days})")
     token = secrets.token_urlsafe(24)
     root_signer = hub.root_signer
     repo = repo_for(hub)
+    now = time.time()
+    expires_at = now + token_days * 86400
     payload = {"school_code": school_code, "school_name": school_name, "hub_url": hub_url.rstrip("/"),
                "rsync_url": rsync_url, "tuf_root": base64.b64encode(repo.root_bytes()).decode(),
-               "root_key": public_key_dict(root_signer), "token": token, "created_at": time.time()}
-    Channels(hub.db).add_provisioning(token_hash(token), school_code, school_name)
+               "root_key": public_key_dict(root_signer), "token": token, "token_expires_at": expires_at,
+               "created_at": now}
+    with transaction(hub.db):
+        Channels(hub.db).add_provisioning(token_hash(token), school_code, school_name)
+        Registry(hub.db).add_token(token_hash(token), school_code, school_name, expires_at)
     publish(hub, changed=set())  # the new school gets its index right away
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (BUNDLE_FILE + ".tmp")
@@ -92,4 +105,4 @@ def read_bundle(bundle_dir: Path) -> Bundle:
     if key.keyid not in root.roles[Root.type].keyids:
         raise BundleError("配置包的签名密钥不是所附信任根的根密钥，已拒绝",
                           "the bundle is not signed by the root key of the trust root it pins; refused")
-    return Bundle(body["school_code"], *fields[:3], tuf_root, fields[3])
+    return Bundle(body["school_code"], *fields[:3], tuf_root, fields[3], float(body.get("token_expires_at") or 0))

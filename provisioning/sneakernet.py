@@ -166,7 +166,8 @@ def _sha(data: bytes) -> str:
 
 # -- back on site: acknowledgements and content ------------------------------------------
 def _apply_acks(appliance, stick_path: Path) -> dict:
-    from edge_agent.sync.usage_sync import SignedBatch, apply_ack, load_hub_key, verify_ack
+    from edge_agent.sync.hub_key import load_hub_key
+    from edge_agent.sync.usage_sync import SignedBatch, apply_ack, verify_ack
 
     folder = _device_folder(appliance, stick_path, DOWN)
     result = {"acks": 0, "pruned": 0, "acked_seq": appliance.journal.acknowledged(), "ignored": []}
@@ -201,7 +202,7 @@ def _apply_acks(appliance, stick_path: Path) -> dict:
 def _apply_downlink(appliance, stick_path: Path) -> dict:
     """The county's messages the hub wrote for this device, applied as over the network."""
     from edge_agent.sync.downlink import apply_answer, open_answer
-    from edge_agent.sync.usage_sync import load_hub_key
+    from edge_agent.sync.hub_key import load_hub_key
 
     path = _device_folder(appliance, stick_path, DOWN) / DOWNLINK_FILE
     if not path.is_file() or path.is_symlink():

@@ -10,30 +10,27 @@ provisioned has no accounts, so there the endpoints answer only requests from
 the device itself (loopback: the technician at its keyboard and screen). The
 stick must be one the appliance found: a client cannot name any other folder.
 
-Imports point from provisioning to edge_agent, never back: importing this module
-(the CLI does, through ``provisioning.usb_cli``) adds the blueprint to
-``edge_agent.app.BLUEPRINT_HOOKS`` and the stick watcher to
-``edge_agent.runner.BACKGROUND_HOOKS``. Importing everything here, at module level,
-also means no worker can fork while a thread is half-way through an import.
+Imports point from provisioning to edge_agent, never back: ``edge_agent.wiring``
+hands ``bp`` to the app factory and the stick watcher to the runner. Importing
+everything here, at module level, also means no worker can fork while a thread is
+half-way through an import.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, jsonify, request
+from flask import current_app, jsonify, request
 
 from edge_agent.errors import BadRequestError
-from edge_agent.runner import BACKGROUND_HOOKS
 from edge_agent.spaces.access import require_roles
 from edge_agent.spaces.api_common import blueprint, body, viewer
 from edge_agent.spaces.errors import ForbiddenError
-from edge_agent.app import BLUEPRINT_HOOKS
 
 from provisioning.sneakernet import export_usb, import_usb
 from provisioning.stick import stick_io
 from provisioning.usb_apply import apply_stick
-from provisioning.watcher import find_sticks, plan_for, start_watcher
+from provisioning.watcher import find_sticks, plan_for
 
 bp = blueprint("usb")
 LOOPBACK = ("127.0.0.1", "::1")
@@ -85,16 +82,3 @@ def usb_apply():
             raise BadRequestError("action 应为 provision、import 或 export", "action must be provision, import or export")
     return jsonify({"action": action, "result": result})
 
-
-def register(app: Flask) -> None:
-    app.register_blueprint(bp)
-
-
-def _watch(appliance):
-    return start_watcher(appliance)
-
-
-if register not in BLUEPRINT_HOOKS:
-    BLUEPRINT_HOOKS.append(register)
-if _watch not in BACKGROUND_HOOKS:
-    BACKGROUND_HOOKS.append(_watch)

@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from provisioning.stick import stick_io
-from provisioning import usb_api  # noqa: F401  (registers the technician's USB endpoints and the stick watcher)
 from provisioning.errors import UsbError
 
 DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("school-edge-data"),

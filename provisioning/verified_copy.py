@@ -236,7 +236,7 @@ def import_verified(store: BlobStore, items: Iterable[Wanted], progress: Callabl
         futures = [(item, pool.submit(stage_one, store, item, BUFFER_BYTES, direct)) for item in todo]
         index = 0
         try:
-            for index, (item, fut) in enumerate(futures):
+            for index, (item, fut) in enumerate(futures):  # noqa: B007 (the except below names the file that failed)
                 tmp = fut.result()
                 if tmp is not None:
                     staged.append((item, tmp))

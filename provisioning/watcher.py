@@ -1,7 +1,7 @@
 """Noticing a stick: look in the mount roots, verify, and record what it would do.
 
-The appliance never applies a stick by itself: ``StickWatcher`` (a background
-thread started through ``edge_agent.runner.BACKGROUND_HOOKS``) polls the folders
+The appliance never applies a stick by itself: ``StickWatcher`` (a
+background job that ``edge_agent.wiring`` hands to the runner) polls the folders
 of the ``usb_mount_roots`` setting (``/media,/run/media,/mnt``: desktop
 automounters put a stick at ``/media/<label>``, ``/media/<user>/<label>`` or
 ``/run/media/<user>/<label>``), and for each stick with a ``school-edge`` folder
@@ -143,7 +143,7 @@ class StickWatcher:
 
 
 def start_watcher(appliance) -> Callable[[], None]:
-    """``BACKGROUND_HOOKS`` entry: watch the configured mount roots while serving."""
+    """A background job (``edge_agent.wiring``): watch the configured mount roots while serving."""
     roots = getattr(appliance.config, "usb_mount_roots", DEFAULT_ROOTS)
     watcher = StickWatcher(appliance, roots).start()
     return watcher.stop

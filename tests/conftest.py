@@ -19,7 +19,7 @@ import pytest
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
-from edge_agent.app import create_app
+from edge_agent.wiring import create_served_app
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ def appliance(config: EdgeConfig):
 
 @pytest.fixture
 def client(appliance: Appliance):
-    return create_app(appliance.config, appliance=appliance).test_client()
+    return create_served_app(appliance.config, appliance=appliance).test_client()
 
 
 @pytest.fixture

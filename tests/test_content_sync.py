@@ -281,7 +281,8 @@ def test_appliance_follows_a_root_signed_key_rotation(synced):
 
 
 def test_after_a_key_rotation_acknowledgements_verify_with_the_new_key_and_old_boxes_still_open(synced):
-    from edge_agent.sync.usage_sync import load_hub_key, upload_pending
+    from edge_agent.sync.hub_key import load_hub_key
+    from edge_agent.sync.usage_sync import upload_pending
     from hub_sync.hub.downlink import hub_box_opener
     from hub_sync.formats.person_box import seal_to_key
 

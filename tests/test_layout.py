@@ -1,57 +1,58 @@
-"""The packages and the one direction their imports point in (DESIGN.md, "Packages")."""
+"""The packages of the layout (docs/architecture.md). Which way imports point is
+checked by import-linter's contracts in setup.cfg (``lint-imports`` in scripts/check);
+these tests check that the contracts cover every package and still bite."""
 
-import ast
+import configparser
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OURS = {"edge_agent", "hub_sync", "provisioning", "firmware", "classroom_ui"}
-# what each package may import from the others
-ALLOWED = {
-    "hub_sync": set(),
-    "classroom_ui": set(),  # presentation only: it knows nothing of storage
-    "firmware": {"hub_sync"},
-    "edge_agent": {"hub_sync", "firmware", "classroom_ui"},
-    "provisioning": {"hub_sync", "edge_agent"},
-}
-# the CLI is the top and adds every package's commands; the demo orchestrates like the CLI
-TOP = {"edge_agent/cli.py", "edge_agent/demo/county_hub.py"}
+PACKAGES = ("edge_agent", "hub_sync", "firmware", "provisioning", "classroom_ui")
 
 
-def imported_packages(path: Path) -> set[str]:
-    """Our top-level packages that ``path`` imports (absolute imports only; relative stay inside)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found & OURS
+def _linter_config() -> configparser.ConfigParser:
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg", encoding="utf-8")
+    return cfg
 
 
 def test_every_package_of_the_layout_is_there():
-    for name in ("edge_agent", "hub_sync", "firmware", "provisioning", "classroom_ui", "tests"):
+    for name in (*PACKAGES, "tests"):
         assert (REPO / name).is_dir(), name
-    for name in ALLOWED:
+    for name in PACKAGES:
         assert (REPO / name / "__init__.py").is_file(), name
+    for sub in ("core", "formats", "client", "hub"):
+        assert (REPO / "hub_sync" / sub / "__init__.py").is_file(), sub
+    for sub in ("library", "sync", "spaces", "pages", "demo"):
+        assert (REPO / "edge_agent" / sub / "__init__.py").is_file(), sub
 
 
-def test_imports_point_one_way():
-    wrong = []
-    for package, allowed in ALLOWED.items():
-        for path in sorted((REPO / package).rglob("*.py")):
-            rel = path.relative_to(REPO).as_posix()
-            if rel in TOP:
-                continue
-            bad = imported_packages(path) - allowed - {package}
-            if bad:
-                wrong.append(f"{rel} imports {sorted(bad)}")
-    assert wrong == []
+def test_the_import_contracts_cover_every_package_and_list_no_exceptions():
+    cfg = _linter_config()
+    roots = cfg["importlinter"]["root_packages"].split()
+    assert sorted(roots) == sorted(PACKAGES)
+    contracts = [s for s in cfg.sections() if s.startswith("importlinter:contract:")]
+    assert {cfg[c]["type"] for c in contracts} >= {"layers", "forbidden", "acyclic_siblings"}
+    for c in contracts:
+        assert "ignore_imports" not in cfg[c], f"{c} lists exceptions"
+    layered = " ".join(cfg[c].get("layers", "") for c in contracts)
+    for top_level in (p for p in (REPO / "edge_agent").iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()):
+        name = top_level.stem if top_level.suffix == ".py" else top_level.name
+        if name != "__init__":
+            assert f"edge_agent.{name}" in layered.split(), f"edge_agent.{name} is in no layer"
 
 
-def test_the_layout_check_sees_a_wrong_import(tmp_path):
-    bad = tmp_path / "m.py"
-    bad.write_text("import os\nfrom edge_agent.app import create_app\nfrom . import x\n", "utf-8")
-    assert imported_packages(bad) == {"edge_agent"}
+def test_a_wrong_import_breaks_a_contract(tmp_path):
+    """The contracts bite: a library module that imports the pages is refused."""
+    victim = REPO / "edge_agent" / "library" / "zz_wrong_way.py"
+    victim.write_text("from edge_agent.pages import register  # noqa: F401\n", "utf-8")
+    try:
+        out = subprocess.run(["lint-imports", "--no-cache"], cwd=REPO, capture_output=True,
+                             text=True, timeout=120)
+    finally:
+        victim.unlink()
+    assert out.returncode != 0
+    assert "edge_agent.library.zz_wrong_way" in out.stdout
 
 
 def test_one_version_for_the_installed_software():

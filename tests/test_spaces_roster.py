@@ -52,7 +52,7 @@ def test_every_problem_is_listed_by_line():
     rows, problems = parse_roster(data)
     problems += class_problems(rows, [])
     by_line = {}
-    for line, zh, en in problems:
+    for line, _zh, en in problems:
         by_line.setdefault(line, []).append(en)
     assert set(by_line) == {3, 4, 5, 6, 7}
     assert any("repeats line 2" in m for m in by_line[3])

@@ -12,7 +12,8 @@ from usage_fixtures import enroll
 from edge_agent.sync import downlink
 from edge_agent.spaces.people import find_by_number, get_person
 from edge_agent.spaces.progress import record_progress
-from edge_agent.sync.usage_sync import load_hub_key, upload_pending
+from edge_agent.sync.hub_key import load_hub_key
+from edge_agent.sync.usage_sync import upload_pending
 from hub_sync.core.errors import LinkError
 from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.downlink import Downlink

@@ -9,8 +9,7 @@ from usb_fixtures import PASSPHRASE, SCHOOL, roster_bytes, world  # noqa: F401  
 from edge_agent.spaces import const
 from edge_agent.spaces.login import set_staff_password
 from edge_agent.spaces.people import find_by_number
-from edge_agent.app import create_app
-import provisioning.usb_api  # noqa: F401  (adds the USB endpoints to create_app)
+from edge_agent.wiring import create_served_app
 from provisioning.watcher import PLANS_FILE, StickWatcher, find_sticks, read_plans
 
 ROSTER = roster_bytes(["姓名,学籍号,性别,年级,班级,角色",
@@ -33,7 +32,7 @@ def mounted(world, tmp_path):
 
 
 def client_for(world, app, roots, remote="127.0.0.1"):
-    flask_app = create_app(app.config.replace(usb_mount_roots=str(roots)), appliance=app)
+    flask_app = create_served_app(app.config.replace(usb_mount_roots=str(roots)), appliance=app)
     return flask_app.test_client(), {"REMOTE_ADDR": remote}
 
 

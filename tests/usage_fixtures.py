@@ -16,7 +16,7 @@ from hub_sync.hub.registry import Registry
 from hub_sync.core.keys import generate_key, public_key_dict
 from hub_sync.formats.usage_batch import UsageEvent
 
-from edge_agent.sync.usage_sync import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
+from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 SCHOOL = "4401020301"

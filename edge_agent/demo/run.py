@@ -42,7 +42,7 @@ def prepare_demo(data_dir: Path, host: str, port: int) -> Appliance:
 
 def run_demo(data_dir: Path | None, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Prepare the demo data folder and serve until Ctrl-C."""
-    from edge_agent.runner import run_appliance
+    from edge_agent.wiring import serve_appliance
 
     data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="school-edge-demo-"))
     click.echo(f"演示数据目录 Demo data folder: {data_dir}")
@@ -52,11 +52,10 @@ def run_demo(data_dir: Path | None, host: str = "127.0.0.1", port: int = 8080) -
 
     space_lines = demo_lines(load_sample_roster(appliance), base)
     from edge_agent.demo.county_hub import start_demo_hub  # county hub (port+1, rsync port+2), provisioned and synced (issue #4)
-    from edge_agent.runner import BACKGROUND_HOOKS
 
     stop_hub, hub_lines = start_demo_hub(appliance, data_dir, host, port)
-    BACKGROUND_HOOKS.append(lambda _appliance: stop_hub)
-    run_appliance(appliance, extra_lines=[
+    # the county hub is the master's child: the master stops it as it exits
+    serve_appliance(appliance, stops=[stop_hub], extra_lines=[
         f"  课堂页面 Pages: 学生 students {base}/student/login  教师 teachers {base}/login  "
         f"技术员 technicians {base}/technician",
         f"  资源目录 Catalogue API:   {base}/api/v1/resources?q=拼音",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import mimetypes
 import secrets
 from pathlib import Path
 
-from edge_agent.appliance import Appliance
 from edge_agent.library.catalogue import Resource, ResourceFile, validate
+
+if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is needed here
+    from edge_agent.appliance import Appliance
 
 mimetypes.add_type("image/svg+xml", ".svg")
 mimetypes.add_type("audio/wav", ".wav")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from edge_agent.pages import assets, channels, filters, i18n, idempotency, library, student, teacher, technician  # noqa: F401 (channels adds routes)
+from edge_agent.pages import assets, channels, filters, i18n, idempotency, library, student, teacher, technician
 
 __all__ = ["register"]
 
@@ -24,5 +24,6 @@ def register(app: Flask) -> None:
     idempotency.init_app(app)
     app.register_blueprint(library.bp)
     app.register_blueprint(technician.bp)
+    app.register_blueprint(channels.bp)
     app.register_blueprint(student.bp)
     app.register_blueprint(teacher.bp)

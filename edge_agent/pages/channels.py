@@ -14,7 +14,10 @@ from flask import current_app, jsonify
 
 from edge_agent.sync.channel_choice import hub_channels, set_subscription
 from edge_agent.spaces.api_common import body
-from edge_agent.pages.technician import _device_staff, bp
+from edge_agent.pages.spaces_bridge import space_blueprint
+from edge_agent.pages.technician import _device_staff
+
+bp = space_blueprint("channels", "/login")
 
 
 @bp.get("/api/v1/channels")

@@ -5,7 +5,8 @@
           ├── AuthRequiredError  not logged in, or the session expired (401)
           ├── ForbiddenError     logged in, but not allowed to do this (403)
           ├── CsrfError          state-changing request without the CSRF header (403)
-          ├── LockedError        too many failed logins; wait (429)
+          ├── LockedError        too many failed logins; wait (429, Retry-After)
+          ├── BusyError          too many password checks at once; retry soon (503, Retry-After)
           ├── ConflictError      the change clashes with the current state (409)
           ├── TooLargeError      upload bigger than allowed (413)
           ├── UnsupportedTypeError  upload of a type not allowed (415)
@@ -38,8 +39,17 @@ class CsrfError(SpaceError):
 
 
 class LockedError(SpaceError):
+    """``details["retry_after_s"]`` says when to try again (sent as ``Retry-After`` too)."""
+
     code = "locked"
     http_status = 429
+
+
+class BusyError(SpaceError):
+    """``details["retry_after_s"]`` says when to try again (sent as ``Retry-After`` too)."""
+
+    code = "busy"
+    http_status = 503
 
 
 class ConflictError(SpaceError):

@@ -256,3 +256,12 @@ def m007_class_versions(db: sqlite_utils.Database) -> None:
                             f" ({select.format(row=row)}) where true"
                             " on conflict (class_id) do update set version = excluded.version;\n" for row in rows)
             db.execute(f"create trigger class_version_{table}_{event} after {event} on {table} begin\n{bumps}end")
+
+
+@migrations
+def m008_login_throttle(db: sqlite_utils.Database) -> None:
+    # See throttle.py: how many locks in a row (each lasts longer), when the last one
+    # began, and how many wrong secrets were ever checked against the key.
+    for column in ("lock_level integer not null default 0", "locked_at real not null default 0",
+                   "wrong_total integer not null default 0"):
+        db.execute(f"alter table login_failures add column {column}")

@@ -7,15 +7,19 @@ change its school's channels; it takes effect at the next sync.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
 
 from hub_sync.formats.enrollment import make_subscription
 from hub_sync.core.errors import DeviceError, LinkError
 from hub_sync.core.keys import load_signer
 
-from edge_agent.appliance import Appliance
 from edge_agent.const import DEVICE_KEY_FILE
 from edge_agent.errors import NotProvisionedError
+
+if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is needed here
+    from edge_agent.appliance import Appliance
 
 CHANNEL_TIMEOUT_S = 15.0
 

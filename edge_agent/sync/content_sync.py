@@ -16,14 +16,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TYPE_CHECKING
 
 from hub_sync.core.errors import Problem, SyncError
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.client.sync_client import FetchReport, Plan, SyncClient
 
-from edge_agent.appliance import Appliance
 from edge_agent.library.catalogue import SOURCES, Resource, ResourceFile, validate
+
+if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is needed here
+    from edge_agent.appliance import Appliance
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from hub_sync.core.migrations import Migrations
 from hub_sync.formats.person_box import box_private, from_text, open_box, seal_to_key, to_text
 from hub_sync.core.sqlite_db import transaction
 
+from edge_agent.sync.hub_key import load_hub_key
 from edge_agent.const import DEVICE_KEY_FILE
 from edge_agent.journal import Journal
 
@@ -206,7 +207,6 @@ def _transfer_out(appliance, body: dict) -> None:
     """Mark the learner transferred out and journal their space sealed to the hub (it goes up with usage)."""
     from edge_agent.spaces.people import find_by_number
     from edge_agent.spaces.roster_apply import apply_roster_change, export_space
-    from edge_agent.sync.usage_sync import load_hub_key
 
     db = appliance.db
     number = str(body["number"])

@@ -123,5 +123,5 @@ class SyncScheduler:
 
 
 def start_scheduler(appliance) -> Callable[[], None]:
-    """BACKGROUND_HOOKS entry: start the sync job, return its stop function."""
+    """A background job (``edge_agent.wiring``): start the sync job, return its stop function."""
     return SyncScheduler(appliance).start().stop

@@ -25,30 +25,31 @@ Files this module reads in the data folder (written by provisioning):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import sqlite_utils
-from tuf.api.metadata import Metadata, Root
 
 from hub_sync.formats.envelope import PAYLOAD_PREFIX, open_envelope, seal
 from hub_sync.core.errors import DeviceError, FormatError, LinkError, ReplayError, SignatureError, SyncError
-from hub_sync.core.keys import load_signer, public_key_from_dict
+from hub_sync.core.keys import load_signer
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.usage_batch import batch_hash, encode_batch
 
-from edge_agent.appliance import Appliance
-from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
-from edge_agent.sync.content_sync import SYNC_DIR
+from edge_agent.const import DEVICE_KEY_FILE
 from edge_agent.sync.downlink import POLL_KIND, DownlinkResult, apply_answer, check_answer, open_answer, poll_request
 from edge_agent.sync.downlink import cursor as downlink_cursor
+from edge_agent.sync.hub_key import load_hub_key
+
+if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is needed here
+    from edge_agent.appliance import Appliance
 
 log = logging.getLogger(__name__)
 
-TRUSTED_ROOT_FILE = Path(SYNC_DIR) / "tuf" / "root.json"  # the newest root ngclient verified
 USAGE_PATH = "/api/v1/hub/usage"
 DOWNLINK_PATH = "/api/v1/hub/downlink"
 POLL_CONTENT_TYPE = PAYLOAD_PREFIX + POLL_KIND + "+json"
@@ -246,28 +247,6 @@ def apply_ack(appliance: Appliance, ack: UsageAck) -> int:
 def trusted_time(appliance: Appliance) -> float:
     """The latest time a signed hub message proved (0 when none yet); never trust a clock below it."""
     return float(appliance.identity("trusted_time", "0") or 0)
-
-
-def load_hub_key(data_dir: Path):
-    """The hub's online public key (it signs acknowledgements and messages; boxes for the hub are sealed to it).
-
-    The key the device's trusted TUF root lists for the timestamp role: ngclient
-    verified that root through the chain from the one pinned at provisioning, so
-    when the county rotates its online key the device follows with its next
-    metadata refresh. Before the first refresh, the key pinned at provisioning."""
-    trusted = Path(data_dir) / TRUSTED_ROOT_FILE
-    if trusted.is_file():
-        try:
-            root: Root = Metadata[Root].from_bytes(trusted.read_bytes()).signed
-            return root.keys[root.roles["timestamp"].keyids[0]]
-        except (ValueError, KeyError, IndexError) as exc:
-            log.warning("trusted root %s unreadable (%s); using the key pinned at provisioning", trusted, exc)
-    path = Path(data_dir) / HUB_ONLINE_KEY_FILE
-    try:
-        return public_key_from_dict(json.loads(path.read_text("utf-8")))
-    except (OSError, ValueError) as exc:
-        raise SignatureError(f"缺少县平台公钥 {path}，请先完成设备开通（provision apply）",
-                             f"hub key {path} missing or unreadable; provision the appliance first") from exc
 
 
 def _send(client: httpx.Client, hub_url: str, batch: SignedBatch, appliance: Appliance, hub_key, result: UploadResult) -> UsageAck:

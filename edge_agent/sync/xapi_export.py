@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from hub_sync.core.atomic_file import atomic_open
 from hub_sync.formats.xapi import statements
 
-from edge_agent.appliance import Appliance
 from edge_agent.errors import BadRequestError
+
+if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is needed here
+    from edge_agent.appliance import Appliance
 
 EXPORT_PAGE_EVENTS = 10_000
 

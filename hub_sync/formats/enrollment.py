@@ -3,7 +3,8 @@
 Both are DSSE envelopes (``hub_sync.formats.envelope``) signed by the device key. An
 enrollment request also carries the public key it was signed with (proof that
 the device holds the private key) and the one-time token of its provisioning
-bundle, so only a device the county provisioned can enroll.
+bundle, so only a device the county provisioned can enroll (one device per token,
+before the token expires: ``hub_sync.hub.registry``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hub_sync.core.keys import public_key_dict, public_key_from_dict
 ENROLLMENT_KIND = "enrollment-request"
 SUBSCRIPTION_KIND = "subscription-request"
 SCHOOL_CODE_DIGITS = 10
+TOKEN_LIFETIME_DAYS = 30  # a bundle's enrollment token expires this long after ``provision make`` (--token-days)
 
 
 def check_school_code(code: str) -> None:

@@ -125,6 +125,24 @@ class TufRepo:
             return {}
         return self._load(f"{versions[channel]}.{channel}.json").signed.targets
 
+    def index_targets(self) -> dict[str, TargetFile]:
+        """The school index targets of the top-level targets role as last published."""
+        if not self.exists():
+            return {}
+        return self._load(f"{self.state().targets_version}.targets.json").signed.targets
+
+    def published_hashes(self) -> set[str]:
+        """The sha256 of every target some kept moment lists (what may be served by hash).
+
+        ``_prune`` keeps the metadata of the last ``KEEP_MOMENTS`` moments, so the
+        targets roles on disk are exactly those a client may still be fetching for."""
+        hashes = set()
+        for path in self.metadata_dir.glob("*.json"):
+            version, _, role = path.name[:-5].partition(".")
+            if version.isdigit() and role not in (Root.type, Snapshot.type, Timestamp.type):
+                hashes.update(t.hashes["sha256"] for t in self._load(path.name).signed.targets.values())
+        return hashes
+
     # -- writing ----------------------------------------------------------------
     def _write(self, name: str, md: Metadata) -> None:
         """Write-temp-and-rename, so a reader never sees half a file."""

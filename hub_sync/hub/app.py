@@ -1,7 +1,8 @@
 """The hub's Flask application factory.
 
-Feature modules add blueprints by appending ``fn(app)`` to ``HUB_BLUEPRINTS``
-(imported here so registration order is fixed). Problems become JSON bodies.
+``create_hub_app(hub)`` registers every blueprint the hub serves, here and only
+here, so every way of starting the hub (``hub serve``, the gunicorn entry in
+``hub_sync.hub.wsgi``, tests) serves every route. Problems become JSON bodies.
 """
 
 from __future__ import annotations
@@ -12,28 +13,28 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from hub_sync.core.errors import Problem
+from hub_sync.hub import repo_api, usage_api
 from hub_sync.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
-HUB_BLUEPRINTS: list = []
+# Largest request body the hub reads (a usage batch or an enrollment request).
+MAX_REQUEST_MB = 64
 
 
 def create_hub_app(hub: Hub) -> Flask:
     """Build the hub's WSGI app around an opened ``Hub``."""
     app = Flask(__name__)
     app.json.ensure_ascii = False
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_MB * 1024 * 1024
     app.extensions["hub"] = hub
 
     @app.get("/api/v1/hub/status")
     def status():
         return jsonify(hub.status())
 
-    from hub_sync.hub import usage_api  # noqa: F401  (registers POST /api/v1/hub/usage; imported here: it imports this module)
-
-    for register in HUB_BLUEPRINTS:
-        register(app)
+    app.register_blueprint(usage_api.bp)  # POST /api/v1/hub/usage, /api/v1/hub/downlink
+    app.register_blueprint(repo_api.bp)  # /tuf/, /content/, enrollment, channels
 
     @app.errorhandler(Problem)
     def problem(exc: Problem):

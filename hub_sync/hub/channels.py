@@ -18,10 +18,8 @@ from hub_sync.core.errors import FormatError
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.tuf_repo import check_channel_id
-from hub_sync.hub.hub import HUB_MIGRATIONS
 
 migrations = Migrations("hub_channels")
-HUB_MIGRATIONS.append(migrations)
 
 RESOURCE_FIELDS = ("title", "kind", "stage", "grade", "subject", "edition", "chapter", "description", "keywords",
                    "source", "licence", "duration_s", "pages")
@@ -124,12 +122,10 @@ class Channels:
             "union select school_code from provisionings order by 1")
         return [r[0] for r in rows]
 
-    # -- provisioning tokens -------------------------------------------------------
+    # -- provisioned schools ---------------------------------------------------------
     def add_provisioning(self, token_hash: str, school_code: str, school_name: str) -> None:
+        """A bundle was made for ``school_code``: publish an index for it from now on
+        (the token's use and expiry are the registry's: ``Registry.add_token``)."""
         with transaction(self.db):
             self.db["provisionings"].insert({"token": token_hash, "school_code": school_code, "school_name": school_name,
                                              "created_at": time.time()}, replace=True)
-
-    def provisioning(self, token_hash: str) -> dict | None:
-        rows = list(self.db.query("select * from provisionings where token = ?", [token_hash]))
-        return rows[0] if rows else None

@@ -37,7 +37,6 @@ from hub_sync.core.errors import DeviceError, FormatError, Problem
 from hub_sync.core.migrations import Migrations
 from hub_sync.formats.person_box import from_text, seal_to_key, to_text
 from hub_sync.core.sqlite_db import transaction
-from hub_sync.hub.hub import HUB_MIGRATIONS
 from hub_sync.hub.registry import Device
 from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
 
@@ -52,7 +51,6 @@ NOTICE_MAX_CHARS = 2000
 SHARE_RECEIVED_NOTE = "县平台已收到，等待审核 (received by the county, waiting for review)"
 
 migrations = Migrations("hub_downlink")
-HUB_MIGRATIONS.append(migrations)
 
 
 @migrations
@@ -194,7 +192,7 @@ class Downlink:
             if span is None:
                 return 0
             scanned, top = span
-            for seq, verb, obj, data in self.db.execute(
+            for _seq, verb, obj, data in self.db.execute(
                     "select seq, verb, object, data from usage_events where device_id = ? and seq > ? and seq <= ?"
                     " and (verb = 'shared' or object like 'transfer:%' or object like 'downlink:%')",
                     [device.device_id, scanned, top]).fetchall():

@@ -27,12 +27,17 @@ from hub_sync.core.errors import DataDirError
 from hub_sync.core.keys import generate_key, load_signer
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import open_db
+from hub_sync.hub import channels, downlink, ingest, registry
+from hub_sync.hub.channels import Channels
+from hub_sync.hub.publisher import repo_for
+from hub_sync.hub.registry import Registry
 
 HUB_DB = "hub.db"
 MIB = 1024 * 1024
 
-# Migration sets of the hub's storage modules, applied in order at start-up.
-HUB_MIGRATIONS: list[Migrations] = []
+# The migration sets of the hub's storage modules, applied in this order when a hub is opened.
+HUB_MIGRATIONS: tuple[Migrations, ...] = (registry.migrations, channels.migrations, ingest.migrations,
+                                          downlink.migrations)
 
 
 class Hub:
@@ -69,10 +74,6 @@ class Hub:
         if not (data_dir / "keys" / "root.pem").is_file():
             raise DataDirError(f"{data_dir} 不是县级平台数据目录。请先运行 school-edge hub init --data {data_dir}",
                                f"{data_dir} is not a hub data folder; run 'school-edge hub init --data {data_dir}' first")
-        # the modules that own tables register their migration sets when imported;
-        # importing them here makes the schema whole whatever the caller imported first
-        from hub_sync.hub import channels, downlink, ingest, registry  # noqa: F401
-
         hub = cls(data_dir, reserve_mb)
         for m in HUB_MIGRATIONS:
             m.apply(hub.db)
@@ -113,11 +114,6 @@ class Hub:
 
     def status(self) -> dict:
         """Counts a county technician wants to see."""
-        from hub_sync.hub.registry import Registry
-
-        from hub_sync.hub.channels import Channels
-        from hub_sync.hub.publisher import repo_for
-
         usage = shutil.disk_usage(self.data_dir)
         chans = Channels(self.db)
         published = repo_for(self).state()

@@ -36,7 +36,6 @@ from hub_sync.core.errors import FormatError, ReplayError
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.usage_batch import decode_batch, read_header
-from hub_sync.hub.hub import HUB_MIGRATIONS
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ INGEST_CACHE_KIB = 32 * 1024
 ACK_KIND = "usage-ack"
 
 migrations = Migrations("hub_usage")
-HUB_MIGRATIONS.append(migrations)
 
 
 @migrations

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuf.api.metadata import TargetFile
 
@@ -19,7 +20,9 @@ from hub_sync.core.atomic_file import fsync_dir
 from hub_sync.formats.envelope import canonical_json
 from hub_sync.formats.tuf_repo import RepoState, TufRepo, index_path, target_path
 from hub_sync.hub.channels import Channels
-from hub_sync.hub.hub import Hub
+
+if TYPE_CHECKING:  # the Hub imports this module; a type-only import keeps the layers one-way
+    from hub_sync.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,12 @@ import json
 import logging
 import re
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from hub_sync.core.blobstore import is_sha256
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.formats.enrollment import SUBSCRIPTION_KIND, peek_device, read_enrollment, token_hash
 from hub_sync.core.errors import DeviceError, FormatError
-from hub_sync.hub.app import HUB_BLUEPRINTS
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.hub import Hub
 from hub_sync.hub.publisher import publish, repo_for
@@ -110,12 +109,15 @@ def channels():
 
 
 def enroll(hub: Hub, data: bytes) -> dict:
-    """Register the device of a verified enrollment request and publish its school's index."""
+    """Register the device of a verified enrollment request whose bundle token is
+    unspent and unexpired (``Registry.enroll``), and publish its school's index."""
     req = read_enrollment(data)
-    prov = Channels(hub.db).provisioning(token_hash(str(req.get("token", ""))))
-    if prov is None or prov["school_code"] != req["school_code"]:
-        raise DeviceError("登记请求不属于本平台制作的配置包，已拒绝", "enrollment request does not match a provisioning bundle of this hub; refused")
-    device = Registry(hub.db).register(req["device_id"], req["school_code"], req["public_key"], req.get("school_name", ""))
+    try:
+        device = Registry(hub.db).enroll(req, token_hash(str(req.get("token", ""))))
+    except DeviceError as exc:
+        log.warning("enrollment of device %s for school %s refused: %s", req["device_id"], req["school_code"], exc.en)
+        raise
+    # the school's index exists since ``provision make``: this signs nothing unless something changed
     publish(hub, changed=set())
     log.info("enrolled device %s of school %s", device.device_id, device.school_code)
     return {"device_id": device.device_id, "school_code": device.school_code}
@@ -146,9 +148,3 @@ def subscriptions():
     return jsonify({"school_code": device.school_code, "channels": [c.id for c in chans.channels_for(device.school_code)],
                     "snapshot_version": state.snapshot_version})
 
-
-def register(app: Flask) -> None:
-    app.register_blueprint(bp)
-
-
-HUB_BLUEPRINTS.append(register)

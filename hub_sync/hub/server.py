@@ -11,7 +11,6 @@ import logging
 from typing import Callable
 
 from hub_sync.core.wsgi_server import check_port_free, serve
-from hub_sync.hub import repo_api  # noqa: F401  (registers the repository blueprint)
 from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.hub import Hub
 from hub_sync.hub.publisher import repo_for

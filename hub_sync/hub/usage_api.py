@@ -22,11 +22,10 @@ import dataclasses
 import json
 import logging
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from hub_sync.formats.envelope import PAYLOAD_PREFIX, open_envelope, seal
 from hub_sync.core.errors import FormatError
-from hub_sync.hub.app import HUB_BLUEPRINTS
 from hub_sync.hub.downlink import DOWNLINK_KIND, POLL_KIND, Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.ingest import ACK_KIND, BATCH_KIND, UsageIngest, peek_payload, seal_ack
 from hub_sync.hub.registry import Registry
@@ -96,9 +95,3 @@ def downlink_poll():
         return Response(status=204)
     return Response(seal(DOWNLINK_KIND, answer_bytes(answer), _signer()), status=200, content_type=DOWNLINK_CONTENT_TYPE)
 
-
-def register(app: Flask) -> None:
-    app.register_blueprint(bp)
-
-
-HUB_BLUEPRINTS.append(register)
