@@ -45,6 +45,7 @@ class EdgeConfig:
     sync_timeout_s: int = _setting(30, "同步超时 Seconds without data before a content download is given up (and resumed later)")
     secret_key: str = _setting("", "会话密钥 Session signing key; generated into the data folder when empty")
     usb_mount_roots: str = _setting("/media,/run/media,/mnt", "U盘挂载目录 Comma list of folders where USB sticks appear (watched while serving)")
+    trust_front_header: bool = _setting(False, "信任前端转发的地址 Take the client address from X-Real-IP on requests that come through the nginx front (unix socket or loopback); login throttling counts by it")
 
     @classmethod
     def load(cls, data_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> "EdgeConfig":

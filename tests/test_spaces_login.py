@@ -11,7 +11,8 @@ import pytest
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 from edge_agent.spaces import const
-from edge_agent.spaces.auth import hash_secret, verify_secret
+from edge_agent.spaces.auth import hash_pin, hash_secret, verify_secret
+from edge_agent.spaces.login_key import load_or_create
 from edge_agent.spaces.people import get_person
 from edge_agent.spaces.sessions import create_session, lookup_session
 
@@ -31,17 +32,33 @@ def _student_login(client, w, pin, role="student", headers=XRW, **env):
                        headers=headers, **env)
 
 
-def test_secrets_are_argon2id_hashes_never_plain(world):
+def test_passwords_are_argon2id_and_pins_keyed_hashes_never_plain(world):
     rows = world.db.execute("select secret_kind, secret_hash from people where secret_hash != ''").fetchall()
-    assert rows and all(h.startswith("$argon2id$") for _, h in rows)
+    assert {k for k, _ in rows} == {"password", "pin"}
+    assert all(h.startswith("$argon2id$") for k, h in rows if k == "password")
+    assert all(h.startswith("$hmac-sha256$") for k, h in rows if k == "pin")
+    assert len({h for k, h in rows if k == "pin"}) == 3  # salted: equal PINs would still differ
     assert world.pins["student"] not in "".join(h for _, h in rows)
+    key_file = world.appliance.data_dir / "keys" / "login.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == 32
 
 
-def test_default_kdf_costs_are_memory_hard():
+def test_default_kdf_cost_is_memory_hard_and_pin_hashes_need_the_device_key(tmp_path):
     staff = hash_secret("x" * 10, staff=True)
-    student = hash_secret("1234", staff=False)
-    assert "m=65536,t=2" in staff and "m=19456,t=2" in student
-    assert verify_secret(student, "1234") and not verify_secret(student, "1235")
+    assert "m=65536,t=2" in staff and verify_secret(staff, "x" * 10) and not verify_secret(staff, "x" * 11)
+    key = load_or_create(tmp_path / "keys" / "login.key")
+    pin = hash_pin("1234", key)
+    assert verify_secret(pin, "1234", key) and not verify_secret(pin, "1235", key)
+    assert not verify_secret(pin, "1234", b"k" * 32) and not verify_secret(pin, "1234")  # another device's key, none
+    assert load_or_create(tmp_path / "keys" / "login.key") == key  # made once
+
+
+def test_an_old_argon2_pin_still_logs_in_once_and_becomes_a_keyed_hash(world, client):
+    world.db.execute("update people set secret_hash = ? where id = ?", [hash_secret("4321", staff=False), world.ids["student"]])
+    assert _student_login(client, world, "4321").status_code == 200
+    stored = world.db.execute("select secret_hash from people where id = ?", [world.ids["student"]]).fetchone()[0]
+    assert stored.startswith("$hmac-sha256$")
+    assert _student_login(client, world, "4321").status_code == 200
 
 
 def test_student_logs_in_with_class_name_and_pin(world, client):

@@ -22,7 +22,8 @@ from edge_agent.errors import BadRequestError
 from edge_agent.journal import Journal
 from edge_agent.spaces import const
 from edge_agent.spaces.access import can_manage_student, can_see_student, is_admin, require
-from edge_agent.spaces.api_common import blueprint, body, client_address, current_session, db, int_field, set_session_cookie, viewer
+from edge_agent.spaces.api_common import blueprint, body, current_session, db, int_field, set_session_cookie, viewer
+from edge_agent.spaces.client_address import client_address
 from edge_agent.spaces.login import card_login, change_password, reset_student_secret, set_staff_password, staff_login, student_login
 from edge_agent.spaces.people import all_classes, children_of, class_students, get_person
 from edge_agent.spaces.roster_apply import import_roster
@@ -73,7 +74,7 @@ def login_students(class_id: int):
 @bp.post("/api/v1/login/staff")
 def login_staff():
     data = body()
-    token, csrf, person = staff_login(db(), str(data.get("number", "")), str(data.get("password", "")), client_address())
+    token, csrf, person = staff_login(db(), str(data.get("number", "")), str(data.get("password", "")), client_address(request))
     return _logged_in(token, csrf, person)
 
 
@@ -83,14 +84,14 @@ def login_student():
     pictures = data.get("pictures")
     if pictures is not None and not (isinstance(pictures, list) and all(isinstance(p, str) for p in pictures)):
         raise BadRequestError("pictures 应为图片名称列表", "pictures must be a list of picture names")
-    token, csrf, person = student_login(db(), int_field(data, "class_id"), int_field(data, "person_id"), client_address(),
+    token, csrf, person = student_login(db(), int_field(data, "class_id"), int_field(data, "person_id"), client_address(request),
                                         pin=str(data.get("pin", "")) or None, pictures=pictures)
     return _logged_in(token, csrf, person)
 
 
 @bp.post("/api/v1/login/card")
 def login_card():
-    token, csrf, person = card_login(db(), str(body().get("token", "")), client_address())
+    token, csrf, person = card_login(db(), str(body().get("token", "")), client_address(request))
     return _logged_in(token, csrf, person)
 
 
@@ -121,8 +122,9 @@ def password():
     me = viewer()
     require(me.is_staff or "parent" in me.roles)
     data = body()
-    change_password(db(), me, str(data.get("old", "")), str(data.get("new", "")))
-    return jsonify({"ok": True})
+    ended = change_password(db(), me, str(data.get("old", "")), str(data.get("new", "")), client_address(request),
+                            keep_session=current_session().token_hash)
+    return jsonify({"ok": True, "sessions_ended": ended})
 
 
 @bp.post("/api/v1/roster")
@@ -188,8 +190,5 @@ def reset_password(person_id: int):
     else:
         require("parent" in target.roles and (is_admin(me) or any(
             can_manage_student(db(), me, child) for child in children_of(db(), person_id))))
-    with transaction(db()):  # new password, old sessions gone, journaled: together
-        new = set_staff_password(db(), person_id)
-        end_all_sessions(db(), person_id)
-        Journal(db()).append(f"person:{me.id}", "admin", f"person:{person_id}", {"action": "reset_password"})
+    new = set_staff_password(db(), person_id, actor=me)  # new password, old sessions gone, journaled: together
     return jsonify({"person_id": person_id, "password": new, "must_change": True})

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from edge_agent.errors import BadRequestError
 from edge_agent.spaces import const
-from edge_agent.spaces.errors import AuthRequiredError, CsrfError, ForbiddenError
+from edge_agent.spaces.errors import AuthRequiredError, BusyError, CsrfError, ForbiddenError, LockedError
 from edge_agent.spaces.people import Person
 from edge_agent.spaces.sessions import Session, lookup_session
 
@@ -39,10 +39,6 @@ def appliance():
 
 def db():
     return appliance().db
-
-
-def client_address() -> str:
-    return request.remote_addr or "unknown"
 
 
 def load_session() -> None:
@@ -96,9 +92,19 @@ def set_session_cookie(response, token: str, max_age_s: float) -> None:
                         secure=request.is_secure, path="/")
 
 
+def retry_later(exc: LockedError | BusyError):
+    """A refusal that says when to come back: the JSON error and ``Retry-After`` (seconds)."""
+    response = jsonify(exc.to_json())
+    response.status_code = exc.http_status
+    response.headers["Retry-After"] = str(int(exc.details.get("retry_after_s", 1)))
+    return response
+
+
 def blueprint(name: str) -> Blueprint:
     bp = Blueprint(name, __name__)
     bp.before_request(load_session)
+    bp.register_error_handler(LockedError, retry_later)
+    bp.register_error_handler(BusyError, retry_later)
     return bp
 
 

@@ -3,7 +3,8 @@ SHA-256 in the ``sessions`` table, a CSRF token per session.
 
 Students' sessions last one school day; staff sessions expire after 12 h idle
 and at most 7 days after login. "Logout everywhere" deletes every session of a
-person. ``last_seen`` is written at most once a minute so reads stay reads.
+person, and so does a new credential (password, PIN, login cards).
+``last_seen`` is written at most once a minute so reads stay reads.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def end_session(db: sqlite_utils.Database, session: Session) -> None:
         db.execute("delete from sessions where token_hash = ?", [session.token_hash])
 
 
-def end_all_sessions(db: sqlite_utils.Database, person_id: int) -> int:
-    """Log a person out everywhere; return how many sessions ended."""
+def end_all_sessions(db: sqlite_utils.Database, person_id: int, keep: str | None = None) -> int:
+    """Log a person out everywhere (but the session whose token hash is ``keep``);
+    return how many sessions ended."""
     with transaction(db):
-        return db.execute("delete from sessions where person_id = ?", [person_id]).rowcount
+        return db.execute("delete from sessions where person_id = ? and token_hash != ?", [person_id, keep or ""]).rowcount
