@@ -47,7 +47,8 @@ from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE  # noqa: E402
 from edge_agent.sync.usage_sync import upload_pending  # noqa: E402
 from hub_sync.formats.envelope import seal  # noqa: E402
 from hub_sync.hub import Hub  # noqa: E402
-from hub_sync.hub.ingest import UsageIngest, seal_ack  # noqa: E402
+from hub_sync.formats.usage_ack import seal_ack  # noqa: E402
+from hub_sync.hub.ingest import UsageIngest  # noqa: E402
 from hub_sync.hub.registry import Registry  # noqa: E402
 from hub_sync.core.keys import generate_key, public_key_dict  # noqa: E402
 from hub_sync.formats.usage_batch import UsageEvent, encode_batch  # noqa: E402

@@ -33,7 +33,9 @@ import sqlite_utils
 
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.core.errors import FormatError, Problem
-from hub_sync.hub.downlink import DOWNLINK_KIND, Downlink, answer_bytes, hub_box_opener
+from hub_sync.formats.downlink import DOWNLINK_KIND
+from hub_sync.formats.usage_ack import seal_ack
+from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.registry import Registry
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import transaction
@@ -111,7 +113,7 @@ def _enroll(hub, data: bytes, report: dict) -> None:
 
 
 def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, report: dict) -> dict:
-    from hub_sync.hub.ingest import UsageIngest, seal_ack
+    from hub_sync.hub.ingest import UsageIngest
     from hub_sync.hub.registry import Registry
 
     exports = sorted(p for p in device_dir.iterdir() if p.is_dir() and not p.is_symlink())

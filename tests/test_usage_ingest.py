@@ -9,7 +9,8 @@ import pytest
 from hub_sync.formats.envelope import open_envelope, seal
 from hub_sync.core.errors import DeviceError, FormatError, ReplayError, SignatureError
 from hub_sync.hub import Hub
-from hub_sync.hub.ingest import UsageIngest, seal_ack
+from hub_sync.formats.usage_ack import seal_ack
+from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.registry import Registry
 from hub_sync.core.keys import generate_key, public_key_dict
 from hub_sync.formats.usage_batch import batch_hash, encode_batch

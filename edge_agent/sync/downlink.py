@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlite_utils
 
+from hub_sync.formats.downlink import DOWNLINK_KIND, POLL_KIND
 from hub_sync.formats.envelope import canonical_json, open_envelope, seal
 from hub_sync.core.errors import FormatError, Problem, ReplayError, SignatureError
 from hub_sync.core.migrations import Migrations
@@ -39,9 +40,6 @@ from edge_agent.const import DEVICE_KEY_FILE
 from edge_agent.journal import Journal
 
 log = logging.getLogger(__name__)
-
-DOWNLINK_KIND = "downlink"
-POLL_KIND = "downlink-poll"  # asking for messages, signed by the device key
 
 migrations = Migrations("edge_downlink")
 

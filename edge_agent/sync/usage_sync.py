@@ -27,21 +27,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import json
 import logging
 from dataclasses import dataclass, field
 
 import httpx
 import sqlite_utils
 
-from hub_sync.formats.envelope import PAYLOAD_PREFIX, open_envelope, seal
+from hub_sync.formats.downlink import POLL_CONTENT_TYPE
+from hub_sync.formats.envelope import seal
+from hub_sync.formats.usage_ack import UsageAck, open_ack
 from hub_sync.core.errors import DeviceError, FormatError, LinkError, ReplayError, SignatureError, SyncError
 from hub_sync.core.keys import load_signer
 from hub_sync.core.sqlite_db import transaction
-from hub_sync.formats.usage_batch import batch_hash, encode_batch
+from hub_sync.formats.usage_batch import BATCH_CONTENT_TYPE, BATCH_KIND, batch_hash, encode_batch
 
 from edge_agent.const import DEVICE_KEY_FILE
-from edge_agent.sync.downlink import POLL_KIND, DownlinkResult, apply_answer, check_answer, open_answer, poll_request
+from edge_agent.sync.downlink import DownlinkResult, apply_answer, check_answer, open_answer, poll_request
 from edge_agent.sync.downlink import cursor as downlink_cursor
 from edge_agent.sync.hub_key import load_hub_key
 
@@ -52,10 +53,6 @@ log = logging.getLogger(__name__)
 
 USAGE_PATH = "/api/v1/hub/usage"
 DOWNLINK_PATH = "/api/v1/hub/downlink"
-POLL_CONTENT_TYPE = PAYLOAD_PREFIX + POLL_KIND + "+json"
-BATCH_KIND = "usage-batch"
-ACK_KIND = "usage-ack"
-BATCH_CONTENT_TYPE = "application/vnd.school-edge.usage-batch+json"
 # A school's day is ~12,000 events (~110 KB signed); a full batch is ~400 KB: ~2 s at 2 Mbit/s,
 # short enough to get through a flaky link, big enough that the envelope costs nothing.
 BATCH_MAX_EVENTS = 50_000
@@ -90,17 +87,6 @@ class UploadResult:
     hub_time: float | None = None
     resend_requests: list[int] = field(default_factory=list)
     downlink: DownlinkResult = field(default_factory=DownlinkResult)
-
-
-@dataclass(frozen=True)
-class UsageAck:
-    device_id: str
-    acked_seq: int
-    batch_hash: str
-    chain_hash: str
-    hub_time: float
-    resend_from: int | None
-    downlink: dict | None = None
 
 
 def upload_pending(appliance: Appliance, hub_url: str | None = None, timeout: httpx.Timeout | float | None = None,
@@ -207,19 +193,12 @@ def build_next_batch(appliance: Appliance, after_seq: int | None = None, prev_ha
 def verify_ack(body: bytes, hub_key, device_id: str, batch: SignedBatch) -> UsageAck:
     """Check a hub acknowledgement for ``batch``: signature, device, batch hash, range."""
     try:
-        payload, _ = open_envelope(body, ACK_KIND, [hub_key])
+        ack = open_ack(body, hub_key)
     except FormatError as exc:
         raise LinkError("县平台的回复不是有效的确认，未做任何更改", f"hub answered something that is not an acknowledgement: {exc.en}") from exc
     except SignatureError as exc:
         raise SignatureError("确认的签名无效（不是县平台的密钥），未做任何更改",
                              f"acknowledgement is not signed by the hub's online key; nothing changed ({exc.en})") from exc
-    try:
-        raw = json.loads(payload)
-        ack = UsageAck(str(raw["device_id"]), int(raw["acked_seq"]), str(raw["batch_hash"]), str(raw["chain_hash"]),
-                       float(raw["hub_time"]), int(raw["resend_from"]) if raw.get("resend_from") is not None else None,
-                       raw.get("downlink"))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LinkError("县平台的确认内容无效，未做任何更改", f"acknowledgement body is malformed: {exc}") from exc
     if ack.device_id != device_id or ack.batch_hash != batch.hash:
         raise ReplayError("收到的确认不是针对这批数据的（可能是重放），未做任何更改",
                           "acknowledgement is for another device or batch (a replay?); nothing changed")

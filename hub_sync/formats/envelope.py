@@ -20,6 +20,11 @@ from hub_sync.core.errors import FormatError, SignatureError
 PAYLOAD_PREFIX = "application/vnd.school-edge."
 
 
+def content_type(kind: str) -> str:
+    """The HTTP Content-Type of an envelope of type ``kind`` (its payload type plus ``+json``)."""
+    return PAYLOAD_PREFIX + kind + "+json"
+
+
 def canonical_json(data: Any) -> bytes:
     """Deterministic JSON bytes: sorted keys, no spaces, UTF-8."""
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")

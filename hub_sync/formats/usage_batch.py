@@ -37,7 +37,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from hub_sync.core.errors import FormatError
+from hub_sync.formats.envelope import content_type
 
+BATCH_KIND = "usage-batch"  # the DSSE payload type a device signs a batch as
+BATCH_CONTENT_TYPE = content_type(BATCH_KIND)
 MAGIC = b"SEB1"
 FORMAT_VERSION = 1
 ZLIB_LEVEL = 9

@@ -42,8 +42,6 @@ from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
 
 log = logging.getLogger(__name__)
 
-DOWNLINK_KIND = "downlink"
-POLL_KIND = "downlink-poll"  # a device asking for its messages, signed by its key
 KINDS = ("notice", "roster_change", "transfer_out", "transfer_in", "share_status")
 MAX_MESSAGES = 20                      # per answer: keeps one answer short on a thin link
 MAX_ANSWER_BYTES = 2 * 1024 * 1024     # ... and a transferred space or two at most

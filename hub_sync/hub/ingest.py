@@ -16,7 +16,7 @@ batch or nothing):
   nothing, not even its hash.
 
 The acknowledgement names the highest contiguous sequence stored, the hash to chain
-the next batch on, and the hub's time; ``usage_api`` signs it with the online key.
+the next batch on, and the hub's time (``hub_sync.formats.usage_ack``); ``usage_api`` signs it with the online key.
 All SQL of usage ingestion is here.
 """
 
@@ -26,23 +26,21 @@ import base64
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
 from itertools import repeat
 
 import sqlite_utils
 
-from hub_sync.formats.envelope import canonical_json, open_envelope, seal
+from hub_sync.formats.envelope import open_envelope
 from hub_sync.core.errors import FormatError, ReplayError
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import transaction
-from hub_sync.formats.usage_batch import decode_batch, read_header
+from hub_sync.formats.usage_ack import UsageAck
+from hub_sync.formats.usage_batch import BATCH_KIND, decode_batch, read_header
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
 
-BATCH_KIND = "usage-batch"
 INGEST_CACHE_KIB = 32 * 1024
-ACK_KIND = "usage-ack"
 
 migrations = Migrations("hub_usage")
 
@@ -66,27 +64,6 @@ def m001_usage(db: sqlite_utils.Database) -> None:
         " last_seq integer not null, prev_hash text not null, events integer not null, received_at real not null,"
         " primary key (device_id, batch_hash)) without rowid"
     )
-
-
-@dataclass(frozen=True)
-class UsageAck:
-    """What the hub answers to a batch (signed as a ``usage-ack`` envelope)."""
-
-    device_id: str
-    acked_seq: int
-    batch_hash: str
-    chain_hash: str
-    hub_time: float
-    stored: int
-    resend_from: int | None = None
-    downlink: dict | None = None  # messages for the device (``downlink.Downlink.answer``), when any wait
-
-    def to_dict(self) -> dict:
-        body = asdict(self)
-        for optional in ("resend_from", "downlink"):
-            if body[optional] is None:
-                del body[optional]
-        return body
 
 
 class UsageIngest:
@@ -158,11 +135,6 @@ class UsageIngest:
         row = self.db.execute("select 1 from usage_batches where device_id = ? and batch_hash = ? and last_seq = ?",
                               [header.device_id, header.prev_hash, header.first_seq - 1]).fetchone()
         return row is not None
-
-
-def seal_ack(ack: UsageAck, signer) -> bytes:
-    """The acknowledgement as a DSSE envelope signed by the hub's online key."""
-    return seal(ACK_KIND, canonical_json(ack.to_dict()), signer)
 
 
 def peek_payload(envelope: bytes) -> bytes:

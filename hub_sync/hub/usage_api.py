@@ -24,18 +24,17 @@ import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from hub_sync.formats.envelope import PAYLOAD_PREFIX, open_envelope, seal
+from hub_sync.formats.downlink import DOWNLINK_CONTENT_TYPE, DOWNLINK_KIND, POLL_KIND
+from hub_sync.formats.envelope import open_envelope, seal
 from hub_sync.core.errors import FormatError
-from hub_sync.hub.downlink import DOWNLINK_KIND, POLL_KIND, Downlink, answer_bytes, hub_box_opener
-from hub_sync.hub.ingest import ACK_KIND, BATCH_KIND, UsageIngest, peek_payload, seal_ack
+from hub_sync.formats.usage_ack import ACK_CONTENT_TYPE, seal_ack
+from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
+from hub_sync.hub.ingest import UsageIngest, peek_payload
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hub_usage", __name__)
 
-BATCH_CONTENT_TYPE = PAYLOAD_PREFIX + BATCH_KIND + "+json"
-ACK_CONTENT_TYPE = PAYLOAD_PREFIX + ACK_KIND + "+json"
-DOWNLINK_CONTENT_TYPE = PAYLOAD_PREFIX + DOWNLINK_KIND + "+json"
 
 
 def _signer():
