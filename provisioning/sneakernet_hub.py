@@ -139,6 +139,7 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
     if manifest.get("device_id") != device.device_id or manifest.get("school_code") != code or device.school_code != code:
         raise FormatError(f"导出 {export.name} 不属于学校 {code} 的设备 {device.device_id}，已拒收",
                           f"export {export.name} does not belong to device {device.device_id} of school {code}; refused")
+    Registry(hub.db).touch(device)  # a verified export is contact too (``hub devices``: last contact)
     files = {}
     for entry in manifest["files"]:
         data = stick.safe_join(export, entry["path"]).read_bytes() if not entry["path"].startswith("upload-") else None

@@ -78,9 +78,10 @@ class MakeReport:
 def make_stick(hub, stick_path: Path, school_code: str, school_name: str, hub_url: str, rsync_url: str, *,
                roster: bytes | None = None, passphrase: str | None = None, teaching_points: list[str] | None = None,
                timezone_name: str = "Asia/Shanghai", sync_window: str = "22:00-06:00", bwlimit_kbps: int = 1500,
-               content: bool = True, valid_days: int = DEFAULT_VALID_DAYS,
+               content: bool = True, valid_days: int = DEFAULT_VALID_DAYS, token_days: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> MakeReport:
-    """Write a provisioning stick for one school; the stick's room is checked first."""
+    """Write a provisioning stick for one school; the stick's room is checked first.
+    Its bundle's enrollment token expires with the stick unless ``token_days`` says otherwise."""
     folder = stick.school_dir(stick_path, school_code)
     sealed = None
     if roster is not None:
@@ -93,7 +94,8 @@ def make_stick(hub, stick_path: Path, school_code: str, school_name: str, hub_ur
         needed += sum(blobs.values()) + sum(p.stat().st_size for p in meta)
     stick.check_room(Path(stick_path), needed, f"学校 {school_code} school {school_code}")
     (folder / STICK_FILE).unlink(missing_ok=True)  # incomplete until the end
-    bundle_path = make_bundle(hub, school_code, school_name, hub_url, rsync_url, folder / BUNDLE_DIR)
+    bundle_path = make_bundle(hub, school_code, school_name, hub_url, rsync_url, folder / BUNDLE_DIR,
+                              valid_days if token_days is None else token_days)
     report = MakeReport(school_code, folder, roster=sealed is not None)
     if sealed is not None:
         stick.atomic_write(folder / ROSTER_FILE, sealed)

@@ -3,6 +3,7 @@ enrollment (added to the CLI's ``hub`` group by ``register``)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -15,6 +16,11 @@ def _open(data_dir: Path):
     from hub_sync.hub.hub import Hub
 
     return Hub.open(data_dir)
+
+
+def _when(ts: float | None, never: str = "-") -> str:
+    """A time as the technician reads it (local, to the minute)."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else never
 
 
 @click.command("channel")
@@ -131,6 +137,35 @@ def hub_enroll(data_dir: Path, request_file: Path) -> None:
     click.echo(f"已登记 Enrolled {result['device_id']} ({result['school_code']})")
 
 
+@click.command("devices")
+@HUB_DATA
+def hub_devices(data_dir: Path) -> None:
+    """列出已登记的设备及其状态。 List enrolled devices: id, school, enrolled at, last contact, state."""
+    from hub_sync.hub.registry import Registry
+
+    devices = Registry(_open(data_dir).db).all()
+    if not devices:
+        click.echo("还没有登记的设备 No device enrolled yet")
+        return
+    click.echo(f"{'设备 device':22} {'学校 school':12} {'登记 enrolled':17} {'最近联系 last contact':21} 状态 state")
+    for d in devices:
+        state = "在用 active" if d["status"] == "active" else f"已吊销 revoked {_when(d['revoked_at'])}"
+        click.echo(f"{d['device_id']:22} {d['school_code']:12} {_when(d['enrolled_at']):17} "
+                   f"{_when(d['last_seen_at'], '从未 never'):21} {state}")
+
+
+@click.command("revoke")
+@HUB_DATA
+@click.argument("device_id")
+def hub_revoke(data_dir: Path, device_id: str) -> None:
+    """吊销设备：拒收它的上传和消息请求，删除只为它排队的消息。 Revoke a device: its uploads and polls are refused, its queued messages dropped."""
+    from hub_sync.hub.downlink import Downlink
+
+    device, dropped = Downlink(_open(data_dir).db).revoke(device_id)
+    click.echo(f"已吊销 Revoked {device.device_id} ({device.school_code}); "
+               f"删除了 {dropped} 条只为它排队的消息 dropped {dropped} message(s) queued only for it")
+
+
 @click.command("notice")
 @HUB_DATA
 @click.option("--school", "schools", multiple=True, help="学校代码（可重复） School code (repeatable)")
@@ -205,7 +240,7 @@ def hub_rotate_key(data_dir: Path) -> None:
 
 
 COMMANDS = [hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hub_publish, hub_serve, hub_enroll,
-            hub_rotate_key, hub_notice, hub_roster_change, hub_transfer, hub_transfers]
+            hub_devices, hub_revoke, hub_rotate_key, hub_notice, hub_roster_change, hub_transfer, hub_transfers]
 
 
 def register(group: click.Group) -> None:

@@ -17,6 +17,16 @@ after it (``answer``; at most ``MAX_MESSAGES`` / ``MAX_ANSWER_BYTES`` at once, a
 acknowledgement, in a ``downlink`` envelope for a poll, or on a stick; the device
 applies each message once, in order.
 
+A device gets only the messages queued after it enrolled (``Device.downlink_start``),
+so a replacement device does not receive its predecessor's queue. Personal data
+stays in a queue only until it is delivered: once every active device of the school
+has acknowledged a message (``acknowledge``: the cursor of a signed poll, of a signed
+stick export, or a journalled ``downlink:<seq>`` event in a signed usage batch), its
+payload is blanked (with SQLite's ``secure_delete``, so the bytes are overwritten,
+not only unlinked); its sequence number, kind and time stay, for ordering and for
+the numbering of the next message. A revoked device counts no more: what only it
+was waiting for is blanked at once (``forget_delivered``).
+
 Things devices send up that need an answer (offered uploads, a transferred
 learner's space) are found by ``scan`` in the usage events a device uploaded,
 after they are stored, in one transaction with the messages they cause.
@@ -37,7 +47,7 @@ from hub_sync.core.errors import DeviceError, FormatError, Problem
 from hub_sync.core.migrations import Migrations
 from hub_sync.formats.person_box import from_text, seal_to_key, to_text
 from hub_sync.core.sqlite_db import transaction
-from hub_sync.hub.registry import Device
+from hub_sync.hub.registry import Device, Registry
 from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
 
 log = logging.getLogger(__name__)
@@ -141,15 +151,19 @@ class Downlink:
         return self.db.execute("select coalesce(max(seq), 0) from downlink_messages where school_code = ?", [school_code]).fetchone()[0]
 
     def waiting(self, school_code: str, after: int) -> int:
-        return self.db.execute("select count(*) from downlink_messages where school_code = ? and seq > ?",
+        """Messages of the school after ``after`` not yet delivered everywhere (payload still held)."""
+        return self.db.execute("select count(*) from downlink_messages where school_code = ? and seq > ? and payload != ''",
                                [school_code, after]).fetchone()[0]
 
     def answer(self, device: Device, after: int, max_messages: int | None = MAX_MESSAGES,
                max_bytes: int | None = MAX_ANSWER_BYTES) -> dict | None:
-        """The messages after ``after`` for ``device`` (sealed to its key), or None when none wait."""
+        """The messages after ``after`` for ``device`` (sealed to its key), or None when none wait.
+
+        Never one queued before the device enrolled, nor one already delivered everywhere."""
         limit = -1 if max_messages is None else max_messages + 1
         rows = self.db.execute("select seq, kind, payload from downlink_messages where school_code = ? and seq > ?"
-                               " order by seq limit ?", [device.school_code, int(after), limit]).fetchall()
+                               " and payload != '' order by seq limit ?",
+                               [device.school_code, max(int(after), device.downlink_start), limit]).fetchall()
         if not rows:
             return None
         messages, size = [], 0
@@ -162,12 +176,48 @@ class Downlink:
         return {"device_id": device.device_id, "school_code": device.school_code, "after": int(after),
                 "messages": messages, "more": len(messages) < len(rows), "hub_time": time.time()}
 
-    def reported(self, device_id: str, applied_seq: int) -> None:
-        """Remember what a device said (in a signed export) it has applied."""
+    def reported(self, device_id: str, applied_seq: int) -> int:
+        """Remember what a device said (in a signed export) it has applied; see ``acknowledge``."""
+        return self.acknowledge(Registry(self.db).get(device_id), applied_seq)
+
+    def acknowledge(self, device: Device, applied_seq: int) -> int:
+        """Record that ``device`` applied every message up to ``applied_seq`` (only ever
+        from something the device signed) and blank what is now delivered everywhere;
+        returns the payloads blanked. Costs one read when nothing is new (the idle poll)."""
+        if int(applied_seq) <= max(self.reported_seq(device.device_id), device.downlink_start):
+            return 0
         with transaction(self.db):
+            # never past the last message queued: a device cannot acknowledge what does not exist yet
+            applied = min(int(applied_seq), self.last_seq(device.school_code))
             self.db.execute("insert into downlink_reported values (?, ?, ?) on conflict (device_id) do update set"
                             " applied_seq = max(applied_seq, excluded.applied_seq), at = excluded.at",
-                            [device_id, int(applied_seq), time.time()])
+                            [device.device_id, applied, time.time()])
+            return self.forget_delivered(device.school_code)
+
+    def revoke(self, device_id: str) -> tuple[Device, int]:
+        """Revoke a device (``Registry.revoke``: everything it sends is refused from now on)
+        and, in the same transaction, forget what only it was waiting for.
+        Returns the revoked device and the payloads blanked."""
+        with transaction(self.db):
+            device = Registry(self.db).revoke(device_id)
+            return device, self.forget_delivered(device.school_code)
+
+    def forget_delivered(self, school_code: str) -> int:
+        """Blank the payloads of the school's messages that no active device still waits for
+        (each has acknowledged them, or enrolled after them); returns how many."""
+        with transaction(self.db):
+            needs = self.db.execute(
+                "select max(d.downlink_start, coalesce(r.applied_seq, 0)) from devices d left join downlink_reported r"
+                " on r.device_id = d.device_id where d.school_code = ? and d.status = 'active'", [school_code]).fetchall()
+            upto = min([n for (n,) in needs] + [self.last_seq(school_code)])
+            # overwrite the freed bytes, not only unlink them (the setting lasts for this connection)
+            self.db.execute("pragma secure_delete = on")
+            forgotten = self.db.execute(
+                "update downlink_messages set payload = '' where school_code = ? and seq <= ? and payload != ''",
+                [school_code, upto]).rowcount
+        if forgotten:
+            log.info("school %s: %d delivered message(s) up to #%d forgotten", school_code, forgotten, upto)
+        return forgotten
 
     def reported_seq(self, device_id: str) -> int:
         row = self.db.execute("select applied_seq from downlink_reported where device_id = ?", [device_id]).fetchone()
@@ -190,6 +240,7 @@ class Downlink:
             if span is None:
                 return 0
             scanned, top = span
+            applied = 0
             for _seq, verb, obj, data in self.db.execute(
                     "select seq, verb, object, data from usage_events where device_id = ? and seq > ? and seq <= ?"
                     " and (verb = 'shared' or object like 'transfer:%' or object like 'downlink:%')",
@@ -202,7 +253,10 @@ class Downlink:
                     queued += self._space_arrived(device, obj.split(":", 1)[1], data, open_box)
                 elif obj.startswith("downlink:"):
                     self._message_done(device, obj.split(":", 1)[1], data)
+                    applied = max(applied, _int(obj.split(":", 1)[1]))
             self.db.execute("insert or replace into downlink_scan values (?, ?)", [device.device_id, top])
+            if applied:  # the device journals each message it applied: a signed acknowledgement
+                self.acknowledge(device, applied)
         return queued
 
     def _message_done(self, device: Device, seq: str, data: str) -> None:
@@ -247,6 +301,13 @@ class Downlink:
                         [time.time(), seq, transfer_id])
         log.info("transfer %s: space of %s received from %s, queued for %s", transfer_id, number, device.school_code, to_school)
         return 1
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 def hub_box_opener(hub) -> Callable[[bytes], bytes]:

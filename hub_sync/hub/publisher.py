@@ -20,6 +20,7 @@ from hub_sync.core.atomic_file import fsync_dir
 from hub_sync.formats.envelope import canonical_json
 from hub_sync.formats.tuf_repo import RepoState, TufRepo, index_path, target_path
 from hub_sync.hub.channels import Channels
+from hub_sync.hub.rsync_daemon import PUBLISHED_DIR, link_published
 
 if TYPE_CHECKING:  # the Hub imports this module; a type-only import keeps the layers one-way
     from hub_sync.hub.hub import Hub
@@ -60,7 +61,11 @@ def school_index(channels: Channels, school_code: str, published: dict[str, dict
 
 def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
     """Publish every channel (new versions for ``changed``; None = those whose
-    content differs) and every school's index. Returns the new versions."""
+    content differs) and every school's index. Returns the new versions.
+
+    When no channel is named and nothing differs from the last moment (an enrollment,
+    a subscription the school already had), nothing is signed: devices would fetch
+    new metadata for nothing, and each new moment pushes an older one out of reach."""
     repo = repo_for(hub)
     chans = Channels(hub.db)
     current = {c.id: channel_targets(chans, c.id) for c in chans.all()}
@@ -76,7 +81,10 @@ def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
         sha = hub.store.put_bytes(data).sha256
         path = index_path(code)
         indexes[path] = TargetFile(length=len(data), hashes={"sha256": sha}, path=path)
+    if not changed and _same_moment(repo, published, indexes):
+        return repo.state()
     state = repo.publish(published, indexes, changed_channels=changed)
+    link_published_files(hub)
     log.info("published snapshot %d (channels: %s)", state.snapshot_version,
              ", ".join(f"{c} v{v}" for c, v in sorted(state.channel_versions.items())) or "-")
     return state
@@ -84,6 +92,21 @@ def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
 
 def _differs(old: dict[str, TargetFile], new: dict[str, TargetFile]) -> bool:
     return {p: t.to_dict() for p, t in old.items()} != {p: t.to_dict() for p, t in new.items()}
+
+
+def _same_moment(repo: TufRepo, channels: dict[str, dict[str, TargetFile]], indexes: dict[str, TargetFile]) -> bool:
+    """True when the last published moment already has these channels (unchanged) and indexes."""
+    if not repo.exists():
+        return False
+    return set(channels) == set(repo.state().channel_versions) and not _differs(repo.index_targets(), indexes)
+
+
+def link_published_files(hub: Hub) -> Path:
+    """Bring the rsync module's folder (``rsync_daemon.link_published``) up to date
+    with the targets of the kept TUF moments; returns the folder."""
+    repo = repo_for(hub)
+    with repo.locked():  # no publish (and no prune) while the folder follows the metadata
+        return link_published(hub.store, repo.published_hashes(), hub.data_dir / PUBLISHED_DIR)
 
 
 def add_files(hub: Hub, files: list[Path], mimes: dict[str, str] | None = None) -> list[dict]:

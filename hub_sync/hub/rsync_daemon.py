@@ -1,24 +1,82 @@
 """The rsync daemon ``hub serve`` runs beside its HTTP API: one read-only module,
-``content``, that is the hub's content store (files by sha256). The real
-``rsync --daemon`` binary runs as a child process and is stopped with the hub.
+``content``, holding the published files by sha256 (``ab/cdef...``, the store's
+layout). The real ``rsync --daemon`` binary runs as a child process and is stopped
+with the hub.
+
+The module is not the content store itself: the store also holds what nobody may
+fetch yet (teachers' uploads waiting for review, files of resources not published),
+and anyone who can reach the port can list a module. So the module's folder,
+``H/published/``, is a tree of hard links to the store files that the kept TUF
+moments list, brought up to date after every publish (``link_published``). Hard
+links rather than an rsync filter: the daemon serves a plain folder with nothing
+else in it, so no rule (and no rule's bug) decides what is reachable; a link costs
+no space and no copy; a file being fetched while a publish unlinks it stays
+readable until the transfer ends. A file that is not in the folder does not exist
+for a client: not in a listing, not by name.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterable
 
+from hub_sync.core.blobstore import BlobStore, is_sha256
 from hub_sync.core.errors import SyncError
 
+log = logging.getLogger(__name__)
+
 RSYNC_MODULE = "content"
+PUBLISHED_DIR = "published"  # in the hub's data folder: the module's folder
 DAEMON_START_TIMEOUT_S = 10.0
+
+
+def link_published(store: BlobStore, hashes: Iterable[str], folder: Path) -> Path:
+    """Make ``folder`` hold exactly the store files ``hashes`` names, as hard links
+    (``ab/cdef...``); returns ``folder``. The caller serialises calls (the TUF
+    repository's lock): two at once could each remove what the other just linked."""
+    wanted = {h for h in hashes if is_sha256(h)}
+    folder.mkdir(exist_ok=True)
+    present = set()
+    for sub in list(folder.iterdir()):
+        if sub.is_symlink() or not sub.is_dir():
+            sub.unlink()  # nothing but ab/ folders belongs here
+            continue
+        for path in list(sub.iterdir()):
+            sha = sub.name + path.name
+            if sha in wanted and _same_file(path, store.path_for(sha)):
+                present.add(sha)
+            elif path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:  # withdrawn, or replaced in the store: a client fetching it keeps its open file
+                path.unlink()
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    for sha in sorted(wanted - present):
+        dest = folder / sha[:2] / sha[2:]
+        dest.parent.mkdir(exist_ok=True)
+        try:
+            os.link(store.path_for(sha), dest)
+        except FileNotFoundError:
+            log.warning("published file %s is missing from the store; rsync cannot serve it", sha)
+    return folder
+
+
+def _same_file(link: Path, blob: Path) -> bool:
+    try:
+        return not link.is_symlink() and os.path.samestat(link.stat(), blob.stat())
+    except FileNotFoundError:
+        return False
 
 
 def daemon_config(content_dir: Path, host: str, log_file: Path) -> str:
     """The rsyncd.conf text: read-only, no chroot, the hub's own uid (so a root
-    daemon does not switch to 'nobody', who could not read the store)."""
+    daemon does not switch to 'nobody', who could not read the files), not in the
+    module list. ``content_dir`` is the published folder (``link_published``)."""
     return "\n".join([
         f"address = {host}",
         "use chroot = no",
@@ -30,10 +88,9 @@ def daemon_config(content_dir: Path, host: str, log_file: Path) -> str:
         "",
         f"[{RSYNC_MODULE}]",
         f"    path = {content_dir}",
-        "    comment = school-edge content (files by sha256)",
+        "    comment = school-edge published content (files by sha256)",
         "    read only = yes",
         "    list = no",
-        "    exclude = .incoming/",
         "",
     ])
 
@@ -47,7 +104,7 @@ def _die_with_parent() -> None:
 
 
 class RsyncDaemon:
-    """A running ``rsync --daemon --no-detach`` serving the content store."""
+    """A running ``rsync --daemon --no-detach`` serving ``content_dir`` (the published folder)."""
 
     def __init__(self, content_dir: Path, run_dir: Path, host: str, port: int) -> None:
         self.host, self.port = host, port

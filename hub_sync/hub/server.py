@@ -13,7 +13,7 @@ from typing import Callable
 from hub_sync.core.wsgi_server import check_port_free, serve
 from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.hub import Hub
-from hub_sync.hub.publisher import repo_for
+from hub_sync.hub.publisher import link_published_files, repo_for
 from hub_sync.hub.rsync_daemon import RSYNC_MODULE, RsyncDaemon
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ class HubServer:
 
         def ready() -> None:
             if self.rsync_port:
-                self.rsync = RsyncDaemon(self.hub.store.root, self.hub.data_dir / "run", self.host, self.rsync_port)
+                # the module serves published files only (see rsync_daemon); brought up to date here for
+                # a hub that published before it had the folder, and after every publish
+                self.rsync = RsyncDaemon(link_published_files(self.hub), self.hub.data_dir / "run", self.host, self.rsync_port)
             if on_ready:
                 on_ready()
 

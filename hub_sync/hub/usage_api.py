@@ -10,8 +10,9 @@
     POST /api/v1/hub/downlink  body: a ``downlink-poll`` DSSE envelope signed by the device
                              key, payload ``{"device": ID, "after": N}``; only a registered,
                              active device may ask (403 otherwise), so nobody else learns
-                             whether messages wait for a school.
-                             204 (empty) when no message waits for the device's school,
+                             whether messages wait for a school. ``after`` acknowledges
+                             the messages up to it (``Downlink.acknowledge``).
+                             204 (empty) when no message waits for the device,
                              200: a ``downlink`` DSSE envelope (``downlink.Downlink.answer``),
                              every payload sealed to the device's key.
 """
@@ -63,12 +64,14 @@ def usage():
     hub = current_app.extensions["hub"]
     after = _after("downlink_after")
     ack = UsageIngest(hub.db).ingest(request.get_data(cache=False))
-    device = Registry(hub.db).get(ack.device_id)
+    registry = Registry(hub.db)
+    device = registry.get(ack.device_id)
+    registry.touch(device)
     downlink = Downlink(hub.db)
     # every time, not only when this batch stored something: a hub killed between storing and
     # scanning catches up on the device's next request (one indexed lookup when nothing is new)
     downlink.scan(device, hub_box_opener(hub))
-    if after is not None:
+    if after is not None:  # not an acknowledgement: the query string is not signed (the journal's downlink events are)
         answer = downlink.answer(device, after)
         if answer is not None:
             ack = dataclasses.replace(ack, downlink=answer)
@@ -83,13 +86,17 @@ def downlink_poll():
         claimed = str(json.loads(peek_payload(envelope)).get("device", ""))
     except (ValueError, AttributeError) as exc:
         raise FormatError("消息请求格式无效", f"malformed downlink poll: {exc}") from exc
-    device = Registry(hub.db).active(claimed)
+    registry = Registry(hub.db)
+    device = registry.active(claimed)
     payload, _ = open_envelope(envelope, POLL_KIND, [device.public_key])
     try:
         after = max(0, int(json.loads(payload)["after"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise FormatError("消息请求格式无效", f"malformed downlink poll: {exc}") from exc
-    answer = Downlink(hub.db).answer(device, after)
+    registry.touch(device)
+    downlink = Downlink(hub.db)
+    downlink.acknowledge(device, after)  # signed: the device has applied everything up to ``after``
+    answer = downlink.answer(device, after)
     if answer is None:  # the idle case: nothing waits, nothing is sent
         return Response(status=204)
     return Response(seal(DOWNLINK_KIND, answer_bytes(answer), _signer()), status=200, content_type=DOWNLINK_CONTENT_TYPE)
