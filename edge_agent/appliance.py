@@ -20,11 +20,12 @@ import sqlite_utils
 from hub_sync.core.blobstore import BlobStore
 from hub_sync.core.errors import DataDirError
 from hub_sync.core.sqlite_db import open_db, transaction
+from hub_sync.core.trusted_clock import TrustedClock
 
 from firmware import __version__
 from edge_agent.library.catalogue import Catalogue
 from edge_agent.config import EdgeConfig
-from edge_agent.const import MIB
+from edge_agent.const import MIB, TRUSTED_CLOCK_FILE
 from edge_agent.sync.downlink import migrations as downlink_migrations
 from edge_agent.sync.downlink import status as downlink_status
 from edge_agent.library.integrity import IntegrityGuard
@@ -46,6 +47,8 @@ DB_FILE = "edge.db"
 POOL_CONNECTIONS = 8
 POOL_IDLE_CONNECTIONS = 2
 POOL_WAIT_S = 0.5
+# Where versions before the trusted clock kept the proven time (read once at open, then removed)
+LEGACY_TRUSTED_TIME = "trusted_time"
 
 # Migration sets applied at start-up, in order; feature modules append theirs.
 EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, usage_migrations, spaces_migrations, downlink_migrations]
@@ -64,6 +67,7 @@ class Appliance:
         self._lock = threading.Lock()
         self.store = BlobStore(self.data_dir / "content", reserve_bytes=config.free_space_reserve_mb * MIB)
         self.integrity = IntegrityGuard(self)
+        self.clock = TrustedClock(self.data_dir / TRUSTED_CLOCK_FILE)  # the one home of trusted time
 
     @classmethod
     def open(cls, config: EdgeConfig) -> "Appliance":
@@ -86,6 +90,7 @@ class Appliance:
         for extra in EXTRA_MIGRATIONS:
             extra.apply(app.db)
         app._ensure_identity()
+        app._adopt_identity_trusted_time()
         app.store.clean_incoming()
         return app
 
@@ -157,6 +162,19 @@ class Appliance:
                 self.set_identity(device_id="edge-" + secrets.token_hex(6))
             if self.identity("secret_key") is None:
                 self.set_identity(secret_key=secrets.token_hex(32))
+
+    def _adopt_identity_trusted_time(self) -> None:
+        """Move the proven time an older version kept as the ``trusted_time`` identity row
+        into the trusted clock, once: the clock keeps the later of the two, the row goes."""
+        legacy = self.identity(LEGACY_TRUSTED_TIME)
+        if legacy is None:
+            return
+        try:
+            self.clock.prove_timestamp(float(legacy))
+        except ValueError:
+            pass  # an unreadable row proves nothing
+        with transaction(self.db):
+            self.db.execute("delete from device_identity where key = ?", [LEGACY_TRUSTED_TIME])
 
     def identity(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("select value from device_identity where key = ?", [key]).fetchone()

@@ -9,6 +9,8 @@ MIB = 1024 * 1024
 DEVICE_KEY_FILE = "keys/device.pem"
 # The hub's online public key as provisioning pinned it (edge_agent.sync.hub_key reads it)
 HUB_ONLINE_KEY_FILE = "trust/hub_online_key.json"
+# The latest time a verified hub message proved (hub_sync.core.trusted_clock; Appliance.clock)
+TRUSTED_CLOCK_FILE = "sync/clock.json"
 
 # HTTP caching: content-addressed URLs never change, so clients may keep them a year.
 IMMUTABLE_MAX_AGE_S = 365 * 24 * 3600

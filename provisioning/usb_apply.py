@@ -35,11 +35,7 @@ SCRATCH_MAX_AGE_S = 3600
 
 def trusted_now(appliance) -> float:
     """max(system clock, latest time the hub proved): a board without RTC may say 1970."""
-    from edge_agent.sync.content_sync import sync_dir
-
-    proven = TrustedClock(sync_dir(appliance) / "clock.json").proven()
-    known = float(appliance.identity("trusted_time", "0") or 0)
-    return max(time.time(), known, proven.timestamp() if proven else 0)
+    return appliance.clock.now_timestamp()
 
 
 def _pinned(appliance) -> bytes | None:
@@ -74,10 +70,13 @@ def scratch_client(appliance, info: StickInfo) -> Iterator[SyncClient]:
     try:
         if (real / "tuf").is_dir():
             shutil.copytree(real / "tuf", scratch / "tuf")
-        if (real / "clock.json").is_file():
-            shutil.copy2(real / "clock.json", scratch / "clock.json")
+        # a scratch clock starting at the device's proven time: what the pack proves reaches
+        # the device's own clock only in ``commit_scratch``
+        clock = TrustedClock(scratch / "clock.json")
+        if (proven := appliance.clock.proven()) is not None:
+            clock.prove(proven)
         yield SyncClient(scratch, info.bundle.hub_url, info.bundle.rsync_url, info.school_code, info.bundle.tuf_root,
-                         appliance.store, bwlimit_kbps=appliance.config.sync_bwlimit_kbps)
+                         appliance.store, bwlimit_kbps=appliance.config.sync_bwlimit_kbps, clock=clock)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -89,9 +88,9 @@ def commit_scratch(appliance, client: SyncClient) -> None:
     real = sync_dir(appliance)
     for src in sorted(client.metadata_dir.glob("*.json")):
         atomic_write(real / "tuf" / src.name, src.read_bytes())
-    proven = client.clock.proven() if hasattr(client.clock, "proven") else None
+    proven = client.clock.proven()
     if proven is not None:
-        TrustedClock(real / "clock.json").prove(proven)
+        appliance.clock.prove(proven)
 
 
 def plan_stick(appliance, stick_path: Path, school: str | None = None) -> dict:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from edge_agent.appliance import Appliance
-from edge_agent.sync.usage_sync import build_next_batch, trusted_time, upload_pending
+from edge_agent.sync.usage_sync import build_next_batch, upload_pending
 from hub_sync.core.errors import DeviceError, LinkError, ReplayError, SignatureError
 from hub_sync.hub import Hub
 from hub_sync.hub.ingest import UsageIngest
@@ -52,7 +52,7 @@ def hub_events(hub, device_id):
 
 def journal_state(app):
     return (app.journal.acknowledged(), app.journal.pending_count(), app.journal.last_seq(),
-            app.db.execute("select * from usage_chain order by key").fetchall(), trusted_time(app))
+            app.db.execute("select * from usage_chain order by key").fetchall(), app.clock.proven())
 
 
 def test_events_are_uploaded_acknowledged_and_pruned(enrolled, hub, served_hub):
@@ -61,7 +61,7 @@ def test_events_are_uploaded_acknowledged_and_pruned(enrolled, hub, served_hub):
     assert (result.batches, result.events_sent, result.acked_seq, result.pruned, result.pending) == (1, 1000, 1000, 1000, 0)
     assert [r[0] for r in hub_events(hub, enrolled.device_id)] == list(range(1, 1001))
     assert enrolled.journal.pending(0) == []
-    assert abs(trusted_time(enrolled) - time.time()) < 60
+    assert abs(enrolled.clock.proven().timestamp() - time.time()) < 60  # the hub's signed time raised the clock
     enrolled.journal.append_many(classroom_acts(10, seed=2))
     again = upload_pending(enrolled, served_hub.url)
     assert (again.events_sent, again.acked_seq) == (10, 1010)
@@ -83,12 +83,13 @@ def test_upload_proceeds_in_batches_each_chained_to_the_last(enrolled, hub, serv
 
 
 def test_trusted_time_only_moves_forward(enrolled, hub):
-    from edge_agent.sync.usage_sync import UsageAck, apply_ack
+    from edge_agent.sync.usage_sync import apply_ack
+    from hub_sync.formats.usage_ack import UsageAck
 
-    enrolled.set_identity(trusted_time=repr(4_000_000_000.0))   # proved earlier, far ahead
+    enrolled.clock.prove_timestamp(4_000_000_000.0)   # proved earlier, far ahead
     enrolled.journal.append("stu-1", "viewed", "res-1")
-    apply_ack(enrolled, UsageAck(enrolled.device_id, 1, "h", "h", 1_760_000_000.0, None))
-    assert trusted_time(enrolled) == 4_000_000_000.0
+    apply_ack(enrolled, UsageAck(enrolled.device_id, 1, "h", "h", 1_760_000_000.0))
+    assert enrolled.clock.proven().timestamp() == 4_000_000_000.0
 
 
 def test_revoked_device_is_refused_and_nothing_is_pruned(enrolled, hub, served_hub, caplog):

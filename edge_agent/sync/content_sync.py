@@ -57,7 +57,8 @@ def client_for(appliance: Appliance) -> SyncClient:
                         "the appliance is not provisioned; run 'school-edge provision apply' first")
     return SyncClient(sync_dir(appliance), appliance.identity("hub_url") or "", appliance.identity("rsync_url") or "",
                       appliance.school_code, (sync_dir(appliance) / PINNED_ROOT).read_bytes(), appliance.store,
-                      bwlimit_kbps=appliance.config.sync_bwlimit_kbps, timeout_s=appliance.config.sync_timeout_s)
+                      bwlimit_kbps=appliance.config.sync_bwlimit_kbps, timeout_s=appliance.config.sync_timeout_s,
+                      clock=appliance.clock)
 
 
 ENROLL_TIMEOUT_S = 15.0
@@ -165,19 +166,6 @@ def collect_garbage(appliance: Appliance) -> int:
     return removed
 
 
-def _share_clock(appliance: Appliance, client: SyncClient) -> None:
-    """One proven time for the whole appliance: the sync client's clock file and the
-    ``trusted_time`` identity that usage acknowledgements raise."""
-    from datetime import datetime, timezone
-
-    known = float(appliance.identity("trusted_time", "0") or 0)
-    if known:
-        client.clock.prove(datetime.fromtimestamp(known, timezone.utc))
-    proven = client.clock.proven()
-    if proven is not None and proven.timestamp() > known:
-        appliance.set_identity(trusted_time=str(proven.timestamp()))
-
-
 def sync_content(appliance: Appliance, allow_download: bool = True,
                  progress: Callable[[str], None] | None = None) -> SyncResult:
     """One sync: verify, fetch what is missing (if allowed), switch, clean up."""
@@ -187,9 +175,7 @@ def sync_content(appliance: Appliance, allow_download: bool = True,
         try:
             if appliance.identity("enrolled") != "yes":
                 enroll_now(appliance)
-            _share_clock(appliance, client)
             plan = client.plan()
-            _share_clock(appliance, client)
             resources = to_resources(plan)
             missing = client.missing(plan)
             missing_bytes = sum(plan.targets[s].length for s in missing)

@@ -4,8 +4,8 @@
 Per batch: read events after the acknowledged sequence, encode them
 (``hub_sync.formats.usage_batch``) chained to the hash the hub last acknowledged, sign them
 with the device key (DSSE), POST them, verify the hub's signed acknowledgement, and
-only then, in one transaction, prune what it covers, remember the chain hash and
-raise ``trusted_time``. The acknowledgement also carries the hub's messages for this
+only then, in one transaction, prune what it covers and remember the chain hash,
+then raise the appliance's trusted clock to the hub's signed time. The acknowledgement also carries the hub's messages for this
 school after the last one applied here (``edge_agent.sync.downlink``), applied in order;
 when no batch was due, one small poll asks for them instead (the hub answers 204,
 an empty body, when nothing waits). Any failure (link cut, timeout, garbage, a bad signature)
@@ -208,7 +208,7 @@ def verify_ack(body: bytes, hub_key, device_id: str, batch: SignedBatch) -> Usag
 
 
 def apply_ack(appliance: Appliance, ack: UsageAck) -> int:
-    """Record a verified acknowledgement: prune, keep the chain, raise trusted_time. Returns rows pruned."""
+    """Record a verified acknowledgement: prune, keep the chain, raise the trusted clock. Returns rows pruned."""
     db = appliance.db
     with transaction(db):
         pruned = 0
@@ -218,14 +218,8 @@ def apply_ack(appliance: Appliance, ack: UsageAck) -> int:
         elif ack.acked_seq == appliance.journal.acknowledged():
             _set_chain(db, chain_seq=ack.acked_seq, chain_hash=ack.chain_hash)
         _set_chain(db, last_sent_hash=ack.batch_hash)
-        if ack.hub_time > trusted_time(appliance):
-            appliance.set_identity(trusted_time=repr(ack.hub_time))
+    appliance.clock.prove_timestamp(ack.hub_time)  # signed by the hub: a time this device may trust
     return pruned
-
-
-def trusted_time(appliance: Appliance) -> float:
-    """The latest time a signed hub message proved (0 when none yet); never trust a clock below it."""
-    return float(appliance.identity("trusted_time", "0") or 0)
 
 
 def _send(client: httpx.Client, hub_url: str, batch: SignedBatch, appliance: Appliance, hub_key, result: UploadResult) -> UsageAck:

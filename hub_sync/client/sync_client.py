@@ -96,7 +96,8 @@ class SyncClient:
     fetcher_factory = HttpxFetcher
 
     def __init__(self, state_dir: str | Path, hub_url: str, rsync_url: str, school_code: str, pinned_root: bytes,
-                 store: BlobStore, bwlimit_kbps: int = 0, timeout_s: int | None = None) -> None:
+                 store: BlobStore, bwlimit_kbps: int = 0, timeout_s: int | None = None,
+                 clock: TrustedClock | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.hub_url = hub_url.rstrip("/")
         self.rsync_url = rsync_url
@@ -107,7 +108,8 @@ class SyncClient:
         self.timeout_s = timeout_s
         self.metadata_dir = self.state_dir / "tuf"
         self.staging = self.state_dir / "staging"
-        self.clock = TrustedClock(self.state_dir / "clock.json")
+        # the appliance passes its one trusted clock; a bare client keeps its own next to its state
+        self.clock = clock or TrustedClock(self.state_dir / "clock.json")
 
     # -- metadata -----------------------------------------------------------------
     def plan(self) -> Plan:
