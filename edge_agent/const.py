@@ -26,10 +26,17 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 GRACEFUL_SHUTDOWN_S = 5
 SERVER_START_TIMEOUT_S = 15.0
 ZEROCONF_BROWSE_S = 2.0
+# How often the announcer re-reads the interfaces' addresses (a DHCP renewal may change them)
+ANNOUNCE_ADDRESS_POLL_S = 3.0
 
 # Search results
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Search input: a teacher types a few words; anything longer is refused with a 400
+# (each term is a clause of the query, so hundreds of terms would be a huge statement)
+SEARCH_MAX_CHARS = 200
+SEARCH_MAX_TERMS = 12
+SEARCH_FILTER_MAX_CHARS = 100
 
 # Catalogue answers kept in memory per worker (each a page of JSON, ~30 KiB)
 RESPONSE_CACHE_ENTRIES = 128
