@@ -5,7 +5,7 @@ import re
 import httpx
 import pytest
 
-from browser_fixtures import LAPTOP, SCREEN, TABLET, pages, site  # noqa: F401
+from fixtures.browser import LAPTOP, SCREEN, TABLET
 
 pytestmark = pytest.mark.browser
 
@@ -121,7 +121,7 @@ A11Y_CHECK = """() => {
 
 
 def test_key_pages_are_labelled_and_have_big_enough_targets(pages, site):
-    from browser_fixtures import staff_login, student_login
+    from fixtures.browser import staff_login, student_login
 
     page = pages.open(TABLET)
     school = site.school

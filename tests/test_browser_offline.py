@@ -3,7 +3,7 @@ from the service worker, the answer waits on the tablet and is recorded exactly 
 
 import pytest
 
-from browser_fixtures import TABLET, open_db, pages, png_photo, site, student_login  # noqa: F401
+from fixtures.browser import TABLET, open_db, png_photo, student_login
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from browser_fixtures import (TABLET, open_db, pages, png_photo, site,  # noqa: F401
-                              student_login)
+from fixtures.browser import TABLET, open_db, png_photo, student_login
 
 pytestmark = pytest.mark.browser
 

@@ -5,8 +5,7 @@ import re
 
 import pytest
 
-from browser_fixtures import (LAPTOP, TABLET, open_db, pages, png_photo, site,  # noqa: F401
-                              staff_login, student_login)
+from fixtures.browser import LAPTOP, TABLET, open_db, png_photo, staff_login, student_login
 
 pytestmark = pytest.mark.browser
 

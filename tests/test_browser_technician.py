@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from browser_fixtures import LAPTOP, ROSTER, PASSWORD, Site, pages, staff_login  # noqa: F401
-from sync_fixtures import SyncEnv
+from fixtures.browser import LAPTOP, ROSTER, Site, staff_login
+from fixtures.common import PASSWORD
+from fixtures.sync import SyncEnv
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +30,7 @@ def device(tmp_path):
         set_staff_password(env.app.db, find_by_number(env.app.db, number).id, PASSWORD, must_change=False)
     env.app.close()
     site = Site(env.config.data_dir)
-    from browser_fixtures import School
+    from fixtures.browser import School
 
     site.school = School()
     site.start()
@@ -106,7 +107,7 @@ def test_device_page_is_for_technicians_and_administrators_only(pages, device):
 @pytest.fixture
 def stick_device(tmp_path):
     """An appliance not yet provisioned, with a provisioning stick mounted where sticks appear."""
-    from usb_fixtures import UsbWorld
+    from fixtures.usb import UsbWorld
 
     world = UsbWorld(tmp_path)
     root = tmp_path / "media"
@@ -131,7 +132,8 @@ def stick_device(tmp_path):
 
 
 def test_technician_sets_up_a_new_device_from_a_usb_stick_on_its_own_screen(pages, stick_device):
-    from usb_fixtures import PASSPHRASE, SCHOOL
+    from fixtures.common import SCHOOL
+    from fixtures.usb import PASSPHRASE
 
     site, world = stick_device
     page = pages.open(LAPTOP)

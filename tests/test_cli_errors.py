@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, tmpfs
+from fixtures.common import REPO
+from fixtures.servers import free_port, tmpfs
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig

@@ -11,9 +11,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sync_fixtures import SyncEnv
-
-from conftest import REPO
+from fixtures.common import REPO
+from fixtures.sync import SyncEnv
 from hub_sync.formats import tuf_repo
 from hub_sync.core.trusted_clock import TrustedClock
 
@@ -39,13 +38,11 @@ def _sync_at(env: SyncEnv, fake: str) -> subprocess.CompletedProcess:
                           timeout=120, env={**os.environ})
 
 
-@pytest.fixture
-def env(tmp_path):
-    e = SyncEnv(tmp_path)
-    e.add("yuwen-1", "r1", {"index.html": b"<h1>a o e</h1>"})
-    e.publish()
-    yield e
-    e.close()
+@pytest.fixture(autouse=True)
+def one_lesson_published(env):
+    """Every test here starts with one lesson published at the hub (``env``: fixtures/sync.py)."""
+    env.add("yuwen-1", "r1", {"index.html": b"<h1>a o e</h1>"})
+    env.publish()
 
 
 @needs_faketime

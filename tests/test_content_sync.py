@@ -12,22 +12,14 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-from sync_fixtures import SCHOOL, SyncEnv, sha
-
-from conftest import free_port
+from fixtures.common import SCHOOL, sha
+from fixtures.servers import free_port
 from edge_agent.cli import main
 from hub_sync.client import tuf_fetcher
 from hub_sync.formats import tuf_repo
 from hub_sync.core.errors import CorruptBlobError, FormatError, LinkError, ReplayError, SignatureError, SyncError
 from hub_sync.hub.channels import Channels
 from hub_sync.core.keys import generate_key
-
-
-@pytest.fixture
-def env(tmp_path):
-    e = SyncEnv(tmp_path)
-    yield e
-    e.close()
 
 
 @pytest.fixture
@@ -250,6 +242,7 @@ class _Garbage(threading.Thread):
                 conn.close()
 
     def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not on Linux
         self.sock.close()
         for c in self.conns:
             c.close()
@@ -284,10 +277,10 @@ def test_after_a_key_rotation_acknowledgements_verify_with_the_new_key_and_old_b
     from edge_agent.sync.hub_key import load_hub_key
     from edge_agent.sync.usage_sync import upload_pending
     from hub_sync.hub.downlink import hub_box_opener
-    from hub_sync.formats.person_box import seal_to_key
+    from hub_sync.formats.sealed_box import seal_to
 
     synced.sync()
-    sealed_before = seal_to_key(load_hub_key(synced.app.data_dir), "a space sealed before".encode())
+    sealed_before = seal_to(load_hub_key(synced.app.data_dir), "a space sealed before".encode())
     synced.app.journal.append("student:1", "viewed", "resource:r1", {})
     result = CliRunner().invoke(main, ["hub", "rotate-key", "--data", str(synced.hub.data_dir)])
     assert result.exit_code == 0 and "New online key" in result.output

@@ -4,20 +4,14 @@ import os
 import signal
 
 import httpx
-from conftest import ServerProcess, free_port, wait_http
+from fixtures.servers import ServerProcess, free_port
 
 # the demo makes its sample library (and, with ffmpeg, a video) before it serves
 DEMO_START_S = 90
 
 
 def start_demo(args, port, env=None) -> ServerProcess:
-    demo = ServerProcess(args, port, env=env)
-    try:
-        wait_http(demo.base + "/api/v1/status", timeout_s=DEMO_START_S, proc=demo.proc)
-    except BaseException:
-        demo.stop()
-        raise
-    return demo
+    return ServerProcess(args, port, env=env).wait(timeout_s=DEMO_START_S)
 
 
 def test_demo_serves_the_sample_library_and_stops_cleanly_on_sigterm(tmp_path):

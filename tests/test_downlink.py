@@ -12,15 +12,11 @@ import subprocess
 import sys
 
 import pytest
-from downlink_fixtures import SCHOOL_A, SCHOOL_B, notices, poll, county  # noqa: F401  (county: a fixture)
-from spaces_fixtures import (
-    SCHOOL_ROSTER,
-    build_world,
-    fast_kdf,
-    roster_csv,
-    student_number,
-)
-from usage_fixtures import REPO, HubInFront, enroll
+from fixtures.common import OTHER_SCHOOL, REPO, SCHOOL
+from fixtures.county import notices, poll
+from fixtures.servers import HubInFront
+from fixtures.spaces import SCHOOL_ROSTER, build_world, roster_csv, student_number
+from fixtures.usage import enroll
 
 from edge_agent.sync import downlink
 from edge_agent.spaces.people import find_by_number, get_person
@@ -38,9 +34,7 @@ NEW_STUDENT = {"kind": "person", "row": {"name": "钱小新", "number": student_
                                          "classes": ["一年级(1)班"], "role": "学生"}}
 
 
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    fast_kdf(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fast_kdf")  # argon2id with tiny costs in every test here
 
 
 def edge_state(app) -> tuple:
@@ -49,8 +43,8 @@ def edge_state(app) -> tuple:
 
 
 def test_notice_posted_at_the_hub_arrives_after_one_sync_and_only_once(county):
-    a, b = county.school(SCHOOL_A, "a"), county.school(SCHOOL_B, "b")
-    r = county.cli("notice", "--school", SCHOOL_A, "--subject", "停电通知", "--body", "周五下午停电，请提前同步")
+    a, b = county.school(SCHOOL, "a"), county.school(OTHER_SCHOOL, "b")
+    r = county.cli("notice", "--school", SCHOOL, "--subject", "停电通知", "--body", "周五下午停电，请提前同步")
     assert r.exit_code == 0 and "#1" in r.output
     county.cli("notice", "--all", "--body", "全县：期末考试安排已发布")
     first = upload_pending(a, county.url)          # nothing pending in the journal: one poll fetches them
@@ -67,17 +61,17 @@ def test_notice_posted_at_the_hub_arrives_after_one_sync_and_only_once(county):
 
 
 def test_messages_ride_on_the_usage_acknowledgement_when_usage_is_due(county):
-    a = county.school(SCHOOL_A, "a")
+    a = county.school(SCHOOL, "a")
     a.journal.append("person:1", "viewed", "resource:r1", {})
-    county.cli("notice", "--school", SCHOOL_A, "--body", "通知一")
+    county.cli("notice", "--school", SCHOOL, "--body", "通知一")
     result = upload_pending(a, county.url)
     assert result.downlink.applied == 1 and notices(a) == [("", "通知一")]
     assert result.batches == 2                      # the usage batch (its ack brought the notice) and the notice's journal line
 
 
 def test_notice_with_neither_school_nor_all_is_refused_and_nothing_is_queued(county):
-    county.school(SCHOOL_A, "a")
-    for args, says in (((), "give --school CODE or --all"), (("--school", SCHOOL_A, "--all"), "give --school CODE or --all"),
+    county.school(SCHOOL, "a")
+    for args, says in (((), "give --school CODE or --all"), (("--school", SCHOOL, "--all"), "give --school CODE or --all"),
                        (("--school", "9999999999"), "no enrolled device for school 9999999999")):
         r = county.cli("notice", *args, "--body", "x")
         assert r.exit_code == 1 and says in r.output
@@ -86,9 +80,9 @@ def test_notice_with_neither_school_nor_all_is_refused_and_nothing_is_queued(cou
 
 
 def test_roster_change_from_the_hub_applies_at_the_school(county):
-    a = county.school(SCHOOL_A, "a")
+    a = county.school(SCHOOL, "a")
     import_roster(a.db, roster_csv(SCHOOL_ROSTER))
-    r = county.cli("roster-change", "--school", SCHOOL_A, "--file", county.write_json("c.json", [
+    r = county.cli("roster-change", "--school", SCHOOL, "--file", county.write_json("c.json", [
         NEW_STUDENT, {"kind": "graduate", "number": student_number(3)}]))
     assert r.exit_code == 0, r.output
     upload_pending(a, county.url)
@@ -108,27 +102,27 @@ def test_roster_change_from_the_hub_applies_at_the_school(county):
     ("not json", "读取"),
 ])
 def test_invalid_roster_change_is_refused_at_the_hub_with_nothing_queued(county, change, says):
-    county.school(SCHOOL_A, "a")
-    county.cli("notice", "--school", SCHOOL_A, "--body", "先发的通知")
+    county.school(SCHOOL, "a")
+    county.cli("notice", "--school", SCHOOL, "--body", "先发的通知")
     if change == "not json":
         path = county.tmp / "bad.json"
         path.write_text("{not json", "utf-8")
         path = str(path)
     else:
         path = county.write_json("bad.json", [NEW_STUDENT, change])   # one good and one bad: neither is queued
-    r = county.cli("roster-change", "--school", SCHOOL_A, "--file", path)
+    r = county.cli("roster-change", "--school", SCHOOL, "--file", path)
     assert r.exit_code == 1
     assert says in r.output and "未发送" in r.output and "nothing queued" in r.output
-    assert county.queued() == [(SCHOOL_A, 1, "notice")]
+    assert county.queued() == [(SCHOOL, 1, "notice")]
 
 
 def test_message_that_cannot_apply_is_recorded_failed_and_does_not_block_the_next(county):
-    a = county.school(SCHOOL_A, "a")
+    a = county.school(SCHOOL, "a")
     import_roster(a.db, roster_csv(SCHOOL_ROSTER))
-    county.cli("roster-change", "--school", SCHOOL_A, "--file", county.write_json("c.json", [
+    county.cli("roster-change", "--school", SCHOOL, "--file", county.write_json("c.json", [
         {"kind": "class", "name": "九年级(9)班", "new_name": "九年级(8)班"},
         {"kind": "person", "row": {"name": "冯老师", "number": "t099", "gender": "男", "classes": ["不存在的班"], "role": "教师"}}]))
-    county.cli("notice", "--school", SCHOOL_A, "--body", "之后的通知")
+    county.cli("notice", "--school", SCHOOL, "--body", "之后的通知")
     result = upload_pending(a, county.url)
     assert (result.downlink.applied, result.downlink.failed) == (1, 2)
     log = {e["seq"]: e for e in downlink.log_entries(a.db)}
@@ -143,16 +137,16 @@ def test_message_that_cannot_apply_is_recorded_failed_and_does_not_block_the_nex
 
 def test_teacher_offered_upload_shows_county_received_after_sync(county, client, appliance):
     world = build_world(appliance, client)
-    enroll(appliance, county.hub, school_code=SCHOOL_A)
+    enroll(appliance, county.hub, school_code=SCHOOL)
     rid = world.ids["upload"]
     offer_to_county(appliance.db, get_person(appliance.db, world.ids["teacher"]), rid)
     assert own_resource(appliance.db, rid)["share_status"] == "offered"
     upload_pending(appliance, county.url)
     shown = own_resource(appliance.db, rid)
     assert shown["share_status"] == "pending" and "received by the county" in shown["status_note"]
-    assert county.queued() == [(SCHOOL_A, 1, "share_status")]
+    assert county.queued() == [(SCHOOL, 1, "share_status")]
     upload_pending(appliance, county.url)
-    assert county.queued() == [(SCHOOL_A, 1, "share_status")]   # the same offer is answered once
+    assert county.queued() == [(SCHOOL, 1, "share_status")]   # the same offer is answered once
 
 
 class TamperingRelay(HubInFront):
@@ -176,10 +170,10 @@ class TamperingRelay(HubInFront):
 
 @pytest.mark.parametrize("usage_due", [False, True], ids=["poll", "acknowledgement"])
 def test_tampered_messages_are_refused_and_nothing_is_applied(county, usage_due, caplog):
-    a = county.school(SCHOOL_A, "a")
+    a = county.school(SCHOOL, "a")
     if usage_due:
         a.journal.append("person:1", "viewed", "resource:r1", {})
-    county.cli("notice", "--school", SCHOOL_A, "--body", "真的通知")
+    county.cli("notice", "--school", SCHOOL, "--body", "真的通知")
     relay = TamperingRelay(county.hub)
     before = edge_state(a)
     try:
@@ -193,24 +187,24 @@ def test_tampered_messages_are_refused_and_nothing_is_applied(county, usage_due,
 
 
 def test_replayed_or_misaddressed_messages_change_nothing(county):
-    a, b = county.school(SCHOOL_A, "a"), county.school(SCHOOL_B, "b")
-    county.cli("notice", "--school", SCHOOL_A, "--body", "一次")
+    a, b = county.school(SCHOOL, "a"), county.school(OTHER_SCHOOL, "b")
+    county.cli("notice", "--school", SCHOOL, "--body", "一次")
     real = create_hub_app(county.hub).test_client()
     envelope = poll(real, a).data
     upload_pending(a, county.url)
     before = edge_state(a)
-    answer = downlink.open_answer(envelope, load_hub_key(a.data_dir), a.device_id, SCHOOL_A)
+    answer = downlink.open_answer(envelope, load_hub_key(a.data_dir), a.device_id, SCHOOL)
     replayed = downlink.apply_answer(a, answer)                  # the old, genuine answer once more
     assert (replayed.applied, replayed.skipped) == (0, 1)
     assert edge_state(a) == before
     with pytest.raises(ReplayError, match="another device"):
-        downlink.open_answer(envelope, load_hub_key(b.data_dir), b.device_id, SCHOOL_B)
+        downlink.open_answer(envelope, load_hub_key(b.data_dir), b.device_id, OTHER_SCHOOL)
     assert notices(b) == []
 
 
 def test_personal_data_travels_sealed_to_the_device(county):
-    a = county.school(SCHOOL_A, "a")
-    county.cli("roster-change", "--school", SCHOOL_A, "--file", county.write_json("c.json", NEW_STUDENT))
+    a = county.school(SCHOOL, "a")
+    county.cli("roster-change", "--school", SCHOOL, "--file", county.write_json("c.json", NEW_STUDENT))
     real = create_hub_app(county.hub).test_client()
     envelope = poll(real, a).data
     payload = base64.b64decode(json.loads(envelope)["payload"])
@@ -219,7 +213,7 @@ def test_personal_data_travels_sealed_to_the_device(county):
 
 
 def test_idle_poll_costs_one_small_request_and_an_empty_answer(county):
-    a = county.school(SCHOOL_A, "a")
+    a = county.school(SCHOOL, "a")
     result = upload_pending(a, county.url)
     assert (result.batches, result.bytes_received, result.downlink.applied) == (0, 0, 0)
     real = create_hub_app(county.hub).test_client()
@@ -233,8 +227,8 @@ def test_only_the_registered_device_may_ask_for_its_schools_messages(county, tmp
     from edge_agent.sync.usage_sync import DOWNLINK_PATH, POLL_CONTENT_TYPE
     from hub_sync.core.keys import generate_key
 
-    a = county.school(SCHOOL_A, "a")
-    county.cli("notice", "--school", SCHOOL_A, "--body", "只给本校")
+    a = county.school(SCHOOL, "a")
+    county.cli("notice", "--school", SCHOOL, "--body", "只给本校")
     real = create_hub_app(county.hub).test_client()
     assert real.get(f"{DOWNLINK_PATH}?device={a.device_id}&after=0").status_code == 405  # no unsigned asking
     stranger = generate_key(tmp_path / "stranger.pem")
@@ -243,7 +237,7 @@ def test_only_the_registered_device_may_ask_for_its_schools_messages(county, tmp
         assert r.status_code == 403 and "只给本校".encode() not in r.data
     r = real.post(DOWNLINK_PATH, data=b"not an envelope", content_type=POLL_CONTENT_TYPE)
     assert r.status_code == 400 and r.json["error"]["message"]
-    assert Downlink(county.hub.db).waiting(SCHOOL_A, 0) == 1  # still waiting for the real device
+    assert Downlink(county.hub.db).waiting(SCHOOL, 0) == 1  # still waiting for the real device
     assert poll(real, a).status_code == 200
 
 
@@ -265,12 +259,12 @@ downlink.apply_answer(app, json.loads(open(sys.argv[2], encoding="utf-8").read()
 
 
 def test_kill_9_while_applying_repeats_nothing_and_loses_nothing(county):
-    a = county.school(SCHOOL_A, "a")
+    a = county.school(SCHOOL, "a")
     for n in (1, 2, 3):
-        county.cli("notice", "--school", SCHOOL_A, "--body", f"通知{n}")
+        county.cli("notice", "--school", SCHOOL, "--body", f"通知{n}")
     real = create_hub_app(county.hub).test_client()
     envelope = poll(real, a).data
-    answer = downlink.open_answer(envelope, load_hub_key(a.data_dir), a.device_id, SCHOOL_A)
+    answer = downlink.open_answer(envelope, load_hub_key(a.data_dir), a.device_id, SCHOOL)
     path = county.tmp / "answer.json"
     path.write_text(json.dumps(answer, ensure_ascii=False), "utf-8")
     proc = subprocess.run([sys.executable, "-c", KILL_MID_APPLY, str(a.data_dir), str(path)], cwd=REPO, timeout=60, check=False)
@@ -301,11 +295,11 @@ def test_hub_checks_a_roster_line_as_the_school_does(row):
 
 
 def test_message_of_a_kind_this_appliance_does_not_know_is_recorded_failed(county):
-    a = county.school(SCHOOL_A, "a")
+    a = county.school(SCHOOL, "a")
     down = Downlink(county.hub.db)
     with transaction(county.hub.db):             # a kind from a newer hub
-        county.hub.db.execute("insert into downlink_messages values (?, 1, 'firmware', '{}', 0)", [SCHOOL_A])
-    down.notice([SCHOOL_A], "", "之后的通知")
+        county.hub.db.execute("insert into downlink_messages values (?, 1, 'firmware', '{}', 0)", [SCHOOL])
+    down.notice([SCHOOL], "", "之后的通知")
     result = upload_pending(a, county.url)
     assert (result.downlink.failed, result.downlink.applied) == (1, 1)
     assert "unknown hub message kind firmware" in result.downlink.failures[0]["reason"]

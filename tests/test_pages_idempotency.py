@@ -2,7 +2,7 @@
 
 import pytest
 
-from browser_fixtures import prepare_school
+from fixtures.browser import prepare_school
 from edge_agent.demo.run import load_sample_library
 from edge_agent.app import create_app
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from securesystemslib.dsse import Envelope
 
-from edge_agent.appliance import Appliance
 from edge_agent.cli import main
 from edge_agent.config import EdgeConfig
+from fixtures.common import SCHOOL
 from hub_sync.formats.enrollment import make_subscription, read_enrollment
 from hub_sync.formats.envelope import canonical_json, seal
 from hub_sync.core.errors import DeviceError, SignatureError
@@ -26,62 +26,45 @@ from provisioning.apply import apply_bundle
 from provisioning.bundle import BUNDLE_FILE, BUNDLE_KIND, make_bundle
 from provisioning.errors import BundleError, ProvisionError
 
-SCHOOL = "4112345678"
-
-
-@pytest.fixture
-def hub(tmp_path):
-    h = Hub.init(tmp_path / "hub", reserve_mb=1)
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def edge(tmp_path):
-    app = Appliance.open(EdgeConfig.load(tmp_path / "edge", {"free_space_reserve_mb": 1, "advertise": False}))
-    yield app
-    app.close()
-
-
 def _bundle(hub, tmp_path):
     make_bundle(hub, SCHOOL, "红星小学", "http://127.0.0.1:9", "rsync://127.0.0.1:10/content", tmp_path / "bundle")
     return tmp_path / "bundle"
 
 
-def test_apply_makes_a_private_device_key_and_a_signed_enrollment_request(hub, edge, tmp_path):
+def test_apply_makes_a_private_device_key_and_a_signed_enrollment_request(hub, appliance, tmp_path):
     bundle_dir = _bundle(hub, tmp_path)
-    bundle, request_copy = apply_bundle(edge, bundle_dir)
-    key_file = edge.data_dir / "keys" / "device.pem"
+    bundle, request_copy = apply_bundle(appliance, bundle_dir)
+    key_file = appliance.data_dir / "keys" / "device.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    request = read_enrollment((edge.data_dir / "enrollment-request.json").read_bytes())
-    assert request["device_id"] == edge.device_id and request["school_code"] == SCHOOL
+    request = read_enrollment((appliance.data_dir / "enrollment-request.json").read_bytes())
+    assert request["device_id"] == appliance.device_id and request["school_code"] == SCHOOL
     assert request["public_key"] == public_key_dict(load_signer(key_file))
-    assert request_copy.read_bytes() == (edge.data_dir / "enrollment-request.json").read_bytes()
+    assert request_copy.read_bytes() == (appliance.data_dir / "enrollment-request.json").read_bytes()
     assert b"PRIVATE" not in request_copy.read_bytes()
-    assert (edge.data_dir / "sync" / "pinned-root.json").read_bytes() == repo_for(hub).root_bytes()
-    assert edge.school_code == SCHOOL and edge.identity("hub_url") == "http://127.0.0.1:9"
-    assert json.loads((edge.data_dir / "trust" / "hub_online_key.json").read_text())["keyid"] == hub.online_signer.public_key.keyid
-    assert EdgeConfig.load(edge.data_dir).hub_url == "http://127.0.0.1:9"
+    assert (appliance.data_dir / "sync" / "pinned-root.json").read_bytes() == repo_for(hub).root_bytes()
+    assert appliance.school_code == SCHOOL and appliance.identity("hub_url") == "http://127.0.0.1:9"
+    assert json.loads((appliance.data_dir / "trust" / "hub_online_key.json").read_text())["keyid"] == hub.online_signer.public_key.keyid
+    assert EdgeConfig.load(appliance.data_dir).hub_url == "http://127.0.0.1:9"
 
 
-def test_hub_registers_the_device_from_the_request_file(hub, edge, tmp_path):
-    apply_bundle(edge, _bundle(hub, tmp_path))
+def test_hub_registers_the_device_from_the_request_file(hub, appliance, tmp_path):
+    apply_bundle(appliance, _bundle(hub, tmp_path))
     hub.close()
-    result = CliRunner().invoke(main, ["hub", "enroll", "--data", str(hub.data_dir), str(edge.data_dir / "enrollment-request.json")])
+    result = CliRunner().invoke(main, ["hub", "enroll", "--data", str(hub.data_dir), str(appliance.data_dir / "enrollment-request.json")])
     assert result.exit_code == 0, result.output
     reopened = Hub.open(hub.data_dir)
     try:
-        device = Registry(reopened.db).active(edge.device_id)
+        device = Registry(reopened.db).active(appliance.device_id)
         assert device.school_code == SCHOOL
-        assert device.public_key.keyid == load_signer(edge.data_dir / "keys" / "device.pem").public_key.keyid
+        assert device.public_key.keyid == load_signer(appliance.data_dir / "keys" / "device.pem").public_key.keyid
         # the same request again changes nothing
-        enroll(reopened, (edge.data_dir / "enrollment-request.json").read_bytes())
+        enroll(reopened, (appliance.data_dir / "enrollment-request.json").read_bytes())
         assert Registry(reopened.db).count() == 1
     finally:
         reopened.close()
 
 
-def test_tampered_bundle_is_refused_and_nothing_is_written(hub, edge, tmp_path):
+def test_tampered_bundle_is_refused_and_nothing_is_written(hub, appliance, tmp_path):
     bundle_dir = _bundle(hub, tmp_path)
     env = json.loads((bundle_dir / BUNDLE_FILE).read_bytes())
     payload = json.loads(base64.b64decode(env["payload"]))
@@ -89,36 +72,36 @@ def test_tampered_bundle_is_refused_and_nothing_is_written(hub, edge, tmp_path):
     env["payload"] = base64.b64encode(canonical_json(payload)).decode()
     (bundle_dir / BUNDLE_FILE).write_text(json.dumps(env))
     with pytest.raises(BundleError, match="signature"):
-        apply_bundle(edge, bundle_dir)
-    assert not (edge.data_dir / "keys").exists() and not (edge.data_dir / "sync").exists()
-    assert edge.school_code == "" and edge.identity("hub_url") is None
+        apply_bundle(appliance, bundle_dir)
+    assert not (appliance.data_dir / "keys").exists() and not (appliance.data_dir / "sync").exists()
+    assert appliance.school_code == "" and appliance.identity("hub_url") is None
 
 
-def test_bundle_signed_by_another_root_than_it_pins_is_refused(hub, edge, tmp_path):
+def test_bundle_signed_by_another_root_than_it_pins_is_refused(hub, appliance, tmp_path):
     bundle_dir = _bundle(hub, tmp_path)
     payload = json.loads(Envelope.from_dict(json.loads((bundle_dir / BUNDLE_FILE).read_bytes())).payload)
     impostor = generate_key(tmp_path / "impostor.pem")
     payload["root_key"] = public_key_dict(impostor)  # self-consistent signature, but not the pinned root's key
     (bundle_dir / BUNDLE_FILE).write_bytes(seal(BUNDLE_KIND, canonical_json(payload), impostor))
     with pytest.raises(BundleError, match="root key"):
-        apply_bundle(edge, bundle_dir)
-    assert not (edge.data_dir / "sync").exists()
+        apply_bundle(appliance, bundle_dir)
+    assert not (appliance.data_dir / "sync").exists()
 
 
-def test_enrollment_without_a_token_of_this_hub_is_refused(hub, edge, tmp_path):
-    apply_bundle(edge, _bundle(hub, tmp_path))
+def test_enrollment_without_a_token_of_this_hub_is_refused(hub, appliance, tmp_path):
+    apply_bundle(appliance, _bundle(hub, tmp_path))
     other = Hub.init(tmp_path / "other-hub", reserve_mb=1)
     try:
         with pytest.raises(DeviceError, match="provisioning bundle"):
-            enroll(other, (edge.data_dir / "enrollment-request.json").read_bytes())
+            enroll(other, (appliance.data_dir / "enrollment-request.json").read_bytes())
         assert Registry(other.db).count() == 0
     finally:
         other.close()
 
 
-def test_enrollment_request_with_a_bad_signature_is_refused(hub, edge, tmp_path):
-    apply_bundle(edge, _bundle(hub, tmp_path))
-    env = json.loads((edge.data_dir / "enrollment-request.json").read_bytes())
+def test_enrollment_request_with_a_bad_signature_is_refused(hub, appliance, tmp_path):
+    apply_bundle(appliance, _bundle(hub, tmp_path))
+    env = json.loads((appliance.data_dir / "enrollment-request.json").read_bytes())
     payload = json.loads(base64.b64decode(env["payload"]))
     payload["school_code"] = "4119999999"
     env["payload"] = base64.b64encode(canonical_json(payload)).decode()
@@ -127,12 +110,12 @@ def test_enrollment_request_with_a_bad_signature_is_refused(hub, edge, tmp_path)
     assert Registry(hub.db).count() == 0
 
 
-def test_appliance_of_another_school_is_not_reprovisioned(hub, edge, tmp_path):
-    apply_bundle(edge, _bundle(hub, tmp_path))
+def test_appliance_of_another_school_is_not_reprovisioned(hub, appliance, tmp_path):
+    apply_bundle(appliance, _bundle(hub, tmp_path))
     make_bundle(hub, "4110000001", "别的学校", "http://127.0.0.1:9", "rsync://127.0.0.1:10/content", tmp_path / "b2")
     with pytest.raises(ProvisionError, match="4110000001"):
-        apply_bundle(edge, tmp_path / "b2")
-    assert edge.school_code == SCHOOL
+        apply_bundle(appliance, tmp_path / "b2")
+    assert appliance.school_code == SCHOOL
 
 
 def test_cli_make_and_apply(hub, tmp_path):
@@ -143,23 +126,23 @@ def test_cli_make_and_apply(hub, tmp_path):
     assert out.exit_code == 0, out.output
     out = runner.invoke(main, ["provision", "apply", str(tmp_path / "b"), "--data", str(tmp_path / "e"), "--no-enroll"])
     assert out.exit_code == 0, out.output
-    assert "4112345678" in out.output and (tmp_path / "e" / "keys" / "device.pem").is_file()
+    assert SCHOOL in out.output and (tmp_path / "e" / "keys" / "device.pem").is_file()
     bad = runner.invoke(main, ["provision", "make", "--hub-data", str(hub.data_dir), "--school-code", "12",
                                "--school-name", "x", "--hub-url", "http://127.0.0.1:9", "--out", str(tmp_path / "c")])
     assert bad.exit_code == 1 and "10" in bad.output and not (tmp_path / "c").exists()
 
 
-def test_subscription_signed_by_another_key_is_refused(hub, edge, tmp_path):
+def test_subscription_signed_by_another_key_is_refused(hub, appliance, tmp_path):
     from hub_sync.hub.app import create_hub_app
     from hub_sync.hub.channels import Channels
 
-    apply_bundle(edge, _bundle(hub, tmp_path))
-    enroll(hub, (edge.data_dir / "enrollment-request.json").read_bytes())
+    apply_bundle(appliance, _bundle(hub, tmp_path))
+    enroll(hub, (appliance.data_dir / "enrollment-request.json").read_bytes())
     Channels(hub.db).put_channel("math-1", mandatory=False)
     client = create_hub_app(hub).test_client()
-    forged = make_subscription(generate_key(tmp_path / "other.pem"), edge.device_id, SCHOOL, "math-1", True)
+    forged = make_subscription(generate_key(tmp_path / "other.pem"), appliance.device_id, SCHOOL, "math-1", True)
     assert client.post("/api/v1/hub/subscriptions", data=forged).status_code == 403
     assert [c.id for c in Channels(hub.db).channels_for(SCHOOL)] == []
-    good = make_subscription(load_signer(edge.data_dir / "keys" / "device.pem"), edge.device_id, SCHOOL, "math-1", True)
+    good = make_subscription(load_signer(appliance.data_dir / "keys" / "device.pem"), appliance.device_id, SCHOOL, "math-1", True)
     assert client.post("/api/v1/hub/subscriptions", data=good).status_code == 200
     assert [c.id for c in Channels(hub.db).channels_for(SCHOOL)] == ["math-1"]

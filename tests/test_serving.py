@@ -8,7 +8,8 @@ import sys
 
 import httpx
 import pytest
-from conftest import REPO, ServerProcess, free_port
+from fixtures.common import REPO
+from fixtures.servers import ServerProcess, free_port
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig

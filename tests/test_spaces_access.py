@@ -11,7 +11,8 @@ import io
 
 import pytest
 
-from spaces_fixtures import PASSWORD, PNG, ROLES, CLASS_A, build_world, fast_kdf, roster_csv, student_number
+from fixtures.common import PASSWORD
+from fixtures.spaces import CLASS_A, PNG, ROLES, roster_csv, student_number
 
 ANY = frozenset(ROLES)
 LOGGED_IN = ANY - {"anonymous"}
@@ -88,12 +89,6 @@ MATRIX = {
     ("/api/v1/favourites/<resource_id>", "PUT"): (NOT_TECH, lambda w, r: ("/api/v1/favourites/vid-1", {"note": "好看"}, None)),
     ("/api/v1/favourites/<resource_id>", "DELETE"): (NOT_TECH, lambda w, r: ("/api/v1/favourites/vid-1", None, None)),
 }
-
-
-@pytest.fixture
-def world(appliance, client, monkeypatch):
-    fast_kdf(monkeypatch)
-    return build_world(appliance, client)
 
 
 def _space_endpoints(app) -> set[tuple[str, str]]:

@@ -6,7 +6,6 @@ from edge_agent.demo.run import load_sample_library
 from edge_agent.spaces.roster import parse_roster
 from edge_agent.demo.sample_roster import demo_lines, load_sample_roster, synthetic_roster
 
-from spaces_fixtures import fast_kdf
 
 XRW = {"X-Requested-With": "XMLHttpRequest"}
 
@@ -17,8 +16,7 @@ def test_synthetic_roster_is_valid_and_deterministic():
     assert len({r.name for r in rows if r.is_student}) == 20
 
 
-def test_demo_teacher_and_students_log_in_with_the_printed_credentials(appliance, client, monkeypatch):
-    fast_kdf(monkeypatch)
+def test_demo_teacher_and_students_log_in_with_the_printed_credentials(appliance, client, fast_kdf):
     load_sample_library(appliance, 12)
     creds = load_sample_roster(appliance)
     lines = "\n".join(demo_lines(creds, "http://127.0.0.1:8080"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import httpx
-import pytest
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
@@ -16,15 +15,10 @@ from edge_agent.spaces.login_key import load_or_create
 from edge_agent.spaces.people import get_person
 from edge_agent.spaces.sessions import create_session, lookup_session
 
-from spaces_fixtures import PASSWORD, build_world, fast_kdf
+from fixtures.common import PASSWORD
+from fixtures.spaces import build_world
 
 XRW = {"X-Requested-With": "XMLHttpRequest"}
-
-
-@pytest.fixture
-def world(appliance, client, monkeypatch):
-    fast_kdf(monkeypatch)
-    return build_world(appliance, client)
 
 
 def _student_login(client, w, pin, role="student", headers=XRW, **env):
@@ -198,15 +192,14 @@ def test_qr_cards_log_in_with_one_scan_and_reprinting_revokes(world, client):
 
 def test_transferred_out_student_cannot_log_in(world, client):
     from edge_agent.spaces.roster_apply import apply_roster_change
-    from spaces_fixtures import student_number
+    from fixtures.spaces import student_number
     token = world.session("student")[0]
     apply_roster_change(world.db, {"kind": "transfer_out", "number": student_number(1)})
     assert _student_login(client, world, world.pins["student"]).status_code == 401
     assert lookup_session(world.db, token) is None
 
 
-def test_real_server_cookie_login_and_csrf(tmp_path, serve_edge, monkeypatch):
-    fast_kdf(monkeypatch)
+def test_real_server_cookie_login_and_csrf(tmp_path, serve_edge, fast_kdf):
     data = tmp_path / "edge"
     appliance = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 1, "advertise": False}))
     try:

@@ -10,7 +10,7 @@ from edge_agent.spaces.people import class_students, find_by_number, get_person
 from edge_agent.spaces.roster_apply import apply_roster_change, export_space
 from edge_agent.spaces.errors import RosterError
 
-from spaces_fixtures import CLASS_A, CLASS_B, build_world, fast_kdf, student_number
+from fixtures.spaces import CLASS_A, CLASS_B, student_number
 
 
 def test_one_sided_changes_are_kept_from_either_side():
@@ -43,12 +43,6 @@ def test_progress_merges_to_the_furthest():
     m = merge_progress(a, b)
     assert m["state"] == "completed" and m["position"] == 90.0 and m["updated_at"] == 5
     assert merge_progress(None, b) == b
-
-
-@pytest.fixture
-def world(appliance, client, monkeypatch):
-    fast_kdf(monkeypatch)
-    return build_world(appliance, client)
 
 
 def _row(name="王小明", classes=(CLASS_A,), grade="一年级", n=1):

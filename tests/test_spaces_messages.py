@@ -6,18 +6,11 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 
 from edge_agent.spaces.messages import post_notice
 from edge_agent.spaces.uploads import set_share_status
 
-from spaces_fixtures import PNG, build_world, fast_kdf
-
-
-@pytest.fixture
-def world(appliance, client, monkeypatch):
-    fast_kdf(monkeypatch)
-    return build_world(appliance, client)
+from fixtures.spaces import PNG
 
 
 def _inbox(w, role):

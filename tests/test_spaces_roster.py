@@ -10,12 +10,11 @@ import pytest
 from edge_agent.spaces.people import class_students, find_by_number
 from edge_agent.spaces.roster import parse_roster
 
-from spaces_fixtures import CLASS_A, HEADER, PASSWORD, SCHOOL_ROSTER, build_world, fast_kdf, roster_csv, student_number
+from fixtures.common import PASSWORD
+from fixtures.spaces import CLASS_A, HEADER, SCHOOL_ROSTER, build_world, roster_csv, student_number
 
 
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    fast_kdf(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fast_kdf")  # argon2id with tiny costs in every test here
 
 
 def test_parses_utf8_with_bom_as_excel_writes_it():
@@ -149,7 +148,7 @@ def _admin_import(appliance, client, data: bytes, world=None):
         import_roster(appliance.db, roster_csv(["周校长,,a001,男,,,管理员,"]))
         from edge_agent.spaces.login import set_staff_password
         set_staff_password(appliance.db, find_by_number(appliance.db, "a001").id, PASSWORD, must_change=False)
-        from spaces_fixtures import World
+        from fixtures.spaces import World
         world = World(appliance, client, ids={"admin": find_by_number(appliance.db, "a001").id})
     return world.call("admin", "POST", "/api/v1/roster", data={"file": (io.BytesIO(data), "roster.csv")},
                       content_type="multipart/form-data")

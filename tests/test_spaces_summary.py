@@ -17,7 +17,6 @@ from edge_agent.spaces.summary import class_progress, student_classes
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import open_db, transaction
 
-from spaces_fixtures import build_world, fast_kdf
 
 
 def reference_summary(db, class_id: int) -> dict:
@@ -124,12 +123,6 @@ def test_summary_equals_the_plain_recomputation_on_random_classes(appliance, see
     for (pid,) in db.execute("select person_id from class_members where role = 'student'").fetchall():
         mine = set(classes_of(db, pid, "student"))
         assert student_classes(db, pid) == [c for c in all_classes(db) if c["id"] in mine]
-
-
-@pytest.fixture
-def world(appliance, client, monkeypatch):
-    fast_kdf(monkeypatch)
-    return build_world(appliance, client)
 
 
 def _summary(world) -> dict:

@@ -8,13 +8,7 @@ import time
 
 import pytest
 
-from spaces_fixtures import PNG, add_exercise, build_world, fast_kdf
-
-
-@pytest.fixture
-def world(appliance, client, monkeypatch):
-    fast_kdf(monkeypatch)
-    return build_world(appliance, client)
+from fixtures.spaces import PNG, add_exercise
 
 
 def _count(w, table):

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sync_fixtures import SyncEnv
-
-from conftest import REPO
+from fixtures.common import REPO
+from fixtures.sync import SyncEnv
 
 pytestmark = [
     pytest.mark.netns,
@@ -79,7 +78,8 @@ def link():
 
 
 @pytest.fixture
-def env(tmp_path, link):
+def linked_env(tmp_path, link):
+    """A ``SyncEnv`` whose hub the appliance reaches only over ``link``, synced once with one lesson."""
     e = SyncEnv(tmp_path, host=link.hub_ip)
     # no rsync bandwidth cap: the shaped link is the limit; give up quickly on a dead link
     (e.app.data_dir / "settings.json").write_text(json.dumps({**json.loads((e.app.data_dir / "settings.json").read_text()),
@@ -93,21 +93,21 @@ def env(tmp_path, link):
     e.close()
 
 
-def _sync(link: Link, env: SyncEnv) -> subprocess.Popen:
+def _sync(link: Link, linked_env: SyncEnv) -> subprocess.Popen:
     """The real ``school-edge edge sync`` inside the appliance's namespace."""
     return subprocess.Popen(["ip", "netns", "exec", link.ns, sys.executable, "-m", "edge_agent.cli", "edge", "sync",
-                             "--data", str(env.app.data_dir), "--force"], cwd=REPO, stdout=subprocess.PIPE,
+                             "--data", str(linked_env.app.data_dir), "--force"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def _staged_bytes(env: SyncEnv) -> int:
-    staging = env.app.data_dir / "sync" / "staging"
+def _staged_bytes(linked_env: SyncEnv) -> int:
+    staging = linked_env.app.data_dir / "sync" / "staging"
     return sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()) if staging.exists() else 0
 
 
-def _wait_staged(env: SyncEnv, proc: subprocess.Popen, at_least: int, timeout_s: float = 60) -> None:
+def _wait_staged(linked_env: SyncEnv, proc: subprocess.Popen, at_least: int, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while _staged_bytes(env) < at_least:
+    while _staged_bytes(linked_env) < at_least:
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline, "transfer did not progress"
         time.sleep(0.1)
@@ -119,61 +119,61 @@ def _received(output: str) -> int:
     return int(match.group(1))
 
 
-def _no_rsync_left(env: SyncEnv) -> bool:
-    found = subprocess.run(["pgrep", "-f", f"rsync.*{env.app.data_dir}"], capture_output=True, text=True).stdout
+def _no_rsync_left(linked_env: SyncEnv) -> bool:
+    found = subprocess.run(["pgrep", "-f", f"rsync.*{linked_env.app.data_dir}"], capture_output=True, text=True).stdout
     return not found.strip()
 
 
-def test_link_cut_mid_transfer_keeps_the_old_catalogue_and_the_resume_does_not_start_over(env, link):
+def test_link_cut_mid_transfer_keeps_the_old_catalogue_and_the_resume_does_not_start_over(linked_env, link):
     big = os.urandom(3 * 1024 * 1024)  # ~12 s at 2 Mbit/s
-    env.add("yuwen-1", "video-1", {"video.mp4": big})
-    env.publish()
-    before = env.state()
-    proc = _sync(link, env)
-    _wait_staged(env, proc, 1024 * 1024)
+    linked_env.add("yuwen-1", "video-1", {"video.mp4": big})
+    linked_env.publish()
+    before = linked_env.state()
+    proc = _sync(link, linked_env)
+    _wait_staged(linked_env, proc, 1024 * 1024)
     link.down()
     assert proc.wait(60) == 1  # rsync gives up after sync_timeout_s without data
     output = proc.stdout.read()
     proc.stdout.close()
     assert "stalled" in output or "interrupted" in output
-    assert env.state() == before  # the complete old catalogue, nothing of the new one
-    kept = _staged_bytes(env)
+    assert linked_env.state() == before  # the complete old catalogue, nothing of the new one
+    kept = _staged_bytes(linked_env)
     assert kept >= 1024 * 1024
     link.up()
-    proc = _sync(link, env)
+    proc = _sync(link, linked_env)
     rc = proc.wait(90)
     output = proc.stdout.read()
     assert rc == 0, output
     proc.stdout.close()
     assert _received(output) < len(big) - kept + len(big) * 0.05, (output, kept)
-    assert "video-1" in [r[0] for r in env.state()[0]]
-    assert env.app.store.verify(env.app.catalogue.get("video-1").files[0].sha256)
-    assert _staged_bytes(env) == 0
+    assert "video-1" in [r[0] for r in linked_env.state()[0]]
+    assert linked_env.app.store.verify(linked_env.app.catalogue.get("video-1").files[0].sha256)
+    assert _staged_bytes(linked_env) == 0
 
 
-def test_sync_killed_mid_transfer_recovers_without_starting_over(env, link):
+def test_sync_killed_mid_transfer_recovers_without_starting_over(linked_env, link):
     big = os.urandom(3 * 1024 * 1024)
-    env.add("yuwen-1", "video-2", {"video.mp4": big})
-    env.publish()
-    before = env.state()
-    proc = _sync(link, env)
-    _wait_staged(env, proc, 1024 * 1024)
+    linked_env.add("yuwen-1", "video-2", {"video.mp4": big})
+    linked_env.publish()
+    before = linked_env.state()
+    proc = _sync(link, linked_env)
+    _wait_staged(linked_env, proc, 1024 * 1024)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     proc.stdout.close()
     deadline = time.monotonic() + 10
-    while not _no_rsync_left(env) and time.monotonic() < deadline:
+    while not _no_rsync_left(linked_env) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _no_rsync_left(env)  # the rsync child did not outlive the killed sync
-    assert env.state() == before
-    kept = _staged_bytes(env)
-    proc = _sync(link, env)
+    assert _no_rsync_left(linked_env)  # the rsync child did not outlive the killed sync
+    assert linked_env.state() == before
+    kept = _staged_bytes(linked_env)
+    proc = _sync(link, linked_env)
     rc = proc.wait(90)
     output = proc.stdout.read()
     assert rc == 0, output
     proc.stdout.close()
     assert kept > 0 and _received(output) < len(big) - kept + len(big) * 0.05, (output, kept)
-    assert "video-2" in [r[0] for r in env.state()[0]]
+    assert "video-2" in [r[0] for r in linked_env.state()[0]]
 
 
 DRIVER = r"""
@@ -198,13 +198,13 @@ print("cuts done", flush=True)
 """
 
 
-def test_a_hundred_cuts_in_a_row_leave_no_growing_leftovers(env, link):
+def test_a_hundred_cuts_in_a_row_leave_no_growing_leftovers(linked_env, link):
     big = os.urandom(1024 * 1024)
-    env.add("yuwen-1", "video-3", {"video.mp4": big})
-    env.add("yuwen-1", "sheet-3", {"sheet.pdf": os.urandom(20_000)})
-    env.publish()
-    tables_before = sorted(r[0] for r in env.app.db.execute("select name from sqlite_master"))
-    driver = subprocess.Popen(["ip", "netns", "exec", link.ns, sys.executable, "-c", DRIVER, str(env.app.data_dir), "100"],
+    linked_env.add("yuwen-1", "video-3", {"video.mp4": big})
+    linked_env.add("yuwen-1", "sheet-3", {"sheet.pdf": os.urandom(20_000)})
+    linked_env.publish()
+    tables_before = sorted(r[0] for r in linked_env.app.db.execute("select name from sqlite_master"))
+    driver = subprocess.Popen(["ip", "netns", "exec", link.ns, sys.executable, "-c", DRIVER, str(linked_env.app.data_dir), "100"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     flips = 0
     while driver.poll() is None:  # meanwhile, the link goes down and up too
@@ -218,25 +218,40 @@ def test_a_hundred_cuts_in_a_row_leave_no_growing_leftovers(env, link):
     assert driver.returncode == 0 and "cuts done" in out, out
     assert flips >= 10
     time.sleep(0.5)
-    assert _no_rsync_left(env)
+    assert _no_rsync_left(linked_env)
     # the complete old catalogue, or (when cut after cut resumed far enough) the complete new one
-    ids = sorted(r[0] for r in env.state()[0])
+    ids = sorted(r[0] for r in linked_env.state()[0])
     assert ids in (["old-1"], ["old-1", "sheet-3", "video-3"]), ids
-    assert all(env.app.store.has(sha) for r in env.state()[0] for _, sha in r[3])
-    staged = _staged_bytes(env)
+    assert all(linked_env.app.store.has(sha) for r in linked_env.state()[0] for _, sha in r[3])
+    staged = _staged_bytes(linked_env)
     assert staged <= len(big) + 20_000  # at most the one partial copy of each wanted file
-    proc = _sync(link, env)
+    proc = _sync(link, linked_env)
     assert proc.wait(90) == 0, proc.stdout.read()
     proc.stdout.close()
-    after = env.state()
+    after = linked_env.state()
     assert {"video-3", "sheet-3"} <= {r[0] for r in after[0]}
-    data_dir = env.app.data_dir
+    data_dir = linked_env.app.data_dir
     # disk use is what the data needs: every stored blob is catalogued, nothing staged or half-written
-    assert set(after[1]) == env.app.catalogue.referenced_hashes()
-    assert _staged_bytes(env) == 0
+    assert set(after[1]) == linked_env.app.catalogue.referenced_hashes()
+    assert _staged_bytes(linked_env) == 0
     assert not list((data_dir / "content" / ".incoming").iterdir())
     assert not list((data_dir / "sync").glob(".files-from-*"))
     assert not list((data_dir / "sync" / "index").glob("*"))
-    assert sorted(r[0] for r in env.app.db.execute("select name from sqlite_master")) == tables_before
-    assert env.app.db.execute("select count(*) from sync_blobs").fetchone()[0] == len(after[1])
-    assert not [p for p in Path(data_dir / "sync" / "tuf").iterdir() if p.name.startswith("tmp")]
+    assert sorted(r[0] for r in linked_env.app.db.execute("select name from sqlite_master")) == tables_before
+    assert linked_env.app.db.execute("select count(*) from sync_blobs").fetchone()[0] == len(after[1])
+    assert _temporary_files(data_dir) == []  # python-tuf's, rsync's, the store's, atomic writes': none anywhere
+
+
+# what an interrupted write leaves: python-tuf's "tmpXXXX", atomic_file's ".name.XXXX.tmp", rsync's
+# ".name.XXXXXX", the rsync file list, an unfinished store write or staged download
+_TEMP_NAME = re.compile(r"^(tmp|\.files-from-)|\.(tmp|new|part)$|^\..+\.[A-Za-z0-9]{6}$")
+
+
+def _temporary_files(data_dir: Path) -> list[str]:
+    """Every file under ``data_dir`` that is a leftover of an interrupted write, as relative paths."""
+    found = []
+    for path in data_dir.rglob("*"):
+        rel = path.relative_to(data_dir)
+        if path.is_file() and (_TEMP_NAME.search(path.name) or {".incoming", "staging"} & set(rel.parts[:-1])):
+            found.append(str(rel))
+    return sorted(found)

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from conftest import free_port
+from fixtures.common import SCHOOL
+from fixtures.servers import free_port
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 from hub_sync.hub import Hub
@@ -50,7 +51,7 @@ def test_unreachable_hub_backs_off_and_records_the_error(tmp_path):
                                                           "sync_interval_s": 300}))
     try:
         hub = Hub.init(tmp_path / "hub", reserve_mb=1)
-        make_bundle(hub, "4112345678", "红星小学", f"http://127.0.0.1:{free_port()}",  # nobody listens there
+        make_bundle(hub, SCHOOL, "红星小学", f"http://127.0.0.1:{free_port()}",  # nobody listens there
                     f"rsync://127.0.0.1:{free_port()}/content", tmp_path / "bundle")
         hub.close()
         apply_bundle(app, tmp_path / "bundle")

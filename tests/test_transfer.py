@@ -5,9 +5,10 @@ new school, which creates them with their progress, answers and submissions."""
 from __future__ import annotations
 
 import pytest
-from downlink_fixtures import SCHOOL_A, SCHOOL_B, poll, county  # noqa: F401  (county: a fixture)
-from spaces_fixtures import build_world, fast_kdf, student_number
-from usage_fixtures import enroll
+from fixtures.common import OTHER_SCHOOL, SCHOOL
+from fixtures.county import poll
+from fixtures.spaces import build_world, student_number
+from fixtures.usage import enroll
 
 from edge_agent.sync import downlink
 from edge_agent.spaces.people import find_by_number, get_person
@@ -22,9 +23,7 @@ from hub_sync.core.sqlite_db import transaction
 LEARNER = student_number(1)   # 王小明 of build_world, with a submission
 
 
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    fast_kdf(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fast_kdf")  # argon2id with tiny costs in every test here
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def school_a(county, appliance, client):
     world = build_world(appliance, client)
     record_progress(appliance.db, get_person(appliance.db, world.ids["student"]), "vid-1",
                     {"state": "in_progress", "percent": 40, "position": 12.5})
-    enroll(appliance, county.hub, school_code=SCHOOL_A)
+    enroll(appliance, county.hub, school_code=SCHOOL)
     upload_pending(appliance, county.url)          # the school's usage so far is at the hub
     return appliance
 
@@ -45,8 +44,8 @@ def space_of(app, number):
 
 
 def test_transfer_carries_progress_and_submissions_to_the_new_school(county, school_a):
-    b = county.school(SCHOOL_B, "b")
-    r = county.cli("transfer", "--student", LEARNER, "--from", SCHOOL_A, "--to", SCHOOL_B, "--class", "一年级(3)班")
+    b = county.school(OTHER_SCHOOL, "b")
+    r = county.cli("transfer", "--student", LEARNER, "--from", SCHOOL, "--to", OTHER_SCHOOL, "--class", "一年级(3)班")
     assert r.exit_code == 0, r.output
     sent = upload_pending(school_a, county.url)    # gets transfer_out, sends the space up in the same sync
     assert sent.downlink.applied == 1
@@ -68,11 +67,11 @@ def test_transfer_carries_progress_and_submissions_to_the_new_school(county, sch
 
 
 def test_old_school_keeps_the_space_until_the_hub_acknowledges_it(county, school_a):
-    county.school(SCHOOL_B, "b")
-    county.cli("transfer", "--student", LEARNER, "--from", SCHOOL_A, "--to", SCHOOL_B)
+    county.school(OTHER_SCHOOL, "b")
+    county.cli("transfer", "--student", LEARNER, "--from", SCHOOL, "--to", OTHER_SCHOOL)
     hub = create_hub_app(county.hub).test_client()
     envelope = poll(hub, school_a).data
-    answer = downlink.open_answer(envelope, load_hub_key(school_a.data_dir), school_a.device_id, SCHOOL_A)
+    answer = downlink.open_answer(envelope, load_hub_key(school_a.data_dir), school_a.device_id, SCHOOL)
     downlink.apply_answer(school_a, answer)        # applied, but the link is down: nothing went up yet
     pending = [e for e in school_a.journal.pending(0, 1000) if e.object.startswith("transfer:")]
     assert len(pending) == 1 and "box" in pending[0].data
@@ -89,21 +88,21 @@ def test_old_school_keeps_the_space_until_the_hub_acknowledges_it(county, school
 
 
 def test_transfer_of_a_learner_the_old_school_does_not_have_fails_there_and_waits(county, school_a):
-    county.school(SCHOOL_B, "b")
-    county.cli("transfer", "--student", student_number(77), "--from", SCHOOL_A, "--to", SCHOOL_B)
+    county.school(OTHER_SCHOOL, "b")
+    county.cli("transfer", "--student", student_number(77), "--from", SCHOOL, "--to", OTHER_SCHOOL)
     result = upload_pending(school_a, county.url)
     assert result.downlink.failed == 1 and "transfer out" in result.downlink.failures[0]["reason"]
     assert Downlink(county.hub.db).transfers()[0]["status"] == "waiting"
-    assert county.queued()[-1][0] == SCHOOL_A      # nothing was queued for the new school
+    assert county.queued()[-1][0] == SCHOOL      # nothing was queued for the new school
 
 
 @pytest.mark.parametrize("args, says", [
-    (("--student", "G123", "--from", SCHOOL_A, "--to", SCHOOL_B), "wrong shape"),
-    (("--student", LEARNER, "--from", SCHOOL_A, "--to", SCHOOL_A), "the same"),
-    (("--student", LEARNER, "--from", SCHOOL_A, "--to", "4499999999"), "no enrolled device"),
+    (("--student", "G123", "--from", SCHOOL, "--to", OTHER_SCHOOL), "wrong shape"),
+    (("--student", LEARNER, "--from", SCHOOL, "--to", SCHOOL), "the same"),
+    (("--student", LEARNER, "--from", SCHOOL, "--to", "4499999999"), "no enrolled device"),
 ])
 def test_invalid_transfer_is_refused_at_the_hub_with_nothing_queued(county, school_a, args, says):
-    county.school(SCHOOL_B, "b")
+    county.school(OTHER_SCHOOL, "b")
     before = county.queued()
     r = county.cli("transfer", *args)
     assert r.exit_code == 1 and says in r.output
@@ -111,7 +110,7 @@ def test_invalid_transfer_is_refused_at_the_hub_with_nothing_queued(county, scho
 
 
 def test_transfer_travels_on_the_technicians_stick_too(tmp_path, monkeypatch):
-    from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, UsbWorld
+    from fixtures.usb import PASSPHRASE, UsbWorld
 
     from provisioning.sneakernet import export_usb, import_usb
     from provisioning.sneakernet_hub import hub_import_usb

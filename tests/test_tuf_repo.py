@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from tuf.api.metadata import Metadata, Root
 
+from fixtures.common import SCHOOL
 from hub_sync.formats import tuf_repo
 from hub_sync.core.errors import FormatError
 from hub_sync.hub import Hub
@@ -16,13 +17,6 @@ from hub_sync.hub.publisher import publish, repo_for
 from hub_sync.hub.registry import Registry
 from hub_sync.core.keys import generate_key, public_key_dict
 from hub_sync.formats.tuf_repo import TufRepo, now_utc
-
-
-@pytest.fixture
-def hub(tmp_path):
-    h = Hub.init(tmp_path / "hub", reserve_mb=1)
-    yield h
-    h.close()
 
 
 def _add(hub: Hub, channel: str, rid: str, data: bytes, **meta) -> str:
@@ -112,11 +106,11 @@ def test_school_index_has_mandatory_and_chosen_channels_only(hub):
     _add(hub, "math-1", "m1", b"b")
     _add(hub, "music-1", "s1", b"c")
     key = generate_key(hub.data_dir / "dev.pem")
-    Registry(hub.db).register("edge-1", "4112345678", public_key_dict(key))
-    chans.subscribe("4112345678", "math-1", True)
+    Registry(hub.db).register("edge-1", SCHOOL, public_key_dict(key))
+    chans.subscribe(SCHOOL, "math-1", True)
     state = publish(hub)
     targets = _md(hub, f"{state.targets_version}.targets.json").signed.targets
-    info = targets["schools/4112345678.json"]
+    info = targets[f"schools/{SCHOOL}.json"]
     index = json.loads(hub.store.path_for(info.hashes["sha256"]).read_bytes())
     assert [c["id"] for c in index["channels"]] == ["math-1", "yuwen-1"]
     assert all(p.split("/")[0] in ("math-1", "yuwen-1") for p in index["targets"]) and len(index["targets"]) == 2

@@ -12,7 +12,8 @@ from hub_sync.formats.envelope import open_envelope, seal
 from hub_sync.core.errors import FormatError, SignatureError
 from hub_sync.core.keys import generate_key
 from hub_sync.formats.usage_batch import UsageEvent, batch_hash, decode_batch, encode_batch, read_header
-from usage_fixtures import SCHOOL, events
+from fixtures.common import SCHOOL
+from fixtures.usage import events
 
 
 def test_batch_round_trips_every_field_in_sequence_order():

@@ -16,7 +16,9 @@ import time
 import pytest
 
 from hub_sync.hub import Hub
-from usage_fixtures import REPO, GunicornHub, enroll, fill_journal_fast
+from fixtures.common import REPO
+from fixtures.servers import GunicornHub
+from fixtures.usage import enroll, fill_journal_fast
 
 pytestmark = [
     pytest.mark.netns,
@@ -102,7 +104,7 @@ def hub_sessions(port: int) -> int:
 def setup(appliance, tmp_path, link):
     hub = Hub.init(tmp_path / "hub", reserve_mb=1)
     enroll(appliance, hub)
-    from conftest import free_port
+    from fixtures.servers import free_port
 
     server = GunicornHub(hub.data_dir, free_port(), host=link["hub_ip"]).start()
     yield appliance, hub, server

@@ -8,20 +8,13 @@ import pytest
 
 from hub_sync.formats.envelope import open_envelope, seal
 from hub_sync.core.errors import DeviceError, FormatError, ReplayError, SignatureError
-from hub_sync.hub import Hub
 from hub_sync.formats.usage_ack import seal_ack
 from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.registry import Registry
 from hub_sync.core.keys import generate_key, public_key_dict
 from hub_sync.formats.usage_batch import batch_hash, encode_batch
-from usage_fixtures import SCHOOL, events
-
-
-@pytest.fixture
-def hub(tmp_path):
-    h = Hub.init(tmp_path / "hub", reserve_mb=1)
-    yield h
-    h.close()
+from fixtures.common import SCHOOL
+from fixtures.usage import events
 
 
 @pytest.fixture

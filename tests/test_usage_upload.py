@@ -22,15 +22,9 @@ from hub_sync.core.errors import DeviceError, LinkError, ReplayError, SignatureE
 from hub_sync.hub import Hub
 from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.registry import Registry
-from conftest import free_port
-from usage_fixtures import REPO, GunicornHub, HubInFront, classroom_acts, enroll, fill_journal_fast
-
-
-@pytest.fixture
-def hub(tmp_path):
-    h = Hub.init(tmp_path / "hub", reserve_mb=1)
-    yield h
-    h.close()
+from fixtures.common import REPO
+from fixtures.servers import GunicornHub, HubInFront, free_port
+from fixtures.usage import classroom_acts, enroll, fill_journal_fast
 
 
 @pytest.fixture

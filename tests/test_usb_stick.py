@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import tmpfs
-from usb_fixtures import OTHER_SCHOOL, PASSPHRASE, SCHOOL, device_state, roster_bytes, tree, world  # noqa: F401  (world: a fixture)
+from fixtures.common import OTHER_SCHOOL, SCHOOL
+from fixtures.servers import tmpfs
+from fixtures.usb import PASSPHRASE, device_state, roster_bytes, tree
 
 from edge_agent.cli import main
 from edge_agent.spaces.errors import RosterError as SpaceRosterError
@@ -23,19 +24,19 @@ from provisioning.errors import (IncompleteError, StickTooSmallError, UnsafePath
                                      WrongSchoolError)
 
 
-def school_folder(world, code=SCHOOL) -> Path:
-    return world.stick / "school-edge" / code
+def school_folder(usb_world, code=SCHOOL) -> Path:
+    return usb_world.stick / "school-edge" / code
 
 
-def test_empty_device_becomes_a_serving_school_with_one_stick(world):
-    report = world.make()
+def test_empty_device_becomes_a_serving_school_with_one_stick(usb_world):
+    report = usb_world.make()
     assert report.roster and report.content_files == 3  # index + two files
-    app = world.appliance()
-    plan = plan_stick(app, world.stick)
+    app = usb_world.appliance()
+    plan = plan_stick(app, usb_world.stick)
     assert plan["school_code"] == SCHOOL and plan["needs_passphrase"] and plan["content"]["resources"] == 1
     assert app.school_code == ""  # planning changes nothing
 
-    summary = apply_stick(app, world.stick, PASSPHRASE)
+    summary = apply_stick(app, usb_world.stick, PASSPHRASE)
 
     assert summary["changed"] and app.school_code == SCHOOL and app.identity("school_name") == "红星小学"
     assert json.loads(app.identity("teaching_points")) == ["岭下教学点"]
@@ -47,46 +48,46 @@ def test_empty_device_becomes_a_serving_school_with_one_stick(world):
     assert summary["roster"]["staff_passwords"][0]["number"] == "T001"
     assert (app.data_dir / "keys" / "device.pem").stat().st_mode & 0o077 == 0
     request = Path(summary["enrollment_request"])
-    assert request.is_file() and request.parent.parent == school_folder(world)
+    assert request.is_file() and request.parent.parent == school_folder(usb_world)
     settings = json.loads((app.data_dir / "settings.json").read_text())
     assert settings["sync_window"] == "22:00-06:00" and settings["hub_url"].startswith("http://127.0.0.1")
 
 
-def test_planning_a_stick_changes_nothing_on_the_device(world):
-    world.make()
-    app = world.appliance()
+def test_planning_a_stick_changes_nothing_on_the_device(usb_world):
+    usb_world.make()
+    app = usb_world.appliance()
     before = device_state(app)
-    assert plan_stick(app, world.stick)["content"]["files"] == 2
+    assert plan_stick(app, usb_world.stick)["content"]["files"] == 2
     assert device_state(app) == before
-    stranger = Hub.init(world.tmp / "stranger-hub", reserve_mb=1)
+    stranger = Hub.init(usb_world.tmp / "stranger-hub", reserve_mb=1)
     try:  # the technician looked at one stick, then applies another hub's: nothing was pinned by looking
-        other = world.tmp / "other"
+        other = usb_world.tmp / "other"
         other.mkdir()
-        world.make(hub=stranger, stick=other)
+        usb_world.make(hub=stranger, stick=other)
     finally:
         stranger.close()
     applied = apply_stick(app, other, PASSPHRASE)
     assert applied["changed"] and applied["content"]["resources"] == 0 and app.school_code == SCHOOL
 
 
-def test_applying_the_same_stick_twice_changes_nothing_the_second_time(world):
-    world.make()
-    app = world.appliance()
-    apply_stick(app, world.stick, PASSPHRASE)
-    before, stick_before = device_state(app), tree(world.stick)
-    again = apply_stick(app, world.stick, PASSPHRASE)
+def test_applying_the_same_stick_twice_changes_nothing_the_second_time(usb_world):
+    usb_world.make()
+    app = usb_world.appliance()
+    apply_stick(app, usb_world.stick, PASSPHRASE)
+    before, stick_before = device_state(app), tree(usb_world.stick)
+    again = apply_stick(app, usb_world.stick, PASSPHRASE)
     assert again["changed"] is False
-    assert device_state(app) == before and tree(world.stick) == stick_before
-    assert plan_stick(app, world.stick)["already_applied"]
+    assert device_state(app) == before and tree(usb_world.stick) == stick_before
+    assert plan_stick(app, usb_world.stick)["already_applied"]
 
 
-def test_stick_for_another_school_is_refused_and_nothing_changes(world):
-    world.make()
-    app = world.appliance()
-    apply_stick(app, world.stick, PASSPHRASE)
-    other = world.tmp / "other-stick"
+def test_stick_for_another_school_is_refused_and_nothing_changes(usb_world):
+    usb_world.make()
+    app = usb_world.appliance()
+    apply_stick(app, usb_world.stick, PASSPHRASE)
+    other = usb_world.tmp / "other-stick"
     other.mkdir()
-    world.make(OTHER_SCHOOL, "青山小学", stick=other)
+    usb_world.make(OTHER_SCHOOL, "青山小学", stick=other)
     before = device_state(app)
     with pytest.raises(WrongSchoolError) as err:
         apply_stick(app, other, PASSPHRASE)
@@ -94,38 +95,38 @@ def test_stick_for_another_school_is_refused_and_nothing_changes(world):
     assert device_state(app) == before
 
 
-def test_stick_with_several_schools_needs_a_choice(world):
-    world.make()
-    world.make(OTHER_SCHOOL, "青山小学")
-    app = world.appliance()
+def test_stick_with_several_schools_needs_a_choice(usb_world):
+    usb_world.make()
+    usb_world.make(OTHER_SCHOOL, "青山小学")
+    app = usb_world.appliance()
     with pytest.raises(WrongSchoolError, match="--school"):
-        plan_stick(app, world.stick)
-    assert apply_stick(app, world.stick, PASSPHRASE, school=OTHER_SCHOOL)["school_code"] == OTHER_SCHOOL
+        plan_stick(app, usb_world.stick)
+    assert apply_stick(app, usb_world.stick, PASSPHRASE, school=OTHER_SCHOOL)["school_code"] == OTHER_SCHOOL
 
 
 @pytest.mark.parametrize("victim", ["stick.json", "bundle/bundle.json", "roster.sealed"])
-def test_tampered_stick_is_refused_and_nothing_changes(world, victim):
-    world.make()
-    path = school_folder(world) / victim
+def test_tampered_stick_is_refused_and_nothing_changes(usb_world, victim):
+    usb_world.make()
+    path = school_folder(usb_world) / victim
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    app = world.appliance()
+    app = usb_world.appliance()
     before = device_state(app)
     with pytest.raises((BundleError, SignatureError)):
-        apply_stick(app, world.stick, PASSPHRASE)
+        apply_stick(app, usb_world.stick, PASSPHRASE)
     assert device_state(app) == before and app.school_code == ""
 
 
-def test_stick_signed_by_an_unknown_hub_is_refused(world):
-    world.make()
-    app = world.appliance()
-    apply_stick(app, world.stick, PASSPHRASE)
-    stranger = Hub.init(world.tmp / "stranger-hub", reserve_mb=1)
+def test_stick_signed_by_an_unknown_hub_is_refused(usb_world):
+    usb_world.make()
+    app = usb_world.appliance()
+    apply_stick(app, usb_world.stick, PASSPHRASE)
+    stranger = Hub.init(usb_world.tmp / "stranger-hub", reserve_mb=1)
     try:
-        strange_stick = world.tmp / "strange"
+        strange_stick = usb_world.tmp / "strange"
         strange_stick.mkdir()
-        world.make(hub=stranger, stick=strange_stick, content=False)
+        usb_world.make(hub=stranger, stick=strange_stick, content=False)
     finally:
         stranger.close()
     before = device_state(app)
@@ -134,57 +135,57 @@ def test_stick_signed_by_an_unknown_hub_is_refused(world):
     assert device_state(app) == before
 
 
-def test_settings_from_another_stick_cannot_be_swapped_in(world):
-    world.make()
-    other = world.tmp / "other"
+def test_settings_from_another_stick_cannot_be_swapped_in(usb_world):
+    usb_world.make()
+    other = usb_world.tmp / "other"
     other.mkdir()
-    world.make(stick=other, content=False, sync_window="09:00-10:00")
-    shutil.copy(school_folder(world).parent.parent.parent / "other" / "school-edge" / SCHOOL / "stick.json",
-                school_folder(world) / "stick.json")
-    app = world.appliance()
+    usb_world.make(stick=other, content=False, sync_window="09:00-10:00")
+    shutil.copy(school_folder(usb_world).parent.parent.parent / "other" / "school-edge" / SCHOOL / "stick.json",
+                school_folder(usb_world) / "stick.json")
+    app = usb_world.appliance()
     with pytest.raises(BundleError, match="do not belong together"):
-        apply_stick(app, world.stick, PASSPHRASE)
+        apply_stick(app, usb_world.stick, PASSPHRASE)
     assert app.school_code == ""
 
 
-def test_expired_stick_is_refused(world):
-    world.make(valid_days=-1)
-    app = world.appliance()
+def test_expired_stick_is_refused(usb_world):
+    usb_world.make(valid_days=-1)
+    app = usb_world.appliance()
     before = device_state(app)
     with pytest.raises(BundleError, match="expired"):
-        apply_stick(app, world.stick, PASSPHRASE)
+        apply_stick(app, usb_world.stick, PASSPHRASE)
     assert device_state(app) == before
 
 
-def test_wrong_passphrase_is_refused_and_nothing_changes(world):
-    world.make()
-    app = world.appliance()
+def test_wrong_passphrase_is_refused_and_nothing_changes(usb_world):
+    usb_world.make()
+    app = usb_world.appliance()
     before = device_state(app)
     with pytest.raises(WrongPassphraseError):
-        apply_stick(app, world.stick, "not the passphrase")
+        apply_stick(app, usb_world.stick, "not the passphrase")
     assert device_state(app) == before and app.school_code == ""
 
 
-def test_roster_problems_are_all_listed_by_line_and_nothing_is_applied(world):
+def test_roster_problems_are_all_listed_by_line_and_nothing_is_applied(usb_world):
     bad = roster_bytes(["姓名,学籍号,性别,年级,班级,角色",
                         "张三,G110101201501011234,男,一年级,一年级1班,学生",
                         "",
                         "李四,12345,女,一年级,一年级1班,学生",
                         "王五,G110101201503031236,未知,一年级,一年级1班,学生",
                         "赵老师,T002,女,,三年级9班,教师"])
-    world.make(roster=bad)
-    app = world.appliance()
+    usb_world.make(roster=bad)
+    app = usb_world.appliance()
     before = device_state(app)
     with pytest.raises(SpaceRosterError) as err:
-        apply_stick(app, world.stick, PASSPHRASE)
+        apply_stick(app, usb_world.stick, PASSPHRASE)
     lines = sorted({p["line"] for p in err.value.details["problems"]})
     assert lines == [4, 5, 6]
     assert device_state(app) == before and app.catalogue.count() == 0
-    secret = world.tmp / "pass.txt"
+    secret = usb_world.tmp / "pass.txt"
     secret.write_text(PASSPHRASE)
     data = app.data_dir
     app.close()
-    out = CliRunner().invoke(main, ["provision", "apply", str(world.stick), "--data", str(data), "--passphrase-file", str(secret)])
+    out = CliRunner().invoke(main, ["provision", "apply", str(usb_world.stick), "--data", str(data), "--passphrase-file", str(secret)])
     assert out.exit_code == 1
     for line in (4, 5, 6):
         assert f"line {line}:" in out.output
@@ -196,16 +197,16 @@ def test_names_that_leave_their_folder_are_refused(tmp_path, rel):
         stick.safe_join(tmp_path, rel)
 
 
-def test_symlink_out_of_the_stick_is_refused(world):
-    world.make()
-    folder = school_folder(world) / "content"
+def test_symlink_out_of_the_stick_is_refused(usb_world):
+    usb_world.make()
+    folder = school_folder(usb_world) / "content"
     target = next((folder / "targets").iterdir())
     target.unlink()
     target.symlink_to("/etc/hostname")
-    app = world.appliance()
+    app = usb_world.appliance()
     before = device_state(app)
     with pytest.raises(Exception) as err:
-        apply_stick(app, world.stick, PASSPHRASE)
+        apply_stick(app, usb_world.stick, PASSPHRASE)
     assert "symbolic link" in str(err.value) or "wrong size" in str(err.value)
     assert device_state(app)[0] == before[0] and app.school_code == ""
 
@@ -217,21 +218,21 @@ def test_marker_naming_a_path_outside_the_folder_is_refused(tmp_path):
         stick.read_marker(folder)
 
 
-def test_half_written_stick_is_refused_as_incomplete(world):
-    world.make()
-    (school_folder(world) / "stick.json").unlink()  # pulled out before the last file
-    app = world.appliance()
+def test_half_written_stick_is_refused_as_incomplete(usb_world):
+    usb_world.make()
+    (school_folder(usb_world) / "stick.json").unlink()  # pulled out before the last file
+    app = usb_world.appliance()
     with pytest.raises(IncompleteError, match="half-written"):
-        apply_stick(app, world.stick, PASSPHRASE)
+        apply_stick(app, usb_world.stick, PASSPHRASE)
     assert app.school_code == ""
 
 
-def test_half_written_content_pack_is_refused(world):
-    world.make()
-    (school_folder(world) / "content" / stick.MARKER).unlink()
-    app = world.appliance()
+def test_half_written_content_pack_is_refused(usb_world):
+    usb_world.make()
+    (school_folder(usb_world) / "content" / stick.MARKER).unlink()
+    app = usb_world.appliance()
     with pytest.raises(IncompleteError):
-        apply_stick(app, world.stick, PASSPHRASE)
+        apply_stick(app, usb_world.stick, PASSPHRASE)
     assert app.school_code == "" and app.catalogue.count() == 0
 
 
@@ -242,21 +243,21 @@ def tiny_stick(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-def test_stick_too_small_is_reported_before_anything_is_written(world, tiny_stick):
+def test_stick_too_small_is_reported_before_anything_is_written(usb_world, tiny_stick):
     with pytest.raises(StickTooSmallError) as err:
-        world.make(stick=tiny_stick)
+        usb_world.make(stick=tiny_stick)
     assert "MB" in str(err.value) and "nothing was written" in str(err.value)
     assert list(tiny_stick.iterdir()) == []
 
 
-def test_cli_makes_and_applies_a_stick(world, tmp_path):
+def test_cli_makes_and_applies_a_stick(usb_world, tmp_path):
     roster = tmp_path / "名单.csv"
     roster.write_bytes(roster_bytes())
     secret = tmp_path / "pass.txt"
     secret.write_text(PASSPHRASE + "\n")
     runner = CliRunner()
-    made = runner.invoke(main, ["provision", "make", "--hub-data", str(world.hub.data_dir), "--school-code", SCHOOL,
-                                "--school-name", "红星小学", "--hub-url", "http://127.0.0.1:9", "--out", str(world.stick),
+    made = runner.invoke(main, ["provision", "make", "--hub-data", str(usb_world.hub.data_dir), "--school-code", SCHOOL,
+                                "--school-name", "红星小学", "--hub-url", "http://127.0.0.1:9", "--out", str(usb_world.stick),
                                 "--stick", "--roster", str(roster), "--passphrase-file", str(secret),
                                 "--teaching-point", "岭下教学点", "--sync-window", "21:00-05:00"])
     assert made.exit_code == 0, made.output
@@ -264,32 +265,32 @@ def test_cli_makes_and_applies_a_stick(world, tmp_path):
     data = tmp_path / "device"
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("definitely not it")
-    refused = runner.invoke(main, ["provision", "apply", str(world.stick), "--data", str(data), "--passphrase-file", str(wrong)])
+    refused = runner.invoke(main, ["provision", "apply", str(usb_world.stick), "--data", str(data), "--passphrase-file", str(wrong)])
     assert refused.exit_code == 1 and "wrong passphrase" in refused.output
-    shown = runner.invoke(main, ["provision", "apply", str(world.stick), "--data", str(data), "--dry-run"])
+    shown = runner.invoke(main, ["provision", "apply", str(usb_world.stick), "--data", str(data), "--dry-run"])
     assert shown.exit_code == 0 and "trust the hub" in shown.output
-    applied = runner.invoke(main, ["provision", "apply", str(world.stick), "--data", str(data), "--passphrase-file", str(secret)])
+    applied = runner.invoke(main, ["provision", "apply", str(usb_world.stick), "--data", str(data), "--passphrase-file", str(secret)])
     assert applied.exit_code == 0, applied.output
     assert "Provisioned" in applied.output and "initial password T001" in applied.output
     assert json.loads((data / "settings.json").read_text())["sync_window"] == "21:00-05:00"
-    again = runner.invoke(main, ["provision", "apply", str(world.stick), "--data", str(data), "--passphrase-file", str(secret)])
+    again = runner.invoke(main, ["provision", "apply", str(usb_world.stick), "--data", str(data), "--passphrase-file", str(secret)])
     assert again.exit_code == 0 and "nothing will change" in again.output
 
 
-def test_roster_saved_as_utf8_with_bom_works_too(world):
-    world.make(roster=roster_bytes(encoding="utf-8-sig"))
-    app = world.appliance()
-    summary = apply_stick(app, world.stick, PASSPHRASE)
+def test_roster_saved_as_utf8_with_bom_works_too(usb_world):
+    usb_world.make(roster=roster_bytes(encoding="utf-8-sig"))
+    app = usb_world.appliance()
+    summary = apply_stick(app, usb_world.stick, PASSPHRASE)
     assert summary["roster"]["created"] == 3
     assert sorted(r[0] for r in app.db.execute("select name from people")) == ["张三", "李四", "王老师"]
 
 
-def test_provisioned_device_serves_the_stick_content(world, serve_edge):
+def test_provisioned_device_serves_the_stick_content(usb_world, serve_edge):
     import httpx
 
-    world.make()
-    app = world.appliance()
-    apply_stick(app, world.stick, PASSPHRASE)
+    usb_world.make()
+    app = usb_world.appliance()
+    apply_stick(app, usb_world.stick, PASSPHRASE)
     data = app.data_dir
     expected = {f.path: f.sha256 for f in app.catalogue.get("r-pinyin").files}
     app.close()

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from usb_fixtures import PASSPHRASE, SCHOOL, roster_bytes, world  # noqa: F401  (world: a fixture)
+from fixtures.common import SCHOOL
+from fixtures.usb import PASSPHRASE, roster_bytes
 
 from edge_agent.spaces import const
 from edge_agent.spaces.login import set_staff_password
@@ -19,58 +20,58 @@ ROSTER = roster_bytes(["姓名,学籍号,性别,年级,班级,角色",
 
 
 @pytest.fixture
-def mounted(world, tmp_path):
+def mounted(usb_world, tmp_path):
     """A mount root holding the stick the way a desktop automounter does: <root>/<user>/<label>."""
     root = tmp_path / "media"
     label = root / "technician" / "KINGSTON"
     label.parent.mkdir(parents=True)
-    world.stick.rename(label)
-    world.stick = label
+    usb_world.stick.rename(label)
+    usb_world.stick = label
     (root / "other-disk").mkdir()  # a stick without school-edge is not ours
     (root / "loop").symlink_to(tmp_path)  # symlinks are not followed
     return root
 
 
-def client_for(world, app, roots, remote="127.0.0.1"):
+def client_for(usb_world, app, roots, remote="127.0.0.1"):
     flask_app = create_served_app(app.config.replace(usb_mount_roots=str(roots)), appliance=app)
     return flask_app.test_client(), {"REMOTE_ADDR": remote}
 
 
-def test_sticks_are_found_under_the_mount_roots(world, mounted, tmp_path):
-    world.make()
-    assert find_sticks(f"{mounted},{tmp_path / 'missing'}") == [world.stick]
+def test_sticks_are_found_under_the_mount_roots(usb_world, mounted, tmp_path):
+    usb_world.make()
+    assert find_sticks(f"{mounted},{tmp_path / 'missing'}") == [usb_world.stick]
     assert find_sticks("") == []
 
 
-def test_watcher_records_the_plan_when_a_stick_appears(world, mounted):
-    app = world.appliance()
+def test_watcher_records_the_plan_when_a_stick_appears(usb_world, mounted):
+    app = usb_world.appliance()
     watcher = StickWatcher(app, str(mounted), interval_s=0.05)
     assert watcher.poll() == [] and read_plans(app.data_dir) == []
-    world.make()
+    usb_world.make()
     [plan] = watcher.poll()
     assert plan["ok"] and plan["provision"]["school_code"] == SCHOOL
     assert any("trust the hub" in a for a in plan["actions"])
-    assert read_plans(app.data_dir)[0]["stick"] == str(world.stick)
+    assert read_plans(app.data_dir)[0]["stick"] == str(usb_world.stick)
     assert watcher.poll() is None  # nothing changed
     assert app.school_code == ""  # noticing never applies
     watcher.start()
     watcher.stop()
 
 
-def test_plans_made_at_the_same_time_do_not_trip_over_each_other(world, mounted):
+def test_plans_made_at_the_same_time_do_not_trip_over_each_other(usb_world, mounted):
     """The watcher and page requests plan the same stick at once; each uses its own scratch state."""
     import threading
 
     from provisioning.watcher import plan_for
 
-    world.make()
-    app = world.appliance()
+    usb_world.make()
+    app = usb_world.appliance()
     results, failures = [], []
 
     def plan_repeatedly():
         for _ in range(20):
             try:
-                results.append(plan_for(app, world.stick))
+                results.append(plan_for(app, usb_world.stick))
             except Exception as exc:  # noqa: BLE001  (the assertion below names it)
                 failures.append(repr(exc))
 
@@ -85,19 +86,19 @@ def test_plans_made_at_the_same_time_do_not_trip_over_each_other(world, mounted)
     assert app.school_code == ""
 
 
-def test_watcher_shows_a_refusal_for_a_bad_stick(world, mounted):
-    world.make(valid_days=-1)
-    app = world.appliance()
+def test_watcher_shows_a_refusal_for_a_bad_stick(usb_world, mounted):
+    usb_world.make(valid_days=-1)
+    app = usb_world.appliance()
     [plan] = StickWatcher(app, str(mounted)).poll()
     assert not plan["ok"] and "expired" in plan["error"]["message_en"]
     stored = json.loads((app.data_dir / PLANS_FILE).read_text())
     assert stored["sticks"][0]["error"]["code"] == "bad_bundle"
 
 
-def test_technician_page_api_plans_and_applies_on_an_unprovisioned_device(world, mounted):
-    world.make(roster=ROSTER)
-    app = world.appliance()
-    client, env = client_for(world, app, mounted)
+def test_technician_page_api_plans_and_applies_on_an_unprovisioned_device(usb_world, mounted):
+    usb_world.make(roster=ROSTER)
+    app = usb_world.appliance()
+    client, env = client_for(usb_world, app, mounted)
     listed = client.get("/api/v1/usb", environ_base=env).get_json()["sticks"]
     assert listed[0]["provision"]["needs_passphrase"]
     hdr = {const.LOGIN_HEADER: "fetch"}
@@ -113,23 +114,23 @@ def test_technician_page_api_plans_and_applies_on_an_unprovisioned_device(world,
     assert done.get_json()["result"]["changed"] and app.school_code == SCHOOL
 
 
-def test_unprovisioned_device_answers_only_its_own_screen(world, mounted):
-    world.make()
-    app = world.appliance()
-    client, env = client_for(world, app, mounted, remote="192.0.2.7")
+def test_unprovisioned_device_answers_only_its_own_screen(usb_world, mounted):
+    usb_world.make()
+    app = usb_world.appliance()
+    client, env = client_for(usb_world, app, mounted, remote="192.0.2.7")
     r = client.get("/api/v1/usb", environ_base=env)
     assert r.status_code == 403
 
 
-def test_after_provisioning_only_technicians_may_use_the_stick_api(world, mounted):
-    world.make(roster=ROSTER)
-    app = world.appliance()
+def test_after_provisioning_only_technicians_may_use_the_stick_api(usb_world, mounted):
+    usb_world.make(roster=ROSTER)
+    app = usb_world.appliance()
     from provisioning.usb_apply import apply_stick
 
-    apply_stick(app, world.stick, PASSPHRASE)
+    apply_stick(app, usb_world.stick, PASSPHRASE)
     for number in ("X001", "T001"):
         set_staff_password(app.db, find_by_number(app.db, number).id, "pass-word-123", must_change=False)
-    client, env = client_for(world, app, mounted)
+    client, env = client_for(usb_world, app, mounted)
     assert client.get("/api/v1/usb", environ_base=env).status_code == 401
     hdr = {const.LOGIN_HEADER: "fetch"}
     login = client.post("/api/v1/login/staff", json={"number": "T001", "password": "pass-word-123"}, headers=hdr,
@@ -147,15 +148,15 @@ def test_after_provisioning_only_technicians_may_use_the_stick_api(world, mounte
     assert exported.status_code == 200 and exported.get_json()["result"]["batches"] >= 1
 
 
-def test_running_appliance_notices_a_stick_plugged_in(world, mounted, serve_edge):
+def test_running_appliance_notices_a_stick_plugged_in(usb_world, mounted, serve_edge):
     import time
 
-    app = world.appliance()
+    app = usb_world.appliance()
     data = app.data_dir
     app.close()
     (data / "settings.json").write_text(json.dumps({"usb_mount_roots": str(mounted)}))
     serve_edge(data)
-    world.make()  # plugged in while serving
+    usb_world.make()  # plugged in while serving
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not read_plans(data):
         time.sleep(0.1)

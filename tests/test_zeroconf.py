@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import httpx
-from conftest import REPO
+from fixtures.common import REPO, SCHOOL
 
 from edge_agent.const import SERVICE_TYPE
 from edge_agent.lan_announce import Announcer, discover
@@ -14,7 +14,7 @@ from edge_agent.lan_announce import Announcer, discover
 BROWSE_S = 1.5
 
 
-def announcing(tmp_path, serve_edge, school_code="4112345678"):
+def announcing(tmp_path, serve_edge, school_code=SCHOOL):
     data = tmp_path / "data"
     data.mkdir()
     (data / "settings.json").write_text(json.dumps({"announce_interfaces": "127.0.0.1"}))
@@ -45,7 +45,7 @@ def browse_until(device_id, present, tries=5):
 def test_serving_appliance_is_found_with_its_txt_records_and_gone_after_sigterm(tmp_path, serve_edge):
     server, status = announcing(tmp_path, serve_edge)
     [found] = browse_until(status["device_id"], present=True)
-    assert found.school_code == "4112345678"
+    assert found.school_code == SCHOOL
     assert found.api == "1" and found.role == "edge"
     assert found.port == server.port and "127.0.0.1" in found.addresses
     assert found.url == server.base + "/"
