@@ -5,6 +5,7 @@
           ├── ConfigError      unknown or invalid setting (startup)
           ├── NotFoundError    unknown resource, file or path (HTTP 404)
           ├── BadRequestError  malformed input (HTTP 400)
+          ├── TeachersOnlyError  a file only teachers may open, e.g. an exercise's answers (HTTP 403)
           └── NotProvisionedError  no hub configured yet (HTTP 409)
 
 The serving layer is shared with the hub, so ``PortInUseError`` lives in
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from hub_sync.core.errors import PortInUseError, Problem
 
-__all__ = ["EdgeError", "ConfigError", "NotFoundError", "BadRequestError", "NotProvisionedError", "PortInUseError"]
+__all__ = ["EdgeError", "ConfigError", "NotFoundError", "BadRequestError", "TeachersOnlyError", "NotProvisionedError",
+           "PortInUseError"]
 
 
 class EdgeError(Problem):
@@ -37,6 +39,10 @@ class BadRequestError(EdgeError):
     code = "bad_request"
     http_status = 400
 
+
+class TeachersOnlyError(EdgeError):
+    code = "teachers_only"
+    http_status = 403
 
 
 class NotProvisionedError(EdgeError):

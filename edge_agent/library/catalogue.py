@@ -5,7 +5,12 @@ Tables (created by ``edge_agent.library.schema``):
 * ``resources``: one row per resource with 学段 ``stage``, 年级 ``grade``, 学科
   ``subject``, 教材版本 ``edition``, 章节/单元 ``chapter``, ``kind``, ``duration_s``,
   ``pages``, ``size``, ``source``, ``licence``, ``channel``.
-* ``resource_files``: (resource_id, path) -> sha256, size, mime.
+* ``resource_files``: (resource_id, path) -> sha256, size, mime, ``answer_key``.
+  ``answer_key`` marks the files of an exercise set that hold its answers (every
+  file of an ``exercise`` resource but its pictures, sound and video), set here at
+  every upsert, so at import and at sync time. The content routes serve a blob
+  that any row marks only to teachers (``is_answer_key``): the rule goes with the
+  bytes, whichever resource or URL names them.
 * ``resources_fts``: FTS5 with the trigram tokenizer over title, description,
   chapter and keywords, so Chinese text is found without word segmentation.
 
@@ -34,6 +39,11 @@ SOURCES = ("national", "provincial", "county", "school", "teacher")
 STAGES = ("小学", "初中", "高中")
 FILTERS = ("stage", "grade", "subject", "edition", "chapter", "kind", "source", "channel")
 TEXT_COLUMNS = ("title", "description", "chapter", "keywords")
+# media an exercise set may show with its questions; every other file of an
+# exercise resource is taken to hold answers
+QUESTION_MEDIA = ("image/", "audio/", "video/")
+ANSWER_KEY_SQL = ("resource_id in (select id from resources where kind = 'exercise') and "
+                  + " and ".join(f"mime not like '{m}%'" for m in QUESTION_MEDIA))
 
 
 @dataclass
@@ -88,6 +98,11 @@ def validate(resource: Resource) -> None:
         raise BadRequestError("；".join(p[0] for p in problems), "; ".join(p[1] for p in problems))
 
 
+def is_answer_file(kind: str, f: ResourceFile) -> bool:
+    """Whether ``f`` of a resource of ``kind`` holds answers (see ``ANSWER_KEY_SQL``, the same rule)."""
+    return kind == "exercise" and not (f.mime or "").lower().startswith(QUESTION_MEDIA)
+
+
 class Catalogue:
     """Search and maintain resources in one SQLite database."""
 
@@ -110,7 +125,8 @@ class Catalogue:
                             [rowid, bigrams_of(*(getattr(resource, c) for c in TEXT_COLUMNS))])
             self.db.execute("delete from resource_files where resource_id = ?", [resource.id])
             self.db["resource_files"].insert_all(
-                ({"resource_id": resource.id, **f.__dict__} for f in resource.files)
+                ({"resource_id": resource.id, **f.__dict__, "answer_key": int(is_answer_file(resource.kind, f))}
+                 for f in resource.files)
             )
 
     def upsert_many(self, resources: Iterable[Resource]) -> int:
@@ -150,6 +166,12 @@ class Catalogue:
             "select path, sha256, size, mime from resource_files where sha256 = ? limit 1", [sha256]
         ).fetchone()
         return ResourceFile(*row) if row else None
+
+    def is_answer_key(self, sha256: str) -> bool:
+        """Whether the blob holds an exercise's answers (any catalogue row says so):
+        then only teachers may fetch its bytes."""
+        row = self.db.execute("select max(answer_key) from resource_files where sha256 = ?", [sha256]).fetchone()
+        return bool(row and row[0])
 
     def file_in_resource(self, resource_id: str, path: str) -> ResourceFile | None:
         row = self.db.execute(

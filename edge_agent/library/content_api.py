@@ -7,18 +7,29 @@
 * ``GET /r/<resource_id>/<path>``: a file by its place in a resource, so an HTML
   lesson's relative links work. Looked up in the catalogue, never on disk by
   name, so no path can leave the store.
+
+Exercise answers stay on the server: a blob the catalogue marks as an answer key
+(``Catalogue.is_answer_key``) is served by either content route only to a request
+that ``app.extensions[ANSWER_KEY_READER]`` accepts (the learning spaces install
+it: a logged-in teacher or administrator), privately and never cached by others;
+everyone else gets 403. Students get the questions from the assignment API and
+their grades from the server.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from edge_agent.library.catalogue import FILTERS, Resource
-from edge_agent.errors import BadRequestError, NotFoundError
+from edge_agent.library.catalogue import FILTERS, Resource, is_answer_file
+from edge_agent.errors import BadRequestError, NotFoundError, TeachersOnlyError
 from edge_agent.library.file_response import file_response
 from edge_agent.library.response_cache import ResponseCache
 
 bp = Blueprint("content", __name__)
+
+# app.extensions key: a callable answering whether the current request may read
+# exercise answer keys (installed by edge_agent.spaces.register; absent: nobody may)
+ANSWER_KEY_READER = "answer_key_reader"
 
 
 def appliance():
@@ -29,7 +40,7 @@ def resource_json(r: Resource) -> dict:
     data = r.row()
     data["files"] = [
         {"path": f.path, "url": f"/content/{f.sha256}/{f.path.rsplit('/', 1)[-1]}", "sha256": f.sha256,
-         "size": f.size, "mime": f.mime}
+         "size": f.size, "mime": f.mime, "teachers_only": is_answer_file(r.kind, f)}
         for f in r.files
     ]
     data["url"] = f"/r/{r.id}/{r.files[0].path}" if r.files else None
@@ -78,6 +89,21 @@ def facets():
     return jsonify({k: [{"value": v, "count": c} for v, c in rows] for k, rows in appliance().catalogue.facets().items()})
 
 
+def _answer_key_check(sha256: str) -> bool:
+    """True when the blob is an answer key that this request may read; 403 when it may not;
+    False for every other blob."""
+    if not appliance().catalogue.is_answer_key(sha256):
+        return False
+    may_read = current_app.extensions.get(ANSWER_KEY_READER)
+    if may_read is None or not may_read():
+        raise TeachersOnlyError("练习文件里有答案，只有老师可以打开。学生请在作业里做题",
+                                "exercise files hold the answers and only teachers may open them; "
+                                "students answer the questions in their assignment")
+    return True
+
+
+# nginx front: /content/ and /r/ bytes may be sent only after these views' checks (X-Accel-Redirect), never by a
+# direct location on the store: answer keys (Catalogue.is_answer_key) are teachers-only, whichever way bytes go.
 @bp.route("/content/<sha256>", methods=["GET", "HEAD"])
 @bp.route("/content/<sha256>/<name>", methods=["GET", "HEAD"])
 def content(sha256: str, name: str | None = None):
@@ -85,8 +111,9 @@ def content(sha256: str, name: str | None = None):
     entry = app.catalogue.file_by_sha(sha256) if len(sha256) == 64 else None
     if entry is None:
         raise NotFoundError("找不到该文件", "no such file")
+    private = _answer_key_check(sha256)
     app.integrity.check(sha256, entry.size)
-    return file_response(app.store.path_for(sha256), entry.mime, sha256, immutable=True)
+    return file_response(app.store.path_for(sha256), entry.mime, sha256, immutable=not private, private=private)
 
 
 @bp.route("/r/<resource_id>/<path:path>", methods=["GET", "HEAD"])
@@ -95,5 +122,6 @@ def resource_file(resource_id: str, path: str):
     entry = app.catalogue.file_in_resource(resource_id, path)
     if entry is None:
         raise NotFoundError("找不到该文件", "no such file")
+    private = _answer_key_check(entry.sha256)
     app.integrity.check(entry.sha256, entry.size)
-    return file_response(app.store.path_for(entry.sha256), entry.mime, entry.sha256, immutable=False)
+    return file_response(app.store.path_for(entry.sha256), entry.mime, entry.sha256, immutable=False, private=private)

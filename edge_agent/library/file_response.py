@@ -47,8 +47,11 @@ def _range_environ(size: int) -> tuple[dict | None, Response | None]:
     return environ, None
 
 
-def file_response(path: Path, mime: str, etag: str, immutable: bool, download_name: str | None = None) -> Response:
-    """A conditional, range-capable response for the file at ``path``."""
+def file_response(path: Path, mime: str, etag: str, immutable: bool, download_name: str | None = None,
+                  private: bool = False) -> Response:
+    """A conditional, range-capable response for the file at ``path``.
+
+    ``private`` files (answer keys, pupils' work) are never kept by a shared cache."""
     f = path.open("rb")
     size = os.fstat(f.fileno()).st_size
     environ, refusal = _range_environ(size)
@@ -58,7 +61,12 @@ def file_response(path: Path, mime: str, etag: str, immutable: bool, download_na
     rv = Response(wrap_file(request.environ, f), mimetype=mime, direct_passthrough=True)
     rv.content_length = size
     rv.set_etag(etag)
-    if immutable:
+    if private:
+        rv.cache_control.private = True
+        rv.cache_control.no_cache = True
+        rv.cache_control.max_age = 0
+        rv.vary.add("Cookie")
+    elif immutable:
         rv.cache_control.public = True
         rv.cache_control.max_age = IMMUTABLE_MAX_AGE_S
         rv.cache_control.immutable = True

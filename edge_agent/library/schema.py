@@ -64,3 +64,13 @@ def m004_catalogue_generation(db: sqlite_utils.Database) -> None:
         for event in ("insert", "update", "delete"):
             db.execute(f"create trigger {table}_{event}_generation after {event} on {table} "
                        f"begin update catalogue_generation set n = n + 1 where id = 1; end")
+
+
+@migrations
+def m005_answer_keys(db: sqlite_utils.Database) -> None:
+    # Exercise files carry their answers: marked here (and by Catalogue.upsert at
+    # every import and sync) so the content routes serve them to teachers only.
+    from edge_agent.library.catalogue import ANSWER_KEY_SQL
+
+    db.execute("alter table resource_files add column answer_key integer not null default 0")
+    db.execute(f"update resource_files set answer_key = 1 where {ANSWER_KEY_SQL}")

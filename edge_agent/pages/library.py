@@ -19,6 +19,7 @@ from edge_agent.const import MAX_PAGE_SIZE
 from edge_agent.errors import BadRequestError, NotFoundError
 from edge_agent.pages.errors import page_errors
 from edge_agent.pages.spaces_bridge import attach_session
+from edge_agent.spaces.exercises import load_exercise, public_questions
 
 PAGE_SIZE = 24
 BROWSE_FILTERS = ("subject", "grade", "edition", "chapter", "kind")
@@ -140,15 +141,12 @@ def project(resource_id: str):
 
 
 def exercise_preview(r: Resource) -> dict | None:
-    """The questions of an exercise set (without answers) for a teacher's preview."""
-    import json
-
+    """The questions of an exercise set (the students' copy: no answers) for a preview."""
     f = next((f for f in r.files if f.path.endswith(".json")), None)
     if f is None:
         return None
     try:
-        data = json.loads(appliance().store.path_for(f.sha256).read_text("utf-8"))
-    except (OSError, ValueError):
+        data = load_exercise(appliance().store.path_for(f.sha256).read_bytes())
+    except (OSError, BadRequestError):
         return None
-    return {"title": data.get("title", r.title),
-            "questions": [{k: v for k, v in q.items() if k != "answer"} for q in data.get("questions", [])]}
+    return {"title": data.get("title", r.title), "questions": public_questions(data)}

@@ -57,6 +57,12 @@ def can_manage_student(db: sqlite_utils.Database, viewer: Person, student_id: in
     return is_admin(viewer) or teaches_student(db, viewer, student_id)
 
 
+def can_read_answer_keys(viewer: Person | None) -> bool:
+    """An exercise's answers: its teachers' and the administrator's, never a student's or a parent's.
+    (Any teacher of the school: resources are the school's, not a class's.)"""
+    return viewer is not None and not viewer.must_change and (is_admin(viewer) or bool(viewer.roles & TEACHING))
+
+
 def require(allowed: bool) -> None:
     """Raise ForbiddenError (403) unless ``allowed``."""
     if not allowed:

@@ -59,6 +59,16 @@ def load_session() -> None:
         raise ForbiddenError("首次登录请先修改密码", "change your first password before anything else")
 
 
+def request_may_read_answer_keys() -> bool:
+    """For the content routes (``content_api.ANSWER_KEY_READER``): does this request's
+    session belong to someone who may read exercise answers?"""
+    from edge_agent.spaces.access import can_read_answer_keys
+
+    token = request.cookies.get(const.SESSION_COOKIE, "")
+    session = lookup_session(db(), token) if token else None
+    return can_read_answer_keys(session.person if session else None)
+
+
 def current_session() -> Session:
     session = g.get("space_session")
     if session is None:

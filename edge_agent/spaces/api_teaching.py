@@ -26,7 +26,7 @@ from edge_agent.spaces.api_common import appliance, blueprint, body, db, viewer
 from edge_agent.spaces.assignments import can_see_assignment, class_assignments, create_assignment, get_assignment, is_assigned_to
 from edge_agent.spaces.cards import cards_html, cards_json
 from edge_agent.spaces.class_cache import ClassCache
-from edge_agent.spaces.exercises import public_questions
+from edge_agent.spaces.exercises import answer_key, public_questions
 from edge_agent.spaces.login import issue_cards
 from edge_agent.spaces.people import all_classes, class_row, class_students, class_teachers, classes_of, get_person
 from edge_agent.spaces.progress import record_progress
@@ -128,7 +128,11 @@ def assignment(assignment_id: int):
     me = viewer()
     a = _visible_assignment(assignment_id)
     if a["kind"] == "exercise":
-        a["questions"] = public_questions(exercise_for(db(), appliance().store, a))
+        # students (and parents) get the questions only; the class's teachers also the key
+        ex = exercise_for(db(), appliance().store, a)
+        a["questions"] = public_questions(ex)
+        if can_manage_class(db(), me, a["class_id"]):
+            a["answer_key"] = answer_key(ex)
     if me.is_student:
         a["attempts"] = attempts_of(db(), assignment_id, me.id)
         a["submissions"] = submissions_for(db(), assignment_id, me.id)
@@ -189,7 +193,7 @@ def submission_file(submission_id: int, index: int):
     if index >= len(s["files"]):
         raise NotFoundError("没有这个附件", "no such attachment")
     f = s["files"][index]
-    return file_response(appliance().store.path_for(f["sha256"]), f["mime"], f["sha256"], immutable=False)
+    return file_response(appliance().store.path_for(f["sha256"]), f["mime"], f["sha256"], immutable=False, private=True)
 
 
 @bp.post("/api/v1/submissions/<int:submission_id>/grade")

@@ -46,9 +46,19 @@ def normalise_text(text: Any) -> str:
     return " ".join(unicodedata.normalize("NFKC", str(text)).split()).casefold()
 
 
+# What a student's copy of a question holds. An allow-list, not "all but answer": an
+# exercise from elsewhere may carry its key under another name (solution, explanation).
+QUESTION_FIELDS = ("id", "type", "prompt", "options")
+
+
 def public_questions(ex: dict[str, Any]) -> list[dict[str, Any]]:
-    """The questions as a student sees them: no answers."""
-    return [{k: v for k, v in q.items() if k != "answer"} for q in ex["questions"]]
+    """The questions as a student sees them: prompt and options only, never answers or keys."""
+    return [{k: q[k] for k in QUESTION_FIELDS if k in q} for q in ex["questions"]]
+
+
+def answer_key(ex: dict[str, Any]) -> dict[str, Any]:
+    """Question id -> accepted answer, for teachers only."""
+    return {q["id"]: q["answer"] for q in ex["questions"]}
 
 
 def _as_indices(value: Any) -> set[int] | None:
