@@ -44,6 +44,12 @@ class EdgeConfig:
     sync_interval_s: int = _setting(300, "同步间隔 Seconds between scheduled sync attempts")
     sync_timeout_s: int = _setting(30, "同步超时 Seconds without data before a content download is given up (and resumed later)")
     secret_key: str = _setting("", "会话密钥 Session signing key; generated into the data folder when empty")
+    front: str = _setting("nginx", "局域网前端 What faces the LAN: nginx (serves files, buffers and limits requests, gunicorn behind it on a unix socket) or none (gunicorn alone on host:port, for development)")
+    login_rate_per_min: int = _setting(30, "登录频率上限 Login attempts (POST) per minute from one client address, enforced by nginx (429 beyond)")
+    request_timeout_s: int = _setting(15, "请求超时 Seconds nginx waits for a client's request header or body, or between sends, before closing the connection")
+    json_body_kb: int = _setting(64, "请求体上限 Largest request body (KB) outside the upload routes (JSON, logins, forms)")
+    scrub_rate_mb_s: int = _setting(4, "校验速度 MB per second the background scrub re-hashes stored files at (0 turns it off); damaged files are quarantined")
+    scrub_every_h: float = _setting(168.0, "校验周期 Hours after which the background scrub hashes a stored file again")
     usb_mount_roots: str = _setting("/media,/run/media,/mnt", "U盘挂载目录 Comma list of folders where USB sticks appear (watched while serving)")
     trust_front_header: bool = _setting(False, "信任前端转发的地址 Take the client address from X-Real-IP on requests that come through the nginx front (unix socket or loopback); login throttling counts by it")
 

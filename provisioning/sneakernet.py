@@ -3,7 +3,7 @@
 ``export_usb`` writes, for this device, ``<school>/up/<device_id>/<n>/``:
 
     batch-<first>-<last>.sealed   each a signed usage batch (the same DSSE envelope the
-                                  network sends), encrypted to the hub (hub_sync.formats.usb_box)
+                                  network sends), sealed to the hub's online key (hub_sync.formats.sealed_box)
     upload-<sha256>               files of teacher resources offered to the county
     enrollment-request.json       while the hub has not confirmed the device yet
     manifest.json                 DSSE signed by the device key: every file's sha256,
@@ -36,12 +36,11 @@ from hub_sync.formats.envelope import canonical_json, seal
 from hub_sync.core.errors import Problem
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import transaction
-from hub_sync.formats.usb_box import seal_to_hub
+from hub_sync.formats.sealed_box import seal_to
 
 from provisioning import stick
 from provisioning.content_pack import pack_folder, plan_from_pack, read_pack_marker
 from provisioning.errors import IncompleteError, NothingToDoError, UsbError, WrongSchoolError
-from provisioning.usb_provision import hub_usb_key_b64
 from provisioning.verified_copy import import_verified
 
 EXPORT_KIND = "usb-export"
@@ -93,15 +92,13 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
                max_events: int | None = None) -> dict:
     """Write this device's unacknowledged usage, offered uploads and (until enrolled)
     its enrollment request onto the stick; room is checked before writing."""
+    from edge_agent.sync.hub_key import load_hub_key
     from edge_agent.sync.usage_sync import chain_hash, build_next_batch
     from hub_sync.core.keys import load_signer
 
     migrations.apply(appliance.db)
     folder = _device_folder(appliance, stick_path, UP)
-    hub_key = hub_usb_key_b64(appliance.data_dir)
-    if not hub_key:
-        raise UsbError("本设备没有县平台的U盘加密公钥（不是用U盘开通的），请用新的开通U盘再应用一次",
-                       "this device has no hub USB encryption key (not provisioned by stick); apply a fresh provisioning stick")
+    hub_key = load_hub_key(appliance.data_dir)  # the key it follows through rotations; boxes for the hub use it too
     after = appliance.journal.acknowledged()
     prev = chain_hash(appliance, after)
     batches = []
@@ -112,7 +109,7 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
     uploads = _offered_uploads(appliance)
     enrollment = appliance.data_dir / "enrollment-request.json"
     send_enrollment = enrollment.is_file() and appliance.identity("enrolled") != "yes"
-    sealed = {f"batch-{b.first_seq:012d}-{b.last_seq:012d}.sealed": seal_to_hub(hub_key, b.envelope) for b in batches}
+    sealed = {f"batch-{b.first_seq:012d}-{b.last_seq:012d}.sealed": seal_to(hub_key, b.envelope) for b in batches}
     files = {f["sha256"]: f["size"] for u in uploads for f in u["files"]}
     needed = sum(map(len, sealed.values())) + sum(files.values()) + 64 * 1024
     if not batches and not uploads and not send_enrollment:

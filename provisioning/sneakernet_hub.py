@@ -5,10 +5,11 @@ For every school folder on the stick (one stick may carry several schools):
 1. enrollment requests written by ``provision apply`` (``bundle/enrollment-request-*.json``)
    and carried in exports are registered, exactly as ``hub enroll`` does;
 2. the newest complete export of each device is checked (COMPLETE marker, the
-   device-signed manifest, every file's sha256), its batches decrypted with the
-   hub's USB key and ingested by ``hub_sync.hub.ingest`` exactly as over the
-   network (idempotent: the same export twice stores nothing new), offered
-   teacher uploads stored hash-checked and recorded for review;
+   device-signed manifest, every file's sha256), its batches opened with the hub's
+   keys (``hub_box_opener``: the online key, or a retired one) and ingested by
+   ``hub_sync.hub.ingest`` exactly as over the network (idempotent: the same export
+   twice stores nothing new), offered teacher uploads stored hash-checked and
+   recorded for review;
 3. the signed acknowledgements go to ``<school>/down/<device_id>/<n>/`` (marker last),
    and a fresh content pack for the school to ``<school>/content/``;
 4. the county's messages for each enrolled device of the school (``hub_sync.hub.downlink``:
@@ -39,7 +40,6 @@ from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.registry import Registry
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import transaction
-from hub_sync.formats.usb_box import ensure_hub_usb_key, open_sealed
 
 from provisioning import stick
 from provisioning.sneakernet import DOWN, DOWNLINK_FILE, EXPORT_KIND, MANIFEST, UP, _payload, _sha
@@ -67,7 +67,7 @@ def hub_import_usb(hub, stick_path: Path, packs: bool = True, progress: Callable
     if not schools:
         raise NothingToDoError("U盘上没有 school-edge 文件夹，没有可导入的内容",
                                "no school-edge folder on the stick; nothing to import")
-    private = ensure_hub_usb_key(hub.data_dir)
+    open_box = hub_box_opener(hub)
     reports = []
     for code in schools:
         folder = stick.school_dir(Path(stick_path), code)
@@ -82,7 +82,7 @@ def hub_import_usb(hub, stick_path: Path, packs: bool = True, progress: Callable
                     continue
                 with stick.stick_io(stick_path):
                     report["devices"].append(_import_device(hub, code, device_dir, folder / DOWN / device_dir.name,
-                                                            private, say, report))
+                                                            open_box, say, report))
             except Problem as exc:
                 report["problems"].append(f"{device_dir.name}: {exc}")
         try:
@@ -112,7 +112,7 @@ def _enroll(hub, data: bytes, report: dict) -> None:
         report["problems"].append(f"登记请求 enrollment request: {exc}")
 
 
-def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, report: dict) -> dict:
+def _import_device(hub, code: str, device_dir: Path, down: Path, open_box, say, report: dict) -> dict:
     from hub_sync.hub.ingest import UsageIngest
     from hub_sync.hub.registry import Registry
 
@@ -154,13 +154,13 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, private, say, r
             hub.store.put_file(stick.safe_join(export, entry["path"]), expected_sha256=f["sha256"])
     ingest, signer, acks = UsageIngest(hub.db), hub.online_signer, []
     for batch in manifest["batches"]:
-        envelope = open_sealed(private, files[batch["file"]][1])
+        envelope = open_box(files[batch["file"]][1])
         ack = ingest.ingest(envelope)
         acks.append(seal_ack(ack, signer))
         result["batches"] += 1
         result["stored"] += ack.stored
     downlink = Downlink(hub.db)
-    downlink.scan(device, hub_box_opener(hub))  # offered uploads and transferred spaces in these events
+    downlink.scan(device, open_box)  # offered uploads and transferred spaces in these events
     if isinstance(manifest.get("downlink_applied"), int):
         downlink.reported(device.device_id, manifest["downlink_applied"])
     for upload in uploads:

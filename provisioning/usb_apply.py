@@ -26,7 +26,7 @@ from hub_sync.core.trusted_clock import TrustedClock
 from provisioning.apply import PINNED_ROOT, SETTINGS_FILE, apply_bundle, device_signer
 from provisioning.content_pack import pack_folder, plan_from_pack, read_pack_marker
 from provisioning.errors import IncompleteError
-from provisioning.usb_provision import BUNDLE_DIR, HUB_USB_KEY, StickInfo, check_usb_key, choose_school, read_sealed_roster, verify_stick
+from provisioning.usb_provision import BUNDLE_DIR, StickInfo, choose_school, read_sealed_roster, verify_stick
 from provisioning.verified_copy import import_verified
 
 APPLIED_KEY = "usb_stick_applied"
@@ -138,7 +138,6 @@ def apply_stick(appliance, stick_path: Path, passphrase: str | None = None, scho
                      "device_id": appliance.device_id, "roster": None, "content": None}
     if appliance.identity(APPLIED_KEY) == info.digest:
         return summary
-    usb_key = check_usb_key(str(info.extras.get("hub_usb_key", "")))
     # 1. everything is checked before anything changes
     rows = None
     roster = read_sealed_roster(info, passphrase)
@@ -169,7 +168,6 @@ def apply_stick(appliance, stick_path: Path, passphrase: str | None = None, scho
                                   "snapshot_version": content_plan.snapshot_version}
         # 3. keys and trust files (idempotent), then one transaction for the database
         device_signer(appliance.data_dir)
-        atomic_write(appliance.data_dir / HUB_USB_KEY, usb_key.encode("ascii"))
         _merge_settings(appliance.data_dir, info.extras.get("settings", {}))
         with transaction(appliance.db):
             apply_bundle(appliance, info.folder / BUNDLE_DIR)

@@ -6,8 +6,9 @@ What a stick holds for one school (``stick.school_dir``)::
                             pinned TUF root, root key, one-time enrollment token)
     stick.json              DSSE signed by the same root key ("usb-stick"): the hash of
                             bundle.json (so the two cannot be mixed), teaching points,
-                            device settings, the hub's USB encryption key, the sealed
-                            roster's hash, created/expires times
+                            device settings, the sealed roster's hash, created/expires
+                            times (what devices seal for the hub goes to its online key,
+                            pinned with the TUF root: hub_sync.formats.sealed_box)
     roster.sealed           the roster, passphrase-encrypted (roster_seal)
     content/                the initial content pack (content_pack)
 
@@ -21,7 +22,6 @@ in one database transaction. Applying the same stick again changes nothing.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -33,7 +33,6 @@ from typing import Callable
 from hub_sync.formats.envelope import canonical_json, open_envelope, seal
 from hub_sync.core.errors import Problem, SignatureError
 from hub_sync.core.keys import public_key_from_dict
-from hub_sync.formats.usb_box import ensure_hub_usb_key, public_b64
 
 from provisioning import stick
 from provisioning.bundle import BUNDLE_FILE, Bundle, make_bundle, read_bundle
@@ -47,7 +46,6 @@ STICK_FILE = "stick.json"
 ROSTER_FILE = "roster.sealed"
 BUNDLE_DIR = "bundle"
 DEFAULT_VALID_DAYS = 30
-HUB_USB_KEY = Path("trust") / "hub_usb_x25519.pub"
 
 
 @dataclass
@@ -111,7 +109,6 @@ def make_stick(hub, stick_path: Path, school_code: str, school_name: str, hub_ur
         "school_code": school_code, "bundle_sha256": _sha(bundle_path.read_bytes()),
         "teaching_points": list(teaching_points or []),
         "settings": {"timezone": timezone_name, "sync_window": sync_window, "sync_bwlimit_kbps": int(bwlimit_kbps)},
-        "hub_usb_key": public_b64(ensure_hub_usb_key(hub.data_dir)),
         "roster": {"sha256": _sha(sealed), "size": len(sealed)} if sealed else None,
         "created_at": now, "expires_at": now + valid_days * 86400,
     }
@@ -209,18 +206,3 @@ def read_sealed_roster(info: StickInfo, passphrase: str | None) -> bytes | None:
         raise RosterError("花名册已加密，请输入口令", "the roster is encrypted: give the passphrase")
     return open_roster(sealed, passphrase, info.school_code)
 
-
-def hub_usb_key_b64(data_dir: Path) -> str:
-    """The hub's USB encryption key this device got from its stick ('' if none)."""
-    path = Path(data_dir) / HUB_USB_KEY
-    return path.read_text("ascii").strip() if path.is_file() else ""
-
-
-def check_usb_key(text: str) -> str:
-    """Refuse a hub USB key that is not 32 bytes of base64."""
-    try:
-        if len(base64.b64decode(text, validate=True)) == 32:
-            return text
-    except ValueError:
-        pass
-    raise BundleError("U盘上的县平台加密公钥无效", "the hub's encryption key on the stick is invalid")

@@ -32,7 +32,7 @@ from hub_sync.formats.downlink import DOWNLINK_KIND, POLL_KIND
 from hub_sync.formats.envelope import canonical_json, open_envelope, seal
 from hub_sync.core.errors import FormatError, Problem, ReplayError, SignatureError
 from hub_sync.core.migrations import Migrations
-from hub_sync.formats.person_box import box_private, from_text, open_box, seal_to_key, to_text
+from hub_sync.formats.sealed_box import box_key, from_text, open_sealed, seal_to, to_text
 from hub_sync.core.sqlite_db import transaction
 
 from edge_agent.sync.hub_key import load_hub_key
@@ -117,7 +117,7 @@ def apply_answer(appliance, answer: dict) -> DownlinkResult:
             result.skipped += 1  # applied before (a replay or a repeat): nothing happens twice
             continue
         if private is None:
-            private = box_private(appliance.data_dir / DEVICE_KEY_FILE)
+            private = box_key(appliance.data_dir / DEVICE_KEY_FILE)
         status, reason = "applied", ""
         with transaction(db):
             if message["seq"] <= cursor(db):  # applied meanwhile by another path (stick and network at once)
@@ -125,7 +125,7 @@ def apply_answer(appliance, answer: dict) -> DownlinkResult:
                 continue
             db.execute("savepoint downlink_message")
             try:
-                body = json.loads(open_box(private, from_text(message["box"])))
+                body = json.loads(open_sealed(from_text(message["box"]), [private]))
                 if message["kind"] not in APPLY:
                     _unknown(message["kind"])
                 APPLY[message["kind"]](appliance, body)
@@ -216,7 +216,7 @@ def _transfer_out(appliance, body: dict) -> None:
     row = _roster_row(db, person.id)
     apply_roster_change(db, {"kind": "transfer_out", "number": number})
     bundle = {"transfer_id": body["transfer_id"], "number": number, "row": row, "space": export_space(db, person.id)}
-    box = seal_to_key(load_hub_key(appliance.data_dir), canonical_json(bundle))
+    box = seal_to(load_hub_key(appliance.data_dir), canonical_json(bundle))
     Journal(db).append("hub", "admin", f"transfer:{body['transfer_id']}", {"box": to_text(box), "person_id": person.id})
 
 
