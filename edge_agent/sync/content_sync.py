@@ -80,10 +80,13 @@ def enroll_now(appliance: Appliance) -> None:
         raise LinkError("无法连接县级平台，稍后重试", f"cannot reach the hub at {url} ({type(exc).__name__}); will retry") from exc
     if resp.status_code != 200:
         try:
-            reason = resp.json()["error"]["message_en"]
+            zh, en = resp.json()["error"]["message"], resp.json()["error"]["message_en"]
         except (ValueError, KeyError, TypeError):
-            reason = f"HTTP {resp.status_code}"
-        raise DeviceError(f"平台拒绝登记：{reason}", f"the hub refused the enrollment: {reason}")
+            zh = en = f"HTTP {resp.status_code}"
+        if resp.status_code >= 500:  # the hub's trouble, not a refusal: the next sync tries again
+            raise LinkError(f"县级平台暂时无法登记设备：{zh}", f"the hub could not enroll the device now: {en}; will retry")
+        # a refusal (a spent or expired token, another hub's bundle): trying again changes nothing
+        raise DeviceError(f"平台拒绝登记：{zh}", f"the hub refused the enrollment: {en}")
     appliance.set_identity(enrolled="yes")
 
 

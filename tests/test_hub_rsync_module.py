@@ -1,0 +1,63 @@
+"""The hub's rsync module holds published files only: not teachers' uploads waiting for
+review, not resources added but not published, not a listing of the whole store. Checked
+with the real rsync client against the real ``school-edge hub serve``."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tuf.api.metadata import Metadata
+
+from hub_sync.hub.channels import Channels
+
+RSYNC_TIMEOUT_S = 30
+
+
+def listing(url: str) -> set[str]:
+    """The sha256 of every file the module lists (``ab/cdef...`` joined), as anyone may ask."""
+    out = subprocess.run(["rsync", "-r", "--list-only", url + "/"], capture_output=True, text=True, timeout=RSYNC_TIMEOUT_S)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(None, 4) for line in out.stdout.splitlines()]
+    return {path.replace("/", "") for perms, *_, path in rows if perms.startswith("-")}
+
+
+def fetch(url: str, sha: str, dest) -> subprocess.CompletedProcess:
+    return subprocess.run(["rsync", f"{url}/{sha[:2]}/{sha[2:]}", str(dest)], capture_output=True, text=True,
+                          timeout=RSYNC_TIMEOUT_S)
+
+
+def indexes(hub) -> set[str]:
+    """The school indexes every kept moment lists (a school mid-update may fetch an older one)."""
+    kept = (hub.repo_dir / "metadata").glob("*.targets.json")
+    return {t.hashes["sha256"] for path in kept for t in Metadata.from_file(str(path)).signed.targets.values()}
+
+
+def test_the_module_lists_and_serves_published_files_only(env, tmp_path):
+    lesson = env.add("yuwen-1", "r1", {"index.html": b"<p>a o e</p>", "picture.svg": b"<svg/>"})
+    env.publish()
+    draft = env.add("yuwen-1", "r2", {"draft.html": b"<p>not published yet</p>"})
+    upload = env.hub.store.put_bytes(b"a teacher's upload waiting for review").sha256
+    assert upload in set(env.hub.store)               # in the store: the HTTP side keeps it for review
+
+    assert listing(env.rsync_url) == set(lesson) | indexes(env.hub)
+    for hidden in (upload, *draft):                   # not by name either
+        refused = fetch(env.rsync_url, hidden, tmp_path / hidden)
+        assert refused.returncode != 0 and not (tmp_path / hidden).exists()
+    assert fetch(env.rsync_url, lesson[0], tmp_path / "got").returncode == 0
+    assert (tmp_path / "got").read_bytes() == b"<p>a o e</p>"
+
+    env.publish()                                     # published now: there, without restarting the daemon
+    assert listing(env.rsync_url) == set(lesson) | set(draft) | indexes(env.hub)
+
+
+def test_a_withdrawn_file_leaves_the_module_once_no_kept_moment_lists_it(env):
+    old = env.add("yuwen-1", "r1", {"old.html": b"<p>withdrawn</p>"})
+    env.publish()
+    Channels(env.hub.db).remove_resource("r1")
+    env.publish()
+    assert set(old) <= listing(env.rsync_url)         # a school mid-update may still fetch it
+    for i in (2, 3):
+        env.add("yuwen-1", f"r{i}", {f"new{i}.html": f"<p>{i}</p>".encode()})
+        env.publish()
+    assert not set(old) & listing(env.rsync_url)
+    assert set(old) <= set(env.hub.store)             # the store keeps it; only the module lets it go
