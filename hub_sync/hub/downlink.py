@@ -13,7 +13,7 @@ Every school has one queue of messages, each with a per-school sequence number
 A device says which sequence it last applied; the hub answers with the messages
 after it (``answer``; at most ``MAX_MESSAGES`` / ``MAX_ANSWER_BYTES`` at once, and
 ``more`` says to ask again), every payload sealed to that device's key
-(``hub_sync.formats.person_box``). The answer rides inside the signed usage
+(``hub_sync.formats.sealed_box``). The answer rides inside the signed usage
 acknowledgement, in a ``downlink`` envelope for a poll, or on a stick; the device
 applies each message once, in order.
 
@@ -45,7 +45,7 @@ import sqlite_utils
 from hub_sync.formats.envelope import canonical_json
 from hub_sync.core.errors import DeviceError, FormatError, Problem
 from hub_sync.core.migrations import Migrations
-from hub_sync.formats.person_box import from_text, seal_to_key, to_text
+from hub_sync.formats.sealed_box import box_key, from_text, open_sealed, seal_to, to_text
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.hub.registry import Device, Registry
 from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
@@ -56,6 +56,7 @@ KINDS = ("notice", "roster_change", "transfer_out", "transfer_in", "share_status
 MAX_MESSAGES = 20                      # per answer: keeps one answer short on a thin link
 MAX_ANSWER_BYTES = 2 * 1024 * 1024     # ... and a transferred space or two at most
 NOTICE_MAX_CHARS = 2000
+LEGACY_USB_KEY_FILE = "usb-x25519.pem"  # the second hub key of earlier versions, for sticks (read-only now)
 SHARE_RECEIVED_NOTE = "县平台已收到，等待审核 (received by the county, waiting for review)"
 
 migrations = Migrations("hub_downlink")
@@ -168,7 +169,7 @@ class Downlink:
             return None
         messages, size = [], 0
         for seq, kind, payload in rows[:max_messages] if max_messages is not None else rows:
-            box = to_text(seal_to_key(device.public_key, payload.encode("utf-8")))
+            box = to_text(seal_to(device.public_key, payload.encode("utf-8")))
             if messages and max_bytes is not None and size + len(box) > max_bytes:
                 break
             messages.append({"seq": seq, "kind": kind, "box": box})
@@ -312,21 +313,21 @@ def _int(text: str) -> int:
 
 
 def hub_box_opener(hub) -> Callable[[bytes], bytes]:
-    """Decrypts what devices sealed to the hub's online key: the current one, or a retired
-    one for a device that sealed before it saw the rotation (keys are read only when needed)."""
-    from hub_sync.formats.person_box import box_private, open_box
+    """Decrypts what devices sealed to the hub (``hub_sync.formats.sealed_box``: spaces going up,
+    usage on a stick): with the current online key, a retired one (a device that sealed before it
+    saw the rotation), or the stick key of earlier versions (a stick written before the upgrade).
+    Key files are read only when needed; one that cannot be read is skipped with a warning."""
     from hub_sync.hub.publisher import online_key_files
 
-    def opener(data: bytes) -> bytes:
-        last: Exception | None = None
-        for path in online_key_files(hub):
+    def keys():
+        legacy = hub.data_dir / "keys" / LEGACY_USB_KEY_FILE
+        for path in [*online_key_files(hub), *([legacy] if legacy.is_file() else [])]:
             try:
-                return open_box(box_private(path), data)
-            except Problem as exc:  # sealed to another of the hub's keys: try the next
-                last = exc
-        raise last or FormatError("无法解密", "cannot open the sealed box")
+                yield box_key(path)
+            except Problem as exc:
+                log.warning("hub key %s cannot open boxes: %s", path, exc.en)
 
-    return opener
+    return lambda data: open_sealed(data, keys())
 
 
 def answer_bytes(answer: dict) -> bytes:
