@@ -22,6 +22,19 @@ from edge_agent.const import CATALOGUE_MAX_AGE_S, IMMUTABLE_MAX_AGE_S
 
 _ZERO_SUFFIX = re.compile(r"(^|,)\s*-0*\s*(,|$)")
 
+# Types a browser runs scripts in when opened as a page (a lesson's HTML, an SVG
+# picture opened in a tab, XHTML, XML with an XSLT or XHTML inside): served with a
+# CSP sandbox, so their scripts never run with the appliance's origin or cookies.
+ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                          "text/xsl", "application/xslt+xml", "application/rdf+xml", "application/mathml+xml"})
+LESSON_SANDBOX = "sandbox allow-scripts allow-forms"
+
+
+def is_active_type(mime: str) -> bool:
+    """Whether a browser may run scripts in a file of this MIME type (any ``+xml`` counts)."""
+    base = (mime or "").split(";", 1)[0].strip().lower()
+    return base in ACTIVE_TYPES or base.endswith("+xml")
+
 
 def _range_environ(size: int) -> tuple[dict | None, Response | None]:
     """The environ werkzeug should see, or a 416 answer for a malformed ``Range``.
@@ -74,9 +87,9 @@ def file_response(path: Path, mime: str, etag: str, immutable: bool, download_na
         rv.cache_control.no_cache = True
         rv.cache_control.max_age = CATALOGUE_MAX_AGE_S
     rv.headers["X-Content-Type-Options"] = "nosniff"
-    if mime == "text/html":
+    if is_active_type(mime):
         # lessons run scripts, but never with the appliance's origin or cookies
-        rv.headers["Content-Security-Policy"] = "sandbox allow-scripts allow-forms"
+        rv.headers["Content-Security-Policy"] = LESSON_SANDBOX
     if download_name:
         rv.headers["Content-Disposition"] = "inline"
     try:

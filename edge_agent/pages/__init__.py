@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from edge_agent.pages import assets, channels, filters, i18n, idempotency, library, student, teacher, technician
+from edge_agent.pages import (assets, channels, filters, headers, i18n, idempotency, library, student, teacher,
+                              technician)
 
 __all__ = ["register"]
 
@@ -22,6 +23,7 @@ def register(app: Flask) -> None:
     assets.init_app(app)
     filters.init_app(app)
     idempotency.init_app(app)
+    headers.init_app(app)
     app.register_blueprint(library.bp)
     app.register_blueprint(technician.bp)
     app.register_blueprint(channels.bp)

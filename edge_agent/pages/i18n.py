@@ -10,7 +10,7 @@ fresh clone works and a stale ``.mo`` can never hide an edited ``.po``.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -69,13 +69,33 @@ def init_app(app: Flask) -> None:
 
 
 def safe_next(target: str | None) -> str:
-    """A same-site path to go back to, never another host (no open redirect)."""
+    """A same-site path to go back to, else ``/`` (no open redirect).
+
+    Only a plain absolute path is kept. Browsers read a backslash as a slash and
+    drop tabs and newlines inside URLs, so ``/\\evil``, ``/\t/evil`` and ``//evil``
+    all lead off the appliance; the same written with %-escapes (``/%5Cevil``,
+    ``/%2F%2Fevil``, twice escaped ...) may be decoded on the way by a proxy or a
+    script. Each decoding of ``target`` must pass, so none of them gets through."""
     if not target:
         return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    return target
+    text = target
+    for _ in range(4):  # %-decoded until it no longer changes (at most 3 layers of escaping)
+        if not _plain_path(text):
+            return "/"
+        decoded = unquote(text)
+        if decoded == text:
+            return target
+        text = decoded
+    return "/"
+
+
+def _plain_path(text: str) -> bool:
+    if not text.startswith("/") or text[1:2] in ("/", "\\"):
+        return False
+    if "\\" in text or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return False
+    parts = urlsplit(text)
+    return not parts.scheme and not parts.netloc
 
 
 @bp.get("/lang/<code>")
