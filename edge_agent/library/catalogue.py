@@ -31,7 +31,8 @@ import sqlite_utils
 
 from hub_sync.core.sqlite_db import transaction
 
-from edge_agent.const import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from edge_agent.const import (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SEARCH_FILTER_MAX_CHARS, SEARCH_MAX_CHARS,
+                              SEARCH_MAX_TERMS)
 from edge_agent.errors import BadRequestError, NotFoundError
 
 KINDS = ("video", "audio", "document", "html", "image", "exercise")
@@ -193,6 +194,7 @@ class Catalogue:
             raise BadRequestError(f"未知的筛选条件：{', '.join(sorted(unknown))}", f"unknown filter(s): {', '.join(sorted(unknown))}")
         if not (0 < limit <= MAX_PAGE_SIZE) or offset < 0:
             raise BadRequestError(f"每页数量应在 1 到 {MAX_PAGE_SIZE} 之间", f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        check_search_input(q, filters)
         where, params = [], []
         order = "r.updated_at desc, r.id"
         for name, value in filters.items():
@@ -260,6 +262,22 @@ def bigrams_of(*texts: str | None) -> str:
         for word in (text or "").lower().split():
             grams.update(word[i:i + 2] for i in range(len(word) - 1))
     return " ".join(sorted(g for g in grams if not any(c in _SEPARATORS for c in g)))
+
+
+def check_search_input(q: str, filters: dict[str, str]) -> None:
+    """Refuse (400) a query longer than ``SEARCH_MAX_CHARS`` or of more than
+    ``SEARCH_MAX_TERMS`` words, and over-long filter values, before any SQL is built."""
+    q = q or ""
+    terms = len(q.split())
+    if terms > SEARCH_MAX_TERMS:
+        raise BadRequestError(f"搜索词太多（{terms} 个），最多 {SEARCH_MAX_TERMS} 个，请少用几个词",
+                              f"too many search words ({terms}); at most {SEARCH_MAX_TERMS}, use fewer words")
+    if len(q) > SEARCH_MAX_CHARS:
+        raise BadRequestError(f"搜索内容太长（{len(q)} 个字），最多 {SEARCH_MAX_CHARS} 个字，请缩短后再搜",
+                              f"search text too long ({len(q)} characters); at most {SEARCH_MAX_CHARS}, shorten it")
+    for name, value in filters.items():
+        if value and len(str(value)) > SEARCH_FILTER_MAX_CHARS:
+            raise BadRequestError(f"筛选条件 {name} 太长", f"filter {name} too long (at most {SEARCH_FILTER_MAX_CHARS} characters)")
 
 
 def _split_terms(q: str) -> tuple[list[str], list[str]]:
