@@ -36,20 +36,28 @@ def _bad_login() -> AuthRequiredError:
     return AuthRequiredError("账号或密码不对，请再试一次", "wrong account or password; try again")
 
 
-def _throttled(db: sqlite_utils.Database, account: str | None, client: str, check: Callable[[], bool]) -> bool:
-    """Reserve an attempt, run ``check`` (True: the secret is right), record the outcome."""
+def _throttled(db: sqlite_utils.Database, account: str | None, client: str, check: Callable[[], bool]) -> throttle.Attempt | None:
+    """Reserve an attempt and run ``check`` (True: the secret is right).
+
+    A wrong secret is recorded here and gives None; a right one gives the attempt,
+    for the caller to settle in the same transaction as what the login changes.
+    """
     attempt = throttle.reserve(db, account, f"client:{client}")
     try:
         right = check()
     except BaseException:  # not checked (no argon2 turn free, or a crash): give the attempt back
         throttle.release(db, attempt)
         raise
-    throttle.settle(db, attempt, right)
-    return right
+    if not right:
+        throttle.settle(db, attempt, right=False)
+        return None
+    return attempt
 
 
-def _finish(db: sqlite_utils.Database, person: Person, client: str, method: str) -> tuple[str, str, Person]:
-    with transaction(db):  # the session and its journal event together
+def _finish(db: sqlite_utils.Database, attempt: throttle.Attempt, person: Person, client: str,
+            method: str) -> tuple[str, str, Person]:
+    with transaction(db):  # the attempt's outcome, the session and its journal event together
+        throttle.settle(db, attempt, right=True)
         token, csrf = create_session(db, person, client)
         Journal(db).append(f"person:{person.id}", "logged_in", f"person:{person.id}", {"method": method})
     return token, csrf, person
@@ -72,9 +80,10 @@ def staff_login(db: sqlite_utils.Database, number: str, password: str, client: s
             return dummy_check(password or "", staff=True)
         return verify_secret(stored, password or "")
 
-    if not _throttled(db, f"acct:{person.id}" if person else f"number:{number}", client, check):
+    attempt = _throttled(db, f"acct:{person.id}" if person else f"number:{number}", client, check)
+    if attempt is None:
         raise _bad_login()
-    return _finish(db, person, client, "password")
+    return _finish(db, attempt, person, client, "password")
 
 
 def student_login(db: sqlite_utils.Database, class_id: int, person_id: int, client: str,
@@ -95,22 +104,24 @@ def student_login(db: sqlite_utils.Database, class_id: int, person_id: int, clie
             return dummy_check(secret, staff=False, key=key)
         return verify_secret(stored, secret, key)
 
-    if not _throttled(db, f"acct:{int(person_id)}", client, check):
+    attempt = _throttled(db, f"acct:{int(person_id)}", client, check)
+    if attempt is None:
         raise _bad_login()
     if needs_rehash(kind, stored):
         with transaction(db):  # only if no teacher gave a new PIN meanwhile
             db.execute("update people set secret_hash = ? where id = ? and secret_hash = ?",
                        [hash_pin(secret, key), person_id, stored])
-    return _finish(db, get_person(db, person_id), client, kind)
+    return _finish(db, attempt, get_person(db, person_id), client, kind)
 
 
 def card_login(db: sqlite_utils.Database, token: str, client: str) -> tuple[str, str, Person]:
     """Log in with the token of a printed QR card (throttled by client address: a
     card token has 128 random bits, there is no account to guess against)."""
     row = db.execute("select id from people where card_hash = ? and status = 'active'", [token_hash(token or "")]).fetchone()
-    if not _throttled(db, None, client, lambda: row is not None):
+    attempt = _throttled(db, None, client, lambda: row is not None)
+    if attempt is None:
         raise AuthRequiredError("这张登录卡无效或已作废，请找老师重新打印", "this login card is invalid or revoked; ask the teacher to print a new one")
-    return _finish(db, get_person(db, row[0]), client, "card")
+    return _finish(db, attempt, get_person(db, row[0]), client, "card")
 
 
 def change_password(db: sqlite_utils.Database, person: Person, old: str, new: str, client: str = "",
@@ -125,10 +136,16 @@ def change_password(db: sqlite_utils.Database, person: Person, old: str, new: st
         raise SpaceError(f"新密码至少 {const.MIN_PASSWORD_CHARS} 位，且不能与原密码相同",
                          f"the new password needs at least {const.MIN_PASSWORD_CHARS} characters and must differ from the old one")
     kind, stored = _secret_hash(db, person.id)
-    if not _throttled(db, f"acct:{person.id}", client, lambda: kind == "password" and verify_secret(stored, old or "")):
+    attempt = _throttled(db, f"acct:{person.id}", client, lambda: kind == "password" and verify_secret(stored, old or ""))
+    if attempt is None:
         raise AuthRequiredError("原密码不对", "the current password is wrong")
-    hashed = hash_secret(new, staff=True)
+    try:
+        hashed = hash_secret(new, staff=True)
+    except BaseException:
+        throttle.settle(db, attempt, right=True)
+        raise
     with transaction(db):
+        throttle.settle(db, attempt, right=True)
         db.execute("update people set secret_kind = 'password', secret_hash = ?, must_change = 0, updated_at = strftime('%s','now')"
                    " where id = ?", [hashed, person.id])
         ended = end_all_sessions(db, person.id, keep=keep_session)

@@ -15,6 +15,7 @@ import logging
 import os
 import posixpath
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,6 +35,7 @@ from hub_sync.formats.tuf_repo import index_path, signed_at
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 8 * 1024 ** 3
+ATOMIC_LEFTOVER_AGE_S = 60.0  # an atomic write older than this was cut off
 
 
 @dataclass
@@ -112,9 +114,32 @@ class SyncClient:
         self.clock = clock or TrustedClock(self.state_dir / "clock.json")
 
     # -- metadata -----------------------------------------------------------------
+    def remove_tuf_leftovers(self) -> int:
+        """Delete the temporary files python-tuf's ngclient writes next to the metadata
+        (and the target index) before renaming them into place: a sync killed between
+        the two leaves one behind. Syncs run one at a time (the caller's sync lock), so
+        none of them is in use; returns how many were removed."""
+        removed = 0
+        for folder in (self.metadata_dir, self.state_dir / "index"):
+            for leftover in folder.glob("tmp*") if folder.is_dir() else ():
+                if leftover.is_file():
+                    leftover.unlink(missing_ok=True)
+                    removed += 1
+        # atomic_file's temporary files (".<name>.<random>.tmp") in the sync state, e.g. the
+        # trusted clock's; only old ones, as a served appliance may be writing one right now
+        for leftover in self.state_dir.glob(".*.tmp") if self.state_dir.is_dir() else ():
+            try:
+                if time.time() - leftover.stat().st_mtime > ATOMIC_LEFTOVER_AGE_S:
+                    leftover.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
     def plan(self) -> Plan:
         """Refresh and verify the hub's metadata; return this school's plan."""
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_tuf_leftovers()
         fetcher = self.fetcher_factory()
         try:
             bootstrap = None if (self.metadata_dir / "root.json").exists() else self.pinned_root
