@@ -18,10 +18,13 @@ from flask import Blueprint
 
 from edge_agent.app import create_app
 from edge_agent.appliance import Appliance
+from edge_agent.errors import ConfigError
 from hub_sync.core.wsgi_server import check_port_free, serve
 
 
 log = logging.getLogger(__name__)
+
+FRONTS = ("nginx", "none")
 
 # A background job: started with the opened appliance, returns the function that stops it.
 Job = Callable[[Appliance], Callable[[], None]]
@@ -51,10 +54,28 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
     """Serve until SIGTERM/Ctrl-C, announcing on the LAN; blocks.
 
     ``blueprints`` are served besides the appliance's own areas, ``jobs`` run in
-    one worker, ``stops`` run in the master as it exits (after the workers)."""
+    one worker, ``stops`` run in the master as it exits (after the workers).
+
+    With ``front = nginx`` (the default) nginx listens on host:port, started once
+    gunicorn listens on its unix socket and stopped before the master exits; see
+    ``edge_agent.front``."""
     cfg = appliance.config
+    if cfg.front not in FRONTS:
+        raise ConfigError(f"设置 front 只能是 {' 或 '.join(FRONTS)}", f"setting front must be one of {', '.join(FRONTS)}")
     check_port_free(cfg.host, cfg.port)
+    front = None
+    if cfg.front == "nginx":
+        from edge_agent.front import BLOB_LOCATION, Front, PublicLinks, prepare
+
+        front = Front(cfg, prepare(cfg, appliance.store.root))  # FrontError (one line) without nginx
+        links = PublicLinks(appliance, front.paths.public)
+        links.refresh()
+        jobs = [*jobs, links.job]
+        if hasattr(cfg, "trust_front_header"):
+            cfg = cfg.replace(trust_front_header=True)  # X-Real-IP is nginx's, on the unix socket only
     app = create_app(cfg, appliance=appliance, blueprints=blueprints)
+    if front is not None:
+        app.config["X_ACCEL_BLOBS"] = BLOB_LOCATION  # the app names a blob, nginx sends it
     # request threads share a few pooled SQLite connections, each handed back after its request
     _pool_connections(app, appliance)
     stops = list(stops)
@@ -62,6 +83,13 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
     school_code, device_id = appliance.school_code, appliance.device_id
 
     def on_ready() -> None:
+        if front is not None:
+            try:
+                front.start()
+            except Exception:
+                on_exit()  # the demo's hub and anything else already started
+                raise
+            stops.append(front.stop)
         if cfg.advertise:
             from edge_agent.lan_announce import Announcer
 
@@ -77,9 +105,9 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
             click.echo("按 Ctrl-C 停止 Press Ctrl-C to stop", err=False)
 
     def on_exit() -> None:
-        for stop in reversed(stops):
+        while stops:  # last started, first stopped; each once even if called twice
             try:
-                stop()
+                stops.pop()()
             except Exception:  # shutting down: log and go on stopping the rest
                 log.exception("error while stopping")
         appliance.close()
@@ -89,7 +117,9 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
     background = BackgroundJobs(appliance, jobs)
     appliance.close()  # no connection may cross the fork into the workers
     serve(app, cfg.host, cfg.port, workers=cfg.workers, threads=cfg.threads, on_ready=on_ready, on_exit=on_exit,
-          on_worker_start=background.start, on_worker_exit=background.stop)
+          on_worker_start=background.start, on_worker_exit=background.stop,
+          unix_socket=front.paths.socket if front is not None else None,
+          on_tick=front.check if front is not None else None)
 
 
 class BackgroundJobs:

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask
 from edge_agent.app import create_app
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
+from edge_agent.library.integrity import start_scrubber
 from edge_agent.runner import Job, run_appliance
 from edge_agent.sync.scheduler import start_scheduler
 from provisioning import usb_api
@@ -31,8 +32,9 @@ def blueprints() -> list[Blueprint]:
 
 
 def jobs() -> list[Job]:
-    """Background jobs of a served appliance: scheduled sync, the USB stick watcher."""
-    return [start_scheduler, start_watcher]
+    """Background jobs of a served appliance: scheduled sync, the USB stick watcher,
+    the slow re-hashing of stored files (quarantining damaged ones)."""
+    return [start_scheduler, start_watcher, start_scrubber]
 
 
 def create_served_app(config: EdgeConfig | Mapping[str, Any] | None = None,

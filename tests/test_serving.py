@@ -1,5 +1,6 @@
-"""LAN serving on the real server (gunicorn on loopback) over real HTTP: the JSON
-API, Range and caching of files, MIME types, traversal attempts, corrupt blobs."""
+"""LAN serving on the real server (gunicorn on loopback, front=none: the app's own
+file serving) over real HTTP: the JSON API, Range and caching of files, MIME types,
+traversal attempts; corrupt blobs (behind the nginx front, found by the scrub)."""
 
 import json
 import socket
@@ -10,6 +11,8 @@ import httpx
 import pytest
 from fixtures.common import REPO
 from fixtures.servers import ServerProcess, free_port
+
+from hub_sync.core.processes import wait_until
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
@@ -29,6 +32,8 @@ def library(tmp_path_factory):
     """One appliance with the sample library, served for the whole module (read-only tests)."""
     data = tmp_path_factory.mktemp("library") / "data"
     sample_data(data).close()
+    # the app's own file serving (Range, ETag, types, traversals); nginx's is tested in test_front.py
+    (data / "settings.json").write_text(json.dumps({"front": "none"}))
     port = free_port()
     server = ServerProcess(["edge", "serve", "--data", str(data), "--port", str(port), "--no-announce"], port)
     try:
@@ -252,40 +257,51 @@ def test_absolute_form_request_target_cannot_leave_the_store(library):
 
 # -- a corrupted blob on disk --------------------------------------------------------
 
-def test_corrupted_blob_is_refused_reported_and_found_by_verify(tmp_path, serve_edge):
+def _damage(path) -> bytes:
+    """Flip one byte of a stored blob, keeping its size (bit rot on an SD card)."""
+    damaged = bytearray(path.read_bytes())
+    damaged[20] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    return bytes(damaged)
+
+
+def test_a_damaged_blob_is_quarantined_by_the_background_scrub_and_then_404(tmp_path, serve_edge):
     data = tmp_path / "data"
     appliance = sample_data(data)
-    lesson = appliance.catalogue.get("sample-00000")
-    html, svg = lesson.files
+    html, svg = appliance.catalogue.get("sample-00000").files
+    path = appliance.store.path_for(html.sha256)
+    appliance.close()
+    damaged = _damage(path)
+    (data / "settings.json").write_text(json.dumps({"scrub_every_h": 0}))  # hash everything again at once
+    server = serve_edge(data)
+    with httpx.Client(base_url=server.base, timeout=10) as http:
+        wait_until(lambda: not path.exists(), 30, "the background scrub to quarantine the damaged blob")
+        for url in (f"/content/{html.sha256}/index.html", "/r/sample-00000/index.html", f"/content/{html.sha256}"):
+            r = http.get(url)
+            assert_json_error(r, 404, "not_found")
+            assert b"<html" not in r.content
+        assert http.get(f"/content/{svg.sha256}/picture.svg").status_code == 200  # the rest is still served
+        assert http.get("/api/v1/status").json()["corrupt_files"] == 1
+    # moved aside, evidence kept: the store no longer has it, so the next sync fetches it again
+    assert (data / "content" / ".corrupt" / html.sha256).read_bytes() == damaged
+    server.stop()
+    assert _verify(data).returncode == 0  # nothing damaged is left in the store
+
+
+def test_verify_finds_a_damaged_blob_at_once_and_quarantines_it(tmp_path):
+    data = tmp_path / "data"
+    appliance = sample_data(data)
+    html, svg = appliance.catalogue.get("sample-00000").files
     path = appliance.store.path_for(html.sha256)
     appliance.close()
     assert _verify(data).returncode == 0
-
-    server = serve_edge(data)
-    http = httpx.Client(base_url=server.base, timeout=10)
-    try:
-        assert http.get(f"/content/{html.sha256}").status_code == 200  # checked once and remembered
-        damaged = bytearray(path.read_bytes())
-        damaged[20] ^= 0xFF
-        path.write_bytes(bytes(damaged))
-        for url in (f"/content/{html.sha256}/index.html", "/r/sample-00000/index.html"):
-            r = http.get(url)
-            error = assert_json_error(r, 500, "corrupt_blob")
-            assert "damaged" in error["message_en"] and b"<html" not in r.content
-        assert http.get(f"/content/{html.sha256}", headers={"Range": "bytes=0-9"}).status_code == 500
-        assert http.get(f"/content/{svg.sha256}").status_code == 200  # the rest is still served
-        assert http.get("/api/v1/status").json()["corrupt_files"] == 1
-    finally:
-        http.close()
-    assert path.read_bytes() == bytes(damaged)  # serving refuses, it does not touch the store
-
+    damaged = _damage(path)
     result = _verify(data)
     assert result.returncode == 1
     assert f"corrupt: {html.sha256}" in result.stdout and svg.sha256 not in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
-    # moved aside, evidence kept: the store no longer has it, so the next sync fetches it again
     assert not path.exists()
-    assert (data / "content" / ".corrupt" / html.sha256).read_bytes() == bytes(damaged)
+    assert (data / "content" / ".corrupt" / html.sha256).read_bytes() == damaged
     again = Appliance.open(EdgeConfig.load(data))
     try:
         assert not again.store.has(html.sha256) and again.store.has(svg.sha256)

@@ -105,3 +105,28 @@ def file_response(path: Path, mime: str, etag: str, immutable: bool, download_na
         f.close()
         rv.response = []
     return rv
+
+
+def accel_response(path: Path, store_root: Path, location: str, mime: str, immutable: bool,
+                   private: bool = False) -> Response:
+    """Headers only, with ``X-Accel-Redirect`` naming the blob under nginx's internal
+    ``location`` (see ``edge_agent.front``): the app checked access and chose the type
+    and caching; nginx sends the bytes (sendfile, Range, conditional requests)."""
+    rv = Response(b"", mimetype=mime)
+    rv.headers["X-Accel-Redirect"] = location + path.relative_to(store_root).as_posix()
+    if private:
+        rv.cache_control.private = True
+        rv.cache_control.no_cache = True
+        rv.cache_control.max_age = 0
+        rv.vary.add("Cookie")
+    elif immutable:
+        rv.cache_control.public = True
+        rv.cache_control.max_age = IMMUTABLE_MAX_AGE_S
+        rv.cache_control.immutable = True
+    else:
+        rv.cache_control.no_cache = True
+        rv.cache_control.max_age = CATALOGUE_MAX_AGE_S
+    rv.headers["X-Content-Type-Options"] = "nosniff"
+    if is_active_type(mime):
+        rv.headers["Content-Security-Policy"] = LESSON_SANDBOX
+    return rv

@@ -1,12 +1,20 @@
 """Making sure a file whose bytes no longer match its hash is never served.
 
-Hashing every response would cost the LAN its speed, so each blob is hashed the
-first time it is served after it was written or changed on disk, and the result
-is remembered against its size and modification time in the ``blob_checks``
-table (so a restart does not re-hash the library, and every worker process sees
-the same verdict). A mismatch is logged at WARNING and reported by ``status()``;
-the file is refused. Decay that keeps size and mtime (bit rot on an SD card) is
-found by ``scrub()`` (``school-edge edge verify``), which re-hashes everything.
+Nothing is hashed on the serving path (nginx sends the bytes itself). Instead:
+
+* every blob is hashed as it is written (``BlobStore.put_stream``; a sync's
+  download is checked before it is moved in), so a blob gets its name only with
+  the right bytes;
+* the background scrub (``start_scrubber``, a job of every served appliance)
+  re-hashes the catalogued blobs slowly (``scrub_rate_mb_s``), each again after
+  ``SCRUB_EVERY_S``; a damaged blob is moved to ``content/.corrupt/`` (quarantine),
+  so it is no longer in the store: nginx and the app answer 404 for it and the
+  next sync fetches it again;
+* ``scrub()`` (``school-edge edge verify``) re-hashes everything at once.
+
+Verdicts are remembered in ``blob_checks`` against the blob's size and mtime, and
+``status()`` counts the damaged ones. ``check()`` still refuses a blob known to be
+damaged, for callers that read blobs themselves.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub_sync.core.errors import CorruptBlobError
+from hub_sync.core.errors import CorruptBlobError, Problem
 from hub_sync.core.sqlite_db import transaction
 
 from edge_agent.errors import NotFoundError
@@ -25,6 +34,11 @@ if TYPE_CHECKING:
     from edge_agent.appliance import Appliance
 
 log = logging.getLogger(__name__)
+
+SCRUB_EVERY_S = 7 * 24 * 3600  # each blob is re-hashed about once a week
+SCRUB_IDLE_S = 60.0  # nothing due: look again after this long
+SCRUB_CHUNK = 1024 * 1024
+MB = 1000 * 1000
 
 
 class IntegrityGuard:
@@ -98,3 +112,107 @@ class IntegrityGuard:
 
     def corrupt_count(self) -> int:
         return self.appliance.db.execute("select count(*) from blob_checks where ok = 0").fetchone()[0]
+
+
+def hash_slowly(path: Path, rate_mb_s: float, stop: threading.Event) -> str | None:
+    """sha256 of the file at ``path``, read at most ``rate_mb_s`` MB a second (so the
+    SD card keeps serving the class); None if ``stop`` was set meanwhile."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    started, done = time.monotonic(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(SCRUB_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            ahead = done / (rate_mb_s * MB) - (time.monotonic() - started)
+            if stop.wait(ahead) if ahead > 0 else stop.is_set():
+                return None
+    return digest.hexdigest()
+
+
+class Scrubber:
+    """Re-hashes catalogued blobs in the background and quarantines damaged ones.
+
+    A blob not yet in ``blob_checks`` counts as checked when it was written (it was
+    hashed then), so a fresh sync is not hashed twice; every blob is hashed again
+    once its last check is ``every_s`` old, the oldest first."""
+
+    def __init__(self, appliance: "Appliance", rate_mb_s: float, every_s: float = SCRUB_EVERY_S) -> None:
+        self.appliance = appliance
+        self.rate_mb_s = rate_mb_s
+        self.every_s = every_s
+        self.stop_event = threading.Event()
+
+    def due(self, limit: int = 100) -> list[str]:
+        """Catalogued blobs whose last check is older than ``every_s`` (oldest first)."""
+        db, store = self.appliance.db, self.appliance.store
+        now = time.time()
+        due: list[tuple[float, str]] = []
+        checked = dict(db.execute("select sha256, checked_at from blob_checks where ok = 1").fetchall())
+        for sha in self.appliance.catalogue.referenced_hashes():
+            last = checked.get(sha)
+            if last is None:
+                try:
+                    last = store.path_for(sha).stat().st_mtime  # hashed as it was written
+                except (FileNotFoundError, Problem):
+                    continue  # not here: nothing to check
+            if now - last >= self.every_s:
+                due.append((last, sha))
+        return [sha for _, sha in sorted(due)[:limit]]
+
+    def scrub_one(self, sha256: str) -> bool | None:
+        """Hash one blob now (slowly); quarantine it if damaged. True: fine, False:
+        quarantined, None: gone meanwhile or stopped."""
+        store = self.appliance.store
+        path = store.path_for(sha256)
+        try:
+            st = path.stat()
+            actual = hash_slowly(path, self.rate_mb_s, self.stop_event)
+        except FileNotFoundError:
+            return None
+        if actual is None:
+            return None
+        ok = actual == sha256
+        with transaction(self.appliance.db):
+            self.appliance.db["blob_checks"].upsert(
+                {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ok": int(ok),
+                 "checked_at": time.time()}, pk="sha256")
+        if not ok:
+            store.quarantine(sha256)
+            log.warning("corrupt blob %s: bytes do not match the hash; moved to quarantine, the next sync "
+                        "fetches it again", sha256)
+        return ok
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                due = self.due()
+                for sha in due:
+                    if self.stop_event.is_set():
+                        break
+                    self.scrub_one(sha)
+            except Exception:  # a busy or closing database: try again later
+                log.exception("background scrub failed; trying again later")
+                due = []
+            finally:
+                self.appliance.release()
+            if not due:
+                self.stop_event.wait(SCRUB_IDLE_S)
+
+
+def start_scrubber(appliance: "Appliance"):
+    """Background job (runner.Job): the scrub, at the appliance's ``scrub_rate_mb_s``
+    (0: off). Returns the function that stops it."""
+    rate = appliance.config.scrub_rate_mb_s
+    if rate <= 0:
+        return lambda: None
+    scrubber = Scrubber(appliance, rate, appliance.config.scrub_every_h * 3600)
+    thread = threading.Thread(target=scrubber.run, name="blob-scrub", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        scrubber.stop_event.set()
+        thread.join(5)
+
+    return stop

@@ -21,14 +21,15 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
+from hub_sync.core.const import GRACEFUL_SHUTDOWN_S
 from hub_sync.core.errors import PortInUseError
-
-GRACEFUL_SHUTDOWN_S = 5
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,37 @@ def check_port_free(host: str, port: int) -> None:
             raise PortInUseError(f"无法在 {host}:{port} 上监听：{exc.strerror}", f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
+class _Arbiter(Arbiter):
+    """gunicorn's master, calling ``on_tick`` once per turn of its loop (about once a
+    second): the master supervises the children it started besides its workers."""
+
+    on_tick: Callable[[], None] | None = None
+
+    def manage_workers(self):
+        super().manage_workers()
+        if self.on_tick is not None:
+            try:
+                self.on_tick()
+            except Exception:  # a supervision hiccup must not take the server down
+                log.exception("error in the master's supervision tick")
+
+
 class _Gunicorn(BaseApplication):
-    def __init__(self, app: Flask, options: dict) -> None:
+    def __init__(self, app: Flask, options: dict, on_tick: Callable[[], None] | None = None) -> None:
         self._app = app
         self._options = options
+        self._on_tick = on_tick
         super().__init__()
+
+    def run(self) -> None:
+        arbiter = _Arbiter(self)
+        arbiter.on_tick = self._on_tick
+        try:
+            arbiter.run()
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(1)
 
     def load_config(self) -> None:
         for key, value in self._options.items():
@@ -72,18 +99,27 @@ class _Gunicorn(BaseApplication):
 def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
           on_ready: Callable[[], None] | None = None, on_exit: Callable[[], None] | None = None,
           proc_name: str = "school-edge", on_worker_start: Callable[[], None] | None = None,
-          on_worker_exit: Callable[[], None] | None = None) -> None:
+          on_worker_exit: Callable[[], None] | None = None, unix_socket: Path | None = None,
+          on_tick: Callable[[], None] | None = None) -> None:
     """Serve ``app`` until SIGTERM/SIGINT. Blocks.
+
+    With ``unix_socket`` gunicorn listens there (mode 0600) instead of on
+    ``host:port`` (a front such as nginx listens there). ``on_tick`` runs in the
+    master about once a second (supervising the children it started).
 
     ``on_ready``/``on_exit`` run in the master, ``on_worker_start``/``on_worker_exit``
     in each worker. Work that touches the database belongs in a worker: the master
     forks (a new worker after a crash, at any time), and a thread of the master
     caught holding a lock at that moment (SQLite's, for one) leaves the new worker
     waiting for it for ever."""
-    check_port_free(host, port)
+    if unix_socket is None:
+        check_port_free(host, port)
     limit_malloc_arenas()
     trimmer = IdleTrimmer(app)
     options = gunicorn_options(host, port, workers, threads, on_ready, on_exit, proc_name)
+    if unix_socket is not None:
+        options["bind"] = f"unix:{unix_socket}"
+        options["umask"] = 0o177  # the socket is 0600: only this user (nginx's workers run as it) connects
     options["pre_fork"] = lambda server, worker: _before_fork()  # in the master
 
     def worker_started(worker) -> None:
@@ -94,7 +130,7 @@ def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
     options["post_worker_init"] = worker_started
     # gunicorn calls this in the exiting worker (and in the master for a worker it found dead)
     options["worker_exit"] = lambda server, worker: on_worker_exit() if on_worker_exit else None
-    _Gunicorn(trimmer, options).run()
+    _Gunicorn(trimmer, options, on_tick).run()
 
 
 def _before_fork() -> None:
