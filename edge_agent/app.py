@@ -22,7 +22,9 @@ from hub_sync.core.errors import Problem
 from edge_agent import pages, spaces
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
+from edge_agent.const import MIB
 from edge_agent.library import content_api
+from edge_agent.sync import api as sync_api
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
     # never redirect "//etc/passwd" or "%2F" paths anywhere: odd paths get a plain 404
     app.url_map.merge_slashes = False
     app.config["SECRET_KEY"] = config.secret_key or appliance.identity("secret_key")
-    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * MIB
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False
     app.extensions["appliance"] = appliance
@@ -56,6 +58,7 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
 
     app.register_blueprint(content_api.bp)  # catalogue, content files, status
     spaces.register(app)  # learning spaces' JSON API
+    app.register_blueprint(sync_api.bp)  # sync now, its progress, channel choice
     pages.register(app)  # classroom pages
     for bp in blueprints:
         app.register_blueprint(bp)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify
 
 from edge_agent.errors import BadRequestError
-from edge_agent.spaces.access import require_roles
-from edge_agent.spaces.api_common import blueprint, body, viewer
-from edge_agent.spaces.errors import ForbiddenError
+from edge_agent.spaces.api_common import blueprint, body
+from edge_agent.spaces.device_access import require_device_staff
 
 from provisioning.sneakernet import export_usb, import_usb
 from provisioning.stick import stick_io
@@ -33,20 +32,10 @@ from provisioning.usb_apply import apply_stick
 from provisioning.watcher import find_sticks, plan_for
 
 bp = blueprint("usb")
-LOOPBACK = ("127.0.0.1", "::1")
 
 
 def _appliance():
     return current_app.extensions["appliance"]
-
-
-def _require_technician() -> None:
-    appliance = _appliance()
-    if not appliance.identity("hub_url"):
-        if request.remote_addr not in LOOPBACK:
-            raise ForbiddenError("设备尚未开通：只能在设备本机上操作U盘", "the device is not provisioned: use the stick on the device itself")
-        return
-    require_roles(viewer(), "technician", "admin")
 
 
 def _roots() -> str:
@@ -55,14 +44,14 @@ def _roots() -> str:
 
 @bp.get("/api/v1/usb")
 def usb_plans():
-    _require_technician()
+    require_device_staff()
     appliance = _appliance()
     return jsonify({"sticks": [plan_for(appliance, p) for p in find_sticks(_roots())]})
 
 
 @bp.post("/api/v1/usb/apply")
 def usb_apply():
-    _require_technician()
+    require_device_staff()
     data = body()
     found = {str(p): p for p in find_sticks(_roots())}
     stick_path = found.get(str(data.get("stick", "")))

@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO, ServerProcess, free_port, wait_http
+from hub_sync.core.processes import SupervisedProcess, free_port
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +78,23 @@ def _probe(base: str, probes) -> dict[str, int]:
     return seen
 
 
+def _probe_gunicorn(entry: str, env: dict, status_path: str, probes) -> dict[str, int]:
+    """Start ``entry`` under plain gunicorn (as a process manager would) and probe it."""
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+            "--graceful-timeout", "2", entry]
+    with SupervisedProcess(argv, cwd=REPO, env={**os.environ, **env}) as server:
+        server.wait_http(f"http://127.0.0.1:{port}{status_path}")
+        return _probe(f"http://127.0.0.1:{port}", probes)
+
+
+def _probe_cli(args: list[str], port: int, status_path: str, probes) -> dict[str, int]:
+    """Start ``school-edge ARGS`` (as a technician would) and probe it."""
+    with SupervisedProcess([sys.executable, "-m", "edge_agent.cli", *args], cwd=REPO) as server:
+        server.wait_http(f"http://127.0.0.1:{port}{status_path}")
+        return _probe(f"http://127.0.0.1:{port}", probes)
+
+
 @pytest.fixture
 def hub_dir(tmp_path: Path) -> Path:
     data = tmp_path / "hub"
@@ -99,48 +118,19 @@ def test_a_fresh_interpreter_importing_only_the_hub_gunicorn_entry_gets_every_hu
         assert any(rule.endswith(" " + needed) for rule in rules), needed
 
 
-def test_edge_serve_and_the_gunicorn_entry_answer_on_every_area(serve_edge, tmp_path: Path):
-    data = tmp_path / "edge"
-    served = serve_edge(data)
-    from_cli = _probe(served.base, EDGE_PROBES)
-    served.stop()
-
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "--workers", "1",
-                             "--threads", "4", "--graceful-timeout", "2", "edge_agent.wsgi:app_from_env()"],
-                            cwd=REPO, env={**os.environ, "SCHOOL_EDGE_DATA": str(data)}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/v1/status", proc=proc)
-        from_gunicorn = _probe(f"http://127.0.0.1:{port}", EDGE_PROBES)
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(15)
-        log.close()
+def test_edge_serve_and_the_gunicorn_entry_answer_on_every_area(tmp_path: Path):
+    data, port = tmp_path / "edge", free_port()
+    from_cli = _probe_cli(["edge", "serve", "--data", str(data), "--port", str(port), "--no-announce"], port,
+                          "/api/v1/status", EDGE_PROBES)
+    from_gunicorn = _probe_gunicorn("edge_agent.wsgi:app_from_env()", {"SCHOOL_EDGE_DATA": str(data)},
+                                    "/api/v1/status", EDGE_PROBES)
     assert from_gunicorn == from_cli
 
 
-def test_hub_serve_and_the_hub_gunicorn_entry_answer_on_every_area(hub_dir: Path, tmp_path: Path):
+def test_hub_serve_and_the_hub_gunicorn_entry_answer_on_every_area(hub_dir: Path):
     port = free_port()
-    served = ServerProcess(["hub", "serve", "--data", str(hub_dir), "--port", str(port), "--rsync-port", "0"], port)
-    try:
-        served.wait("/api/v1/hub/status")
-        from_cli = _probe(served.base, HUB_PROBES)
-    finally:
-        served.stop()
-
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "--workers", "1",
-                             "--threads", "4", "--graceful-timeout", "2", "hub_sync.hub.wsgi:app_from_env()"],
-                            cwd=REPO, env={**os.environ, "HUB_DATA": str(hub_dir)}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/v1/hub/status", proc=proc)
-        from_gunicorn = _probe(f"http://127.0.0.1:{port}", HUB_PROBES)
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(15)
-        log.close()
+    from_cli = _probe_cli(["hub", "serve", "--data", str(hub_dir), "--port", str(port), "--rsync-port", "0"], port,
+                          "/api/v1/hub/status", HUB_PROBES)
+    from_gunicorn = _probe_gunicorn("hub_sync.hub.wsgi:app_from_env()", {"HUB_DATA": str(hub_dir)},
+                                    "/api/v1/hub/status", HUB_PROBES)
     assert from_gunicorn == from_cli

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from edge_agent.pages import (assets, channels, filters, headers, i18n, idempotency, library, student, teacher,
-                              technician)
+from edge_agent.pages import assets, filters, headers, i18n, library, student, teacher, technician
 
 __all__ = ["register"]
 
@@ -22,10 +21,8 @@ def register(app: Flask) -> None:
     i18n.init_app(app)
     assets.init_app(app)
     filters.init_app(app)
-    idempotency.init_app(app)
     headers.init_app(app)
     app.register_blueprint(library.bp)
     app.register_blueprint(technician.bp)
-    app.register_blueprint(channels.bp)
     app.register_blueprint(student.bp)
     app.register_blueprint(teacher.bp)

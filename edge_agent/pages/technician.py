@@ -1,5 +1,6 @@
 """The technician's and administrator's page: device status, "sync now" with live
 progress, channel subscriptions, roster import with its error list, recent log.
+Its scripts call the JSON APIs of ``edge_agent.sync.api`` and of the spaces.
 
 Status comes from ``Appliance.status()`` (the same dict ``/api/v1/status``
 returns) and is refreshed from that API. Roster import posts to the spaces'
@@ -13,16 +14,15 @@ import collections
 import logging
 import threading
 
-from flask import current_app, jsonify, render_template, request
+from flask import current_app, jsonify, render_template
 
-from edge_agent.spaces.errors import AuthRequiredError, ForbiddenError
-from edge_agent.pages.spaces_bridge import space_blueprint, viewer
+from edge_agent.spaces.device_access import require_device_staff
+from edge_agent.sync.schema import synced_channels
+from edge_agent.pages.spaces_bridge import space_blueprint
 from edge_agent.sync.sync_runner import SyncRun
 
 
 LOG_LINES = 200
-DEVICE_ROLES = frozenset({"technician", "admin"})
-LOOPBACK = ("127.0.0.1", "::1")
 
 bp = space_blueprint("technician", "/login")
 
@@ -62,17 +62,6 @@ def appliance():
     return current_app.extensions["appliance"]
 
 
-def _device_staff():
-    me = viewer()
-    if me is None and not appliance().identity("hub_url") and request.remote_addr in LOOPBACK:
-        return None  # a device not yet provisioned has no accounts: its own screen may set it up (as usb_api)
-    if me is None:
-        raise AuthRequiredError("请先登录", "log in first")
-    if not me.roles & DEVICE_ROLES:
-        raise ForbiddenError("设备管理页面只给技术员和管理员使用", "device management is for technicians and administrators")
-    return me
-
-
 def link_state(status: dict) -> str:
     """unset, ok or failing, from the sync status lines."""
     if status.get("hub_url", "-") in ("-", ""):
@@ -82,34 +71,17 @@ def link_state(status: dict) -> str:
 
 @bp.get("/technician")
 def status_page():
-    me = _device_staff()
+    me = require_device_staff()
     install_log_ring()
     status = appliance().status()
     journal = appliance().journal
     events = journal.pending(max(0, journal.last_seq() - 20), 20)
     return render_template("technician.html", status=status, link=link_state(status), events=list(reversed(events)),
-                           log=_RING.recent()[:50], channels=_channels(), is_admin=me is not None and "admin" in me.roles,
+                           log=_RING.recent()[:50], channels=synced_channels(appliance().db), is_admin=me is not None and "admin" in me.roles,
                            sync=SyncRun(appliance()).read())
-
-
-def _channels() -> list[dict]:
-    rows = appliance().db.execute("select channel, title, mandatory, version from sync_channels order by channel").fetchall()
-    return [{"channel": c, "title": t, "mandatory": bool(m), "version": v} for c, t, m, v in rows]
-
-
-@bp.post("/api/v1/sync")
-def sync_now():
-    _device_staff()
-    return jsonify(SyncRun(appliance()).start()), 202
-
-
-@bp.get("/api/v1/sync/progress")
-def sync_progress():
-    _device_staff()
-    return jsonify(SyncRun(appliance()).read())
 
 
 @bp.get("/technician/log.json")
 def log_json():
-    _device_staff()
+    require_device_staff()
     return jsonify({"lines": _RING.recent()})

@@ -4,6 +4,9 @@
 * ``sync_channels``: the channels (and versions) the current catalogue came from
 * ``sync_resources``: ids of resources the hub manages (dropped when unlisted)
 * ``sync_blobs``: blobs brought by sync (garbage-collected when unreferenced)
+
+and, in their own sets, the usage chain (``usage_migrations``) and the batches put on a
+stick (``usb_migrations``). ``edge_agent.appliance`` applies every set when it opens.
 """
 
 from __future__ import annotations
@@ -47,3 +50,22 @@ def m001_usage_chain(db: sqlite_utils.Database) -> None:
     # chain_seq/chain_hash: the batch the hub last acknowledged (the next batch chains to it);
     # last_sent_hash: the last batch put on the wire (for the technician's status)
     db.execute("create table usage_chain (key text primary key, value text not null)")
+
+
+# Usage carried by stick (provisioning.sneakernet writes and reads these); the set keeps the
+# name it had there, so devices that recorded it keep it.
+usb_migrations = Migrations("usb_sneakernet")
+
+
+@usb_migrations
+def m001_usb_exports(db: sqlite_utils.Database) -> None:
+    # batches this device put on a stick: an acknowledgement must name one of them
+    db["usb_exports"].create({"batch_hash": str, "first_seq": int, "last_seq": int, "prev_hash": str,
+                              "export_no": int, "exported_at": float}, pk="batch_hash")
+    db["usb_state"].create({"key": str, "value": str}, pk="key")
+
+
+def synced_channels(db: sqlite_utils.Database) -> list[dict]:
+    """The channels (and versions) the current catalogue came from, for the technician."""
+    rows = db.execute("select channel, title, mandatory, version from sync_channels order by channel").fetchall()
+    return [{"channel": c, "title": t, "mandatory": bool(m), "version": v} for c, t, m, v in rows]
