@@ -139,7 +139,7 @@ def nginx_config(cfg: EdgeConfig, paths: FrontPaths, content_root: Path) -> str:
 {user}worker_processes auto;
 worker_rlimit_nofile 8192;
 pid {paths.run}/nginx.pid;
-error_log {paths.error_log} warn;
+error_log {paths.error_log} error;  # not every spooled body or refused login
 events {{ worker_connections 4096; }}
 http {{
     include {MIME_TYPES};
@@ -179,7 +179,7 @@ http {{
     map $request_method $login_client {{ POST $binary_remote_addr; default ""; }}
     limit_req_zone $login_client zone=login:1m rate={rate}r/m;
     limit_req_status 429;
-    limit_req_log_level warn;
+    limit_req_log_level notice;
     map $sent_http_content_type $active_sandbox {{
         default "";
         "~*^(text/html|text/xsl|[^;]*[/+]xml)" "{SANDBOX}";
@@ -187,6 +187,8 @@ http {{
     upstream app {{
         server unix:{paths.socket} max_fails=0;
         keepalive 16;
+        # below gunicorn's keep-alive (5 s): nginx never sends a request on a connection gunicorn is closing
+        keepalive_timeout 4s;
     }}
     server {{
         listen {_listen(cfg.host, cfg.port)} default_server;
