@@ -19,6 +19,7 @@ import sqlite_utils
 
 from hub_sync.core.blobstore import BlobStore
 from hub_sync.core.errors import DataDirError
+from hub_sync.core.file_modes import tighten_tree
 from hub_sync.core.sqlite_db import open_db, transaction
 from hub_sync.core.trusted_clock import TrustedClock
 
@@ -38,6 +39,9 @@ from edge_agent.sync.schema import sync_status
 from edge_agent.spaces.schema import migrations as spaces_migrations
 
 DB_FILE = "edge.db"
+# Folders of secrets and personal state: 0700 with files 0600, tightened at every open
+# (keys: the device key; trust: the pinned hub keys; sync: TUF metadata, the trusted clock, downloads)
+PRIVATE_FOLDERS = ("keys", "trust", "sync")
 # A server's request threads share a few connections: at most POOL_CONNECTIONS
 # requests use the database at once (two cores gain nothing from more, and each
 # connection costs its own page cache and schema); POOL_IDLE_CONNECTIONS stay open
@@ -89,6 +93,8 @@ class Appliance:
         migrations.apply(app.db)
         for extra in EXTRA_MIGRATIONS:
             extra.apply(app.db)
+        # the first open_db made the data folder 0700 and the database 0600; now the folders of secrets
+        tighten_tree(data_dir / name for name in PRIVATE_FOLDERS)
         app._ensure_identity()
         app._adopt_identity_trusted_time()
         app.store.clean_incoming()

@@ -1,7 +1,8 @@
 """Ed25519 keys on disk, as securesystemslib signers and public keys.
 
 Private keys are PEM (PKCS#8) files written with mode 0600 through a temporary
-name and a rename; they never leave the machine that made them. Public keys travel
+name and a rename, in a folder made 0700; they never leave the machine that made
+them. A key found readable by others is made 0600 when it is loaded. Public keys travel
 as securesystemslib ``SSlibKey`` dicts (the same form TUF metadata uses).
 """
 
@@ -15,6 +16,7 @@ from securesystemslib.signer import CryptoSigner, Key, SSlibKey
 
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import SignatureError
+from hub_sync.core.file_modes import private_dir, private_file
 
 
 def generate_key(path: str | Path) -> CryptoSigner:
@@ -28,6 +30,7 @@ def generate_key(path: str | Path) -> CryptoSigner:
 
 def load_signer(path: str | Path) -> CryptoSigner:
     """The signer for the private key saved at ``path``."""
+    private_file(path)
     try:
         private = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError) as exc:
@@ -53,5 +56,6 @@ def public_key_from_dict(data: dict) -> Key:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write secret bytes with mode 0600, atomically."""
+    """Write secret bytes with mode 0600 in a 0700 folder, atomically."""
+    private_dir(path.parent)
     atomic_write(path, data, file_mode=0o600)

@@ -3,16 +3,23 @@
 Connections are opened in autocommit mode (``isolation_level=None``) so every
 write is inside an explicit ``transaction()``; ``synchronous=FULL`` makes a
 committed transaction survive power loss, not only a process crash.
+
+A database holds personal data: its file is created 0600 (SQLite gives the
+``-wal`` and ``-shm`` files the database file's mode) in a folder made 0700, and
+an existing one found looser is tightened at open (``hub_sync.core.file_modes``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 import sqlite_utils
+
+from hub_sync.core.file_modes import PRIVATE_FILE_MODE, private_dir, private_file
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Page cache per connection. A server may have many connections open at once (the
@@ -20,16 +27,26 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # so SQLite's default of 2 MiB each would cost tens of MiB on a small board; the
 # kernel's page cache holds the database file for all of them anyway.
 SQLITE_CACHE_KIB = 512
+# the files SQLite keeps beside a database (write-ahead log, its index, a rollback journal)
+SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 def open_db(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) a database file in WAL mode with safe pragmas."""
+    """Open (creating if needed) a database file in WAL mode with safe pragmas;
+    the file, its WAL and shared memory 0600 in a 0700 folder."""
+    path = Path(path)
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE))  # created private, before SQLite sees it
+    for suffix in SIDE_FILES:
+        private_file(f"{path}{suffix}")
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"pragma busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     conn.execute("pragma journal_mode = wal")
     conn.execute("pragma synchronous = full")
     conn.execute("pragma foreign_keys = on")
     conn.execute(f"pragma cache_size = -{SQLITE_CACHE_KIB}")
+    for suffix in SIDE_FILES:  # made by the pragmas above when the database is new
+        private_file(f"{path}{suffix}")
     return sqlite_utils.Database(conn)
 
 

@@ -24,6 +24,7 @@ from securesystemslib.signer import CryptoSigner
 
 from hub_sync.core.blobstore import BlobStore
 from hub_sync.core.errors import DataDirError
+from hub_sync.core.file_modes import tighten_tree
 from hub_sync.core.keys import generate_key, load_signer
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import open_db
@@ -75,6 +76,7 @@ class Hub:
             raise DataDirError(f"{data_dir} 不是县级平台数据目录。请先运行 school-edge hub init --data {data_dir}",
                                f"{data_dir} is not a hub data folder; run 'school-edge hub init --data {data_dir}' first")
         hub = cls(data_dir, reserve_mb)
+        tighten_tree([data_dir / "keys"])  # keys 0600 in 0700 (open_db does the same for the data folder and hub.db)
         for m in HUB_MIGRATIONS:
             m.apply(hub.db)
         return hub
