@@ -235,3 +235,10 @@ def test_parent_gets_a_first_password_from_their_childs_teacher_and_logs_in_with
                 headers={"X-CSRF-Token": login.json["csrf_token"]})
     assert client.get(f"/api/v1/students/{world.ids['student']}/home").status_code == 200
     assert client.get(f"/api/v1/students/{world.ids['other_student']}/home").status_code == 403
+
+
+def test_a_login_leaves_the_connection_syncing_every_commit(world, client):
+    # the reservation commits without a disk sync (throttle._written_not_synced); the setting comes back
+    assert _student_login(client, world, world.pins["student"]).status_code == 200
+    assert _student_login(client, world, "xxxx").status_code == 401
+    assert world.db.execute("pragma synchronous").fetchone()[0] == 2  # FULL
