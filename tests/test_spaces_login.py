@@ -242,3 +242,18 @@ def test_a_login_leaves_the_connection_syncing_every_commit(world, client):
     assert _student_login(client, world, world.pins["student"]).status_code == 200
     assert _student_login(client, world, "xxxx").status_code == 401
     assert world.db.execute("pragma synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_picture_passwords_lock_like_pins(world, client):
+    pictures = world.call("teacher", "POST", f"/api/v1/people/{world.ids['student']}/reset-pin", {"kind": "picture"}).json["pictures"]
+    wrong = [p for p in const.PICTURES if p != pictures[0]][:1] + pictures[1:]
+
+    def login(chosen):
+        return client.post("/api/v1/login/student", json={"class_id": world.ids["class_a"], "person_id": world.ids["student"],
+                                                           "pictures": chosen}, headers=XRW)
+
+    for _ in range(const.ACCOUNT_MAX_FAILURES):
+        assert login(wrong).status_code == 401
+    r = login(pictures)
+    assert r.status_code == 429 and r.headers["Retry-After"] == str(r.json["error"]["details"]["retry_after_s"])
+    assert world.db.execute("select count(*) from sessions where person_id = ?", [world.ids["student"]]).fetchone()[0] == 0
