@@ -38,6 +38,8 @@ class EdgeConfig:
     role: str = _setting("edge", "角色 Role announced on the LAN: edge (school) or hub (county)")
     default_language: str = _setting("zh_CN", "默认语言 Default language of pages: zh_CN or en")
     max_upload_mb: int = _setting(200, "上传上限 Largest upload (MB) accepted from a teacher or student")
+    student_quota_mb: int = _setting(100, "学生作业空间 Total MB of work (files and text) one student may hand in; 0: no limit")
+    teacher_quota_mb: int = _setting(2048, "教师上传空间 Total MB of own resources one teacher may upload; 0: no limit")
     hub_url: str = _setting("", "县平台地址 URL of the county hub (set by provisioning)")
     sync_window: str = _setting("22:00-06:00", "同步时段 Local time window for large content downloads")
     sync_bwlimit_kbps: int = _setting(1500, "带宽上限 Bandwidth cap (KiB/s) for content downloads")

@@ -69,7 +69,9 @@ def upload():
         raise BadRequestError("请选择要上传的文件（字段 file）", "choose a file to upload (field 'file')")
     max_bytes = appliance().config.max_upload_mb * MIB
     meta = {k: request.form.get(k, "") for k in (*META, "title", "kind")}
-    return jsonify(upload_resource(db(), appliance().store, me, f.filename or "file", f.read(max_bytes + 1), meta, max_bytes)), 201
+    quota = appliance().config.teacher_quota_mb * MIB
+    return jsonify(upload_resource(db(), appliance().store, me, f.filename or "file", f.read(max_bytes + 1), meta, max_bytes,
+                                   quota)), 201
 
 
 @bp.post("/api/v1/uploads/<resource_id>/offer")

@@ -163,7 +163,8 @@ def hand_in(assignment_id: int):
         files = [(f.filename or "file", f.read(max_bytes + 1)) for f in request.files.getlist("files")]
     else:
         text, files = str(body().get("text", "")), []
-    return jsonify(submit_work(db(), appliance().store, me, a, text, files, max_bytes)), 201
+    quota = appliance().config.student_quota_mb * MIB
+    return jsonify(submit_work(db(), appliance().store, me, a, text, files, max_bytes, quota)), 201
 
 
 @bp.get("/api/v1/assignments/<int:assignment_id>/submissions")

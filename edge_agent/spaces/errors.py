@@ -9,6 +9,7 @@
           ├── BusyError          too many password checks at once; retry soon (503, Retry-After)
           ├── ConflictError      the change clashes with the current state (409)
           ├── TooLargeError      upload bigger than allowed (413)
+          ├── QuotaError         the person's hand-in or upload space is full (413; details: used, limit)
           ├── UnsupportedTypeError  upload of a type not allowed (415)
           └── RosterError        a roster refused; ``details["problems"]`` lists each line (400)
 """
@@ -59,6 +60,13 @@ class ConflictError(SpaceError):
 
 class TooLargeError(SpaceError):
     code = "too_large"
+    http_status = 413
+
+
+class QuotaError(SpaceError):
+    """``details`` has ``used_bytes``, ``limit_bytes`` and ``incoming_bytes``."""
+
+    code = "quota_exceeded"
     http_status = 413
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -14,8 +15,9 @@ from hub_sync.core.sqlite_db import transaction
 
 from edge_agent.errors import BadRequestError, NotFoundError
 from edge_agent.journal import Journal
-from edge_agent.spaces import const
+from edge_agent.spaces import const, quotas
 from edge_agent.spaces.assignments import check_open
+from edge_agent.spaces.errors import QuotaError
 from edge_agent.spaces.filetypes import check_size, sniff
 from edge_agent.spaces.people import Person
 
@@ -32,8 +34,9 @@ def get_submission(db: sqlite_utils.Database, submission_id: int) -> dict[str, A
 
 
 def submit_work(db: sqlite_utils.Database, store: BlobStore, student: Person, assignment: dict[str, Any], text: str,
-                files: list[tuple[str, bytes]], max_bytes: int) -> dict[str, Any]:
-    """Keep one hand-in: every file checked (size, real type) before anything is stored."""
+                files: list[tuple[str, bytes]], max_bytes: int, quota_bytes: int = 0) -> dict[str, Any]:
+    """Keep one hand-in: every file checked (size, real type) and the student's
+    quota (``quota_bytes``, 0: none) checked before anything is stored."""
     check_open(assignment)
     text = (text or "").strip()
     if not text and not files:
@@ -46,17 +49,32 @@ def submit_work(db: sqlite_utils.Database, store: BlobStore, student: Person, as
     for name, data in files:
         check_size(data, max_bytes)
         checked.append((name, data, sniff(data)[0]))
-    store.check_space(sum(len(d) for _, d, _ in checked))
+    incoming = sum(len(d) for _, d, _ in checked) + len(text.encode("utf-8"))
+    quotas.check_student(db, student.id, incoming, quota_bytes)
+    store.check_space(incoming)
+    added = quotas.new_blobs(store, (hashlib.sha256(d).hexdigest() for _, d, _ in checked))
     stored = [{"name": name[-100:] or "file", "sha256": store.put_bytes(data).sha256, "size": len(data), "mime": mime}
               for name, data, mime in checked]
     uid = f"sub-{secrets.token_hex(8)}"
-    with transaction(db):
-        sid = db.execute("insert into submissions (uid, assignment_id, person_id, text, files, created_at) values (?, ?, ?, ?, ?, ?)",
-                         [uid, assignment["id"], student.id, text, json.dumps(stored, ensure_ascii=False), time.time()]).lastrowid
-        Journal(db).append(f"person:{student.id}", "submitted", f"assignment:{assignment['id']}",
-                           {"uid": uid, "files": [{"sha256": f["sha256"], "size": f["size"], "mime": f["mime"]} for f in stored],
-                            "chars": len(text)})
+    try:
+        with transaction(db):
+            quotas.check_student(db, student.id, incoming, quota_bytes)  # again, under the write lock
+            sid = _insert(db, uid, student, assignment, text, stored)
+    except QuotaError:
+        quotas.forget_new_blobs(db, store, added)
+        raise
     return get_submission(db, sid)
+
+
+def _insert(db: sqlite_utils.Database, uid: str, student: Person, assignment: dict[str, Any], text: str,
+            stored: list[dict[str, Any]]) -> int:
+    """Record a hand-in whose files are stored (inside the caller's transaction)."""
+    sid = db.execute("insert into submissions (uid, assignment_id, person_id, text, files, created_at) values (?, ?, ?, ?, ?, ?)",
+                     [uid, assignment["id"], student.id, text, json.dumps(stored, ensure_ascii=False), time.time()]).lastrowid
+    Journal(db).append(f"person:{student.id}", "submitted", f"assignment:{assignment['id']}",
+                       {"uid": uid, "files": [{"sha256": f["sha256"], "size": f["size"], "mime": f["mime"]} for f in stored],
+                        "chars": len(text)})
+    return sid
 
 
 def grade_submission(db: sqlite_utils.Database, teacher: Person, submission: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:

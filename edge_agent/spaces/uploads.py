@@ -8,19 +8,21 @@ rides up with the usage sync into the hub's review queue. The sync later sets
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from typing import Any
 
 import sqlite_utils
 
-from hub_sync.core.blobstore import BlobStore
+from hub_sync.core.blobstore import BlobStore, StoredBlob
 from hub_sync.core.sqlite_db import transaction
 
 from edge_agent.library.catalogue import Catalogue, Resource, ResourceFile, validate
 from edge_agent.errors import BadRequestError, NotFoundError
 from edge_agent.journal import Journal
-from edge_agent.spaces.errors import ConflictError
+from edge_agent.spaces import quotas
+from edge_agent.spaces.errors import ConflictError, QuotaError
 from edge_agent.spaces.exercises import load_exercise
 from edge_agent.spaces.filetypes import check_size, sniff
 from edge_agent.spaces.people import Person
@@ -30,8 +32,9 @@ META = ("stage", "grade", "subject", "edition", "chapter", "description", "keywo
 
 
 def upload_resource(db: sqlite_utils.Database, store: BlobStore, teacher: Person, name: str, data: bytes,
-                    meta: dict[str, str], max_bytes: int) -> dict[str, Any]:
-    """Check, store and catalogue one teacher file; an exercise set is a JSON file in the exercise format."""
+                    meta: dict[str, str], max_bytes: int, quota_bytes: int = 0) -> dict[str, Any]:
+    """Check, store and catalogue one teacher file; an exercise set is a JSON file in the exercise format.
+    The teacher's quota (``quota_bytes``, 0: none) is checked before anything is stored."""
     check_size(data, max_bytes)
     if (meta.get("kind") or "") == "exercise":
         load_exercise(data)  # BadRequestError if it is not a valid exercise set
@@ -46,17 +49,30 @@ def upload_resource(db: sqlite_utils.Database, store: BlobStore, teacher: Person
                         files=[ResourceFile(_safe_name(name), "0" * 64, len(data), mime)],
                         **{k: str(meta.get(k) or "").strip() for k in META})
     validate(resource)  # before any byte is written
+    quotas.check_teacher(db, teacher.id, len(data), quota_bytes)
     store.check_space(len(data))
+    added = quotas.new_blobs(store, [hashlib.sha256(data).hexdigest()])
     blob = store.put_bytes(data)
     resource.files = [ResourceFile(resource.files[0].path, blob.sha256, blob.size, mime)]
-    with transaction(db):
-        Catalogue(db).upsert(resource)
-        db.execute("insert into teacher_resources (resource_id, teacher_id, share_status, updated_at) values (?, ?, 'private', ?)",
-                   [resource.id, teacher.id, time.time()])
-        Journal(db).append(f"person:{teacher.id}", "uploaded", f"resource:{resource.id}",
-                           {"title": title, "kind": kind, "sha256": blob.sha256, "size": blob.size, "mime": mime,
-                            **{k: getattr(resource, k) for k in ("stage", "grade", "subject", "edition", "chapter")}})
+    try:
+        with transaction(db):
+            quotas.check_teacher(db, teacher.id, len(data), quota_bytes)  # again, under the write lock
+            _catalogue(db, teacher, resource, blob, title, kind, mime)
+    except QuotaError:
+        quotas.forget_new_blobs(db, store, added)
+        raise
     return own_resource(db, resource.id)
+
+
+def _catalogue(db: sqlite_utils.Database, teacher: Person, resource: Resource, blob: StoredBlob, title: str, kind: str,
+               mime: str) -> None:
+    """Catalogue a stored upload as the teacher's (inside the caller's transaction)."""
+    Catalogue(db).upsert(resource)
+    db.execute("insert into teacher_resources (resource_id, teacher_id, share_status, updated_at) values (?, ?, 'private', ?)",
+               [resource.id, teacher.id, time.time()])
+    Journal(db).append(f"person:{teacher.id}", "uploaded", f"resource:{resource.id}",
+                       {"title": title, "kind": kind, "sha256": blob.sha256, "size": blob.size, "mime": mime,
+                        **{k: getattr(resource, k) for k in ("stage", "grade", "subject", "edition", "chapter")}})
 
 
 def _safe_name(name: str) -> str:
