@@ -3,13 +3,13 @@ real county hub with live progress, roster import with its error list, and who m
 
 import json
 import os
-import time
 
 import pytest
 
 from fixtures.browser import LAPTOP, ROSTER, Site, staff_login
 from fixtures.common import PASSWORD
 from fixtures.sync import SyncEnv
+from hub_sync.core.processes import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -123,9 +123,7 @@ def stick_device(tmp_path):
     site.start()
     from provisioning.watcher import read_plans
 
-    deadline = time.monotonic() + 20
-    while not read_plans(data) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the appliance noticed the stick (and finished its first look at it)
+    wait_until(lambda: read_plans(data), 20, "the appliance to notice the stick (and finish its first look at it)")
     yield site, world
     site.stop()
     world.close()

@@ -1,5 +1,6 @@
 """Down, end to end on loopback: a real hub (HTTP + real rsync daemon), a real
-provisioned appliance, python-tuf's ngclient. Good syncs and every refusal."""
+provisioned appliance, python-tuf's ngclient. Good syncs and every refusal, with a
+catalogue of thousands in hash bins (``fixtures.sync.CATALOGUE``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from fixtures.common import SCHOOL, sha
 from fixtures.servers import free_port
+from fixtures.sync import CATALOGUE
 from edge_agent.cli import main
 from hub_sync.client import tuf_fetcher
 from hub_sync.formats import tuf_repo
@@ -34,13 +36,13 @@ def synced(env):
 
 def test_sync_fetches_with_rsync_and_switches_the_catalogue(synced):
     catalogue, blobs, version = synced.state()
-    assert [r[0] for r in catalogue] == ["r1", "r2"]
+    assert synced.ids() == ["r1", "r2"] and len(catalogue) == 2 + CATALOGUE
     r1 = synced.app.catalogue.get("r1")
     assert r1.channel == "yuwen-1" and r1.chapter == "汉语拼音" and r1.grade == "一年级"
     assert [f.path for f in r1.files] == ["index.html", "picture.svg"]  # the main file stays first
     for f in r1.files:
         assert synced.app.store.verify(f.sha256)
-    assert len(blobs) == 3 and int(version) >= 1
+    assert len(blobs) == 3 + CATALOGUE and int(version) >= 1
     assert synced.app.status()["catalogue_version"] == int(version)
     assert synced.app.status()["last_sync_error"] == "-"
 
@@ -61,7 +63,7 @@ def test_dropped_resource_is_removed_and_its_unshared_files_collected(synced):
     Channels(synced.hub.db).remove_resource("r2")
     synced.publish()
     synced.sync()
-    assert [r[0] for r in synced.state()[0]] == ["r1"]
+    assert synced.ids() == ["r1"]
     assert not synced.app.store.has(audio)
     assert all(synced.app.store.has(f.sha256) for f in synced.app.catalogue.get("r1").files)
 
@@ -79,20 +81,20 @@ def test_local_school_resources_survive_a_sync(synced):
 
 
 def test_old_catalogue_is_served_until_the_switch(synced):
-    before = synced.state()[0]
+    before = len(synced.state()[0])
     synced.add("yuwen-1", "r9", {"big.bin": os.urandom(300_000)})
     synced.publish()
     seen = []
     other = synced.app  # another thread's connection sees only committed data
 
     def look(_line: str) -> None:
-        t = threading.Thread(target=lambda: seen.append(sorted(r.id for r in other.catalogue.search(limit=500)[1])))
+        t = threading.Thread(target=lambda: seen.append(other.catalogue.search(limit=1)[0]))
         t.start()
         t.join()
 
     synced.sync(progress=look)
-    assert seen and all(ids == [r[0] for r in before] for ids in seen)
-    assert "r9" in [r[0] for r in synced.state()[0]]
+    assert seen and all(count == before for count in seen)  # r9 appears only with the switch
+    assert "r9" in synced.ids()
 
 
 def test_outside_the_window_metadata_is_checked_but_nothing_downloaded(synced):
@@ -136,10 +138,20 @@ def _refused(env, exc_type, words, caplog):
     return info.value
 
 
+def _role_file_of(env, target_path_part: str):
+    """The metadata file of the last moment that lists a target whose path contains
+    ``target_path_part`` (a hash bin of the big channel)."""
+    from hub_sync.hub.publisher import repo_for
+
+    [path] = [p for p in repo_for(env.hub).moment_files() if f'/{target_path_part}/'.encode() in p.read_bytes()]
+    assert ".bin-" in path.name
+    return path
+
+
 def test_tampered_channel_manifest_is_refused(synced, caplog):
     synced.add("yuwen-1", "r5", {"a.bin": b"new"})
-    state = synced.publish()
-    path = synced.hub.repo_dir / "metadata" / f"{state.channel_versions['yuwen-1']}.yuwen-1.json"
+    synced.publish()
+    path = _role_file_of(synced, "r5")
     tampered = path.read_bytes().replace(b'"path": "a.bin"', b'"path": "b.bin"')
     assert tampered != path.read_bytes()
     path.write_bytes(tampered)
@@ -147,14 +159,14 @@ def test_tampered_channel_manifest_is_refused(synced, caplog):
 
 
 def test_tampered_school_index_is_refused(synced, caplog):
-    synced.add("yuwen-1", "r5", {"a.bin": b"new"})
+    Channels(synced.hub.db).subscribe(SCHOOL, "math-1", True)  # a new index, which the appliance must fetch
     state = synced.publish()
     from tuf.api.metadata import Metadata
 
     targets = Metadata.from_bytes((synced.hub.repo_dir / "metadata" / f"{state.targets_version}.targets.json").read_bytes())
     index_sha = targets.signed.targets[f"schools/{SCHOOL}.json"].hashes["sha256"]
     blob = synced.hub.store.path_for(index_sha)
-    blob.write_bytes(blob.read_bytes().replace(b"r5", b"r6"))
+    blob.write_bytes(blob.read_bytes().replace(b"math-1", b"math-2"))
     _refused(synced, (CorruptBlobError, FormatError), ["mismatch"], caplog)
 
 
@@ -177,10 +189,10 @@ def test_expired_metadata_is_refused(synced, caplog, monkeypatch):
 
 def test_mix_and_match_of_manifests_from_different_moments_is_refused(synced, caplog):
     synced.add("yuwen-1", "r5", {"a.bin": b"new"})
-    state = synced.publish()
-    meta = synced.hub.repo_dir / "metadata"
-    v = state.channel_versions["yuwen-1"]
-    shutil.copy(meta / f"{v - 1}.yuwen-1.json", meta / f"{v}.yuwen-1.json")  # an older channel under the new name
+    synced.publish()
+    path = _role_file_of(synced, "r5")
+    v, name = path.name.split(".", 1)
+    shutil.copy(path.with_name(f"{int(v) - 1}.{name}"), path)  # the bin of the moment before, under the new name
     _refused(synced, ReplayError, ["mix-and-match"], caplog)
 
 

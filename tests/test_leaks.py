@@ -21,6 +21,7 @@ def pytest_configure(config):
 LEAKY_TESTS = """
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -55,6 +56,18 @@ def test_a_library_thread_on_the_allow_list_is_not_a_leak():
 
 
 @pytest.fixture(scope="module")
+def busy_module_server():
+    server = subprocess.Popen(["sh", "-c", "while :; do sleep 0.1; done"])  # a new child every tenth of a second
+    yield server
+    server.kill()
+    server.wait()
+
+
+def test_what_a_module_server_starts_during_a_test_is_the_modules(busy_module_server):
+    time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
 def module_server():
     threading.Thread(target=threading.Event().wait, name="module-server", daemon=True).start()
 
@@ -78,7 +91,7 @@ def test_the_leak_check_fails_leaking_tests_names_what_leaked_and_kills_leaked_p
     pytester.makepyfile(test_leaky=LEAKY_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rE", "-W", "error")
     # every test body passes; the check errors at the teardown of each leaking one and of the module
-    result.assert_outcomes(passed=6, errors=4)
+    result.assert_outcomes(passed=7, errors=4)
     result.stdout.fnmatch_lines_random([
         "ERROR test_leaky.py::test_leaves_a_daemon_thread - *",
         "ERROR test_leaky.py::test_leaves_a_child_process - *",
@@ -89,5 +102,5 @@ def test_the_leak_check_fails_leaking_tests_names_what_leaked_and_kills_leaked_p
     assert "thread 'forgotten-poller' (daemon=True)" in out
     assert "sleep 613" in out and "sleep 617" in out and "sleep 619" not in out
     assert "the module's fixtures left behind" in out and "'module-server'" in out
-    assert "joined-worker" not in out and "asyncio_0" not in out
+    assert "joined-worker" not in out and "asyncio_0" not in out and "sleep 0.1" not in out
     assert _sleeping("613") == [] and _sleeping("617") == []  # reported, then killed

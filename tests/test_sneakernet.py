@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from fixtures.usb import PASSPHRASE, tree
 
 from edge_agent.cli import main
 from hub_sync.core.errors import SignatureError
+from hub_sync.core.processes import wait_until
 from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.publisher import publish
 from provisioning import stick
@@ -174,12 +174,10 @@ def test_stick_pulled_out_during_hub_import_then_run_again(usb_world, tmp_path):
     proc = subprocess.Popen(["python3", "-m", "edge_agent.cli", "hub", "import-usb", str(usb_world.stick),
                              "--data", str(usb_world.hub.data_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     targets = school_dir(usb_world) / "content" / "targets"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if targets.is_dir() and len(list(targets.iterdir())) >= 4:
-            proc.kill()
-            break
-        time.sleep(0.01)
+    wait_until(lambda: proc.poll() is not None or (targets.is_dir() and len(list(targets.iterdir())) >= 4), 60,
+               "the import to write four of the pack's files", interval_s=0.01)
+    if proc.poll() is None:
+        proc.kill()
     proc.wait(30)
     proc.stdout.close()
     assert proc.returncode == -9, "the import finished before it could be interrupted"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from fixtures.common import REPO
 from fixtures.sync import SyncEnv
+from hub_sync.core.processes import wait_until
 
 pytestmark = [
     pytest.mark.netns,
@@ -27,6 +28,7 @@ pytestmark = [
 ]
 
 RATE = "2mbit"
+FLIP_UP_S, FLIP_DOWN_S = 1.3, 0.4  # during the hundred cuts the link flaps: up this long, then down this long
 
 
 def _ip(*args: str) -> None:
@@ -63,7 +65,12 @@ class Link:
 
     def up(self) -> None:
         _ip("link", "set", self.host_if, "up")
-        time.sleep(0.3)  # carrier back on both ends
+        wait_until(self.carrier, 10, "carrier back on both ends of the link")
+
+    def carrier(self) -> bool:
+        """Both ends of the veth pair are up with a carrier (what a plugged-in cable looks like)."""
+        ends = (["ip", "-o", "link", "show", "dev", self.host_if], ["ip", "-n", self.ns, "-o", "link", "show", "dev", self.edge_if])
+        return all("LOWER_UP" in subprocess.run(end, capture_output=True, text=True, timeout=10).stdout for end in ends)
 
     def close(self) -> None:
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=10)
@@ -106,11 +113,11 @@ def _staged_bytes(linked_env: SyncEnv) -> int:
 
 
 def _wait_staged(linked_env: SyncEnv, proc: subprocess.Popen, at_least: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _staged_bytes(linked_env) < at_least:
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "transfer did not progress"
-        time.sleep(0.1)
+    def staged() -> bool:
+        assert proc.poll() is None, proc.stdout.read()  # the sync ended before the transfer got that far
+        return _staged_bytes(linked_env) >= at_least
+
+    wait_until(staged, timeout_s, f"{at_least} bytes of the transfer staged")
 
 
 def _received(output: str) -> int:
@@ -161,10 +168,7 @@ def test_sync_killed_mid_transfer_recovers_without_starting_over(linked_env, lin
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     proc.stdout.close()
-    deadline = time.monotonic() + 10
-    while not _no_rsync_left(linked_env) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _no_rsync_left(linked_env)  # the rsync child did not outlive the killed sync
+    wait_until(lambda: _no_rsync_left(linked_env), 10, "the rsync child to end with the killed sync")
     assert linked_env.state() == before
     kept = _staged_bytes(linked_env)
     proc = _sync(link, linked_env)
@@ -208,17 +212,16 @@ def test_a_hundred_cuts_in_a_row_leave_no_growing_leftovers(linked_env, link):
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     flips = 0
     while driver.poll() is None:  # meanwhile, the link goes down and up too
-        time.sleep(1.3)
+        time.sleep(FLIP_UP_S)
         link.down()
-        time.sleep(0.4)
+        time.sleep(FLIP_DOWN_S)
         link.up()
         flips += 1
     out = driver.stdout.read()
     driver.stdout.close()
     assert driver.returncode == 0 and "cuts done" in out, out
     assert flips >= 10
-    time.sleep(0.5)
-    assert _no_rsync_left(linked_env)
+    wait_until(lambda: _no_rsync_left(linked_env), 10, "no rsync left after the last cut")
     # the complete old catalogue, or (when cut after cut resumed far enough) the complete new one
     ids = sorted(r[0] for r in linked_env.state()[0])
     assert ids in (["old-1"], ["old-1", "sheet-3", "video-3"]), ids

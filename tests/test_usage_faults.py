@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from hub_sync.core.processes import wait_until
 from hub_sync.hub import Hub
 from fixtures.common import REPO
 from fixtures.servers import GunicornHub
@@ -154,10 +155,7 @@ def test_link_cut_many_times_in_a_row_leaves_nothing_behind(setup, link):
         "select last_batch_hash from device_usage_state").fetchone()[0])
     edge_tables = {r[0] for r in appliance.db.execute("select name from sqlite_master where type = 'table' and (name like '%tmp%' or name like '%temp%')")}
     assert edge_tables == set()
-    deadline = time.monotonic() + 15
-    while hub_sessions(server.port) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert hub_sessions(server.port) == 0
+    wait_until(lambda: hub_sessions(server.port) == 0, 15, "the hub's connections from the cut uploads to close")
     # the repository's publish lock is one fixed file, not a leftover of the cuts
     permanent = {hub.data_dir / "repo" / ".lock"}
     stray = [p for d in (appliance.data_dir, hub.data_dir) for p in d.rglob(".*") if p.is_file() and p not in permanent]

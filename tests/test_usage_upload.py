@@ -19,6 +19,7 @@ import pytest
 from edge_agent.appliance import Appliance
 from edge_agent.sync.usage_sync import build_next_batch, upload_pending
 from hub_sync.core.errors import DeviceError, LinkError, ReplayError, SignatureError
+from hub_sync.core.processes import wait_until
 from hub_sync.hub import Hub
 from hub_sync.hub.ingest import UsageIngest
 from hub_sync.hub.registry import Registry
@@ -109,14 +110,16 @@ def test_hub_killed_mid_ingest_then_resend_stores_everything_exactly_once(enroll
     sender = threading.Thread(target=send)
     sender.start()
     probe = sqlite3.connect(hub.data_dir / "hub.db", timeout=0, isolation_level=None)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def hub_holds_the_write_lock() -> bool:
         try:
             probe.execute("begin immediate")
             probe.execute("rollback")
-            time.sleep(0.002)
+            return False
         except sqlite3.OperationalError:
-            break             # the hub holds the write lock: it is inside the ingest transaction
+            return True
+
+    wait_until(hub_holds_the_write_lock, 30, "the hub to be inside the ingest transaction", interval_s=0.002)
     probe.close()
     served_hub.kill(signal.SIGKILL)
     sender.join(30)
@@ -179,9 +182,8 @@ def test_appliance_killed_mid_sync_then_resend_stores_everything_exactly_once(en
     proc = subprocess.Popen([sys.executable, "-c", UPLOAD_SCRIPT, str(enrolled.data_dir), served_hub.url, "5000"],
                             cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "sending"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and UsageIngest(hub.db).count() < 15_000:
-        time.sleep(0.005)     # some batches acknowledged, others on the way: kill -9 now
+    # some batches acknowledged, others on the way: kill -9 then
+    wait_until(lambda: UsageIngest(hub.db).count() >= 15_000, 30, "15,000 events at the hub", interval_s=0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     proc.stdout.close()

@@ -12,6 +12,7 @@ from edge_agent.spaces.login import set_staff_password
 from edge_agent.spaces.people import find_by_number
 from edge_agent.wiring import create_served_app
 from provisioning.watcher import PLANS_FILE, StickWatcher, find_sticks, read_plans
+from hub_sync.core.processes import wait_until
 
 ROSTER = roster_bytes(["姓名,学籍号,性别,年级,班级,角色",
                        "张三,G110101201501011234,男,一年级,一年级1班,学生",
@@ -149,16 +150,11 @@ def test_after_provisioning_only_technicians_may_use_the_stick_api(usb_world, mo
 
 
 def test_running_appliance_notices_a_stick_plugged_in(usb_world, mounted, serve_edge):
-    import time
-
     app = usb_world.appliance()
     data = app.data_dir
     app.close()
     (data / "settings.json").write_text(json.dumps({"usb_mount_roots": str(mounted)}))
     serve_edge(data)
     usb_world.make()  # plugged in while serving
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not read_plans(data):
-        time.sleep(0.1)
-    [plan] = read_plans(data)
+    [plan] = wait_until(lambda: read_plans(data), 20, "the serving appliance to notice the stick")
     assert plan["ok"] and plan["provision"]["school_code"] == SCHOOL
