@@ -19,8 +19,10 @@ import sqlite_utils
 
 from hub_sync.core.blobstore import BlobStore
 from hub_sync.core.errors import DataDirError
+from hub_sync.core.migrations import Migrations
 from hub_sync.core.file_modes import tighten_tree
 from hub_sync.core.sqlite_db import open_db, transaction
+from hub_sync.core.trusted_clock import TrustedClock
 from hub_sync.core.trusted_clock import TrustedClock
 
 from firmware import __version__
@@ -32,10 +34,11 @@ from edge_agent.sync.downlink import status as downlink_status
 from edge_agent.library.integrity import IntegrityGuard
 from edge_agent.journal import Journal
 from edge_agent.journal import migrations as journal_migrations
-from edge_agent.library.schema import migrations
+from edge_agent.library.schema import migrations as library_migrations
 from edge_agent.sync.schema import migrations as sync_migrations
-from edge_agent.sync.schema import usage_migrations
+from edge_agent.sync.schema import usage_migrations, usb_migrations
 from edge_agent.sync.schema import sync_status
+from edge_agent.spaces.idempotency import migrations as idempotency_migrations
 from edge_agent.spaces.schema import migrations as spaces_migrations
 
 DB_FILE = "edge.db"
@@ -53,9 +56,21 @@ POOL_IDLE_CONNECTIONS = 2
 POOL_WAIT_S = 0.5
 # Where versions before the trusted clock kept the proven time (read once at open, then removed)
 LEGACY_TRUSTED_TIME = "trusted_time"
+# Where versions before the trusted clock kept the proven time (read once at open, then removed)
+LEGACY_TRUSTED_TIME = "trusted_time"
 
-# Migration sets applied at start-up, in order; feature modules append theirs.
-EXTRA_MIGRATIONS: list = [journal_migrations, sync_migrations, usage_migrations, spaces_migrations, downlink_migrations]
+# Every migration set of the appliance database, applied in this order by ``Appliance.open``
+# and nowhere else (the sets of the layers below; provisioning's tables live in sync.schema).
+MIGRATIONS: tuple[Migrations, ...] = (
+    library_migrations,      # catalogue, device identity
+    journal_migrations,      # usage journal
+    sync_migrations,         # content sync state
+    usage_migrations,        # usage upload chain
+    spaces_migrations,       # learning spaces
+    downlink_migrations,     # county messages applied
+    idempotency_migrations,  # Idempotency-Key answers of the JSON API
+    usb_migrations,          # usage batches exported to sticks
+)
 
 
 class Appliance:
@@ -71,6 +86,7 @@ class Appliance:
         self._lock = threading.Lock()
         self.store = BlobStore(self.data_dir / "content", reserve_bytes=config.free_space_reserve_mb * MIB)
         self.integrity = IntegrityGuard(self)
+        self.clock = TrustedClock(self.data_dir / TRUSTED_CLOCK_FILE)  # the one home of trusted time
         self.clock = TrustedClock(self.data_dir / TRUSTED_CLOCK_FILE)  # the one home of trusted time
 
     @classmethod
@@ -90,12 +106,12 @@ class Appliance:
                 f"data folder {data_dir} is not writable; check permissions or pass another --data",
             )
         app = cls(config)
-        migrations.apply(app.db)
-        for extra in EXTRA_MIGRATIONS:
-            extra.apply(app.db)
+        for m in MIGRATIONS:
+            m.apply(app.db)
         # the first open_db made the data folder 0700 and the database 0600; now the folders of secrets
         tighten_tree(data_dir / name for name in PRIVATE_FOLDERS)
         app._ensure_identity()
+        app._adopt_identity_trusted_time()
         app._adopt_identity_trusted_time()
         app.store.clean_incoming()
         return app
@@ -168,6 +184,19 @@ class Appliance:
                 self.set_identity(device_id="edge-" + secrets.token_hex(6))
             if self.identity("secret_key") is None:
                 self.set_identity(secret_key=secrets.token_hex(32))
+
+    def _adopt_identity_trusted_time(self) -> None:
+        """Move the proven time an older version kept as the ``trusted_time`` identity row
+        into the trusted clock, once: the clock keeps the later of the two, the row goes."""
+        legacy = self.identity(LEGACY_TRUSTED_TIME)
+        if legacy is None:
+            return
+        try:
+            self.clock.prove_timestamp(float(legacy))
+        except ValueError:
+            pass  # an unreadable row proves nothing
+        with transaction(self.db):
+            self.db.execute("delete from device_identity where key = ?", [LEGACY_TRUSTED_TIME])
 
     def _adopt_identity_trusted_time(self) -> None:
         """Move the proven time an older version kept as the ``trusted_time`` identity row

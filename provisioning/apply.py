@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tuf.api.metadata import Metadata, Root
 
-from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE
+from edge_agent.config import SETTINGS_FILE
+from edge_agent.const import DEVICE_KEY_FILE, HUB_ONLINE_KEY_FILE, PINNED_ROOT_FILE
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.formats.enrollment import make_enrollment
 from hub_sync.core.keys import generate_key, load_signer
@@ -26,8 +27,6 @@ from provisioning.errors import AlreadyProvisionedError
 
 DEVICE_KEY = Path(DEVICE_KEY_FILE)
 ENROLLMENT_REQUEST = "enrollment-request.json"
-PINNED_ROOT = Path("sync") / "pinned-root.json"
-SETTINGS_FILE = "settings.json"
 
 
 def hub_online_key(tuf_root: bytes) -> dict:
@@ -63,7 +62,7 @@ def apply_bundle(appliance, bundle_dir: Path) -> tuple[Bundle, Path]:
         raise AlreadyProvisionedError(f"本设备已配置给学校 {current}，不能改配给 {bundle.school_code}",
                                       f"this appliance is provisioned for school {current}, not {bundle.school_code}")
     signer = device_signer(appliance.data_dir)
-    atomic_write(appliance.data_dir / PINNED_ROOT, bundle.tuf_root)
+    atomic_write(appliance.data_dir / PINNED_ROOT_FILE, bundle.tuf_root)
     atomic_write(appliance.data_dir / HUB_ONLINE_KEY_FILE, json.dumps(hub_online_key(bundle.tuf_root)).encode())
     _set_hub_url(appliance.data_dir, bundle.hub_url)
     appliance.set_identity(school_code=bundle.school_code, school_name=bundle.school_name, hub_url=bundle.hub_url,

@@ -29,12 +29,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import sqlite_utils
-
 from edge_agent.const import DEVICE_KEY_FILE
 from hub_sync.formats.envelope import canonical_json, seal
 from hub_sync.core.errors import Problem
-from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.sealed_box import seal_to
 
@@ -47,17 +44,6 @@ EXPORT_KIND = "usb-export"
 MANIFEST = "manifest.json"
 DOWNLINK_FILE = "downlink.json"
 UP, DOWN = "up", "down"
-
-migrations = Migrations("usb_sneakernet")
-
-
-@migrations
-def m001_usb_exports(db: sqlite_utils.Database) -> None:
-    # batches this device put on a stick: an acknowledgement must name one of them
-    db["usb_exports"].create({"batch_hash": str, "first_seq": int, "last_seq": int, "prev_hash": str,
-                              "export_no": int, "exported_at": float}, pk="batch_hash")
-    db["usb_state"].create({"key": str, "value": str}, pk="key")
-
 
 def _state(db, key: str, default: str = "") -> str:
     row = db.execute("select value from usb_state where key = ?", [key]).fetchone()
@@ -93,10 +79,10 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
     """Write this device's unacknowledged usage, offered uploads and (until enrolled)
     its enrollment request onto the stick; room is checked before writing."""
     from edge_agent.sync.hub_key import load_hub_key
+    from edge_agent.sync.hub_key import load_hub_key
     from edge_agent.sync.usage_sync import chain_hash, build_next_batch
     from hub_sync.core.keys import load_signer
 
-    migrations.apply(appliance.db)
     folder = _device_folder(appliance, stick_path, UP)
     hub_key = load_hub_key(appliance.data_dir)  # the key it follows through rotations; boxes for the hub use it too
     after = appliance.journal.acknowledged()
@@ -244,7 +230,6 @@ def _apply_pack(appliance, school_folder: Path, progress) -> dict | None:
 
 def import_usb(appliance, stick_path: Path, progress: Callable[[int], None] | None = None) -> dict:
     """Apply what the hub wrote for this device: acknowledgements (then prune), content."""
-    migrations.apply(appliance.db)
     if not appliance.identity("hub_url"):
         raise UsbError("设备尚未开通；如果这是开通U盘，请运行 school-edge provision apply",
                        "the appliance is not provisioned; for a provisioning stick run 'school-edge provision apply'")

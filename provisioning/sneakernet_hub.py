@@ -26,11 +26,8 @@ carries on.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Callable
-
-import sqlite_utils
 
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.core.errors import FormatError, Problem
@@ -38,30 +35,14 @@ from hub_sync.formats.downlink import DOWNLINK_KIND
 from hub_sync.formats.usage_ack import seal_ack
 from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.registry import Registry
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
+from hub_sync.hub.usb_offers import record_offer
 
 from provisioning import stick
 from provisioning.sneakernet import DOWN, DOWNLINK_FILE, EXPORT_KIND, MANIFEST, UP, _payload, _sha
 from provisioning.errors import IncompleteError, NothingToDoError
 
-migrations = Migrations("hub_usb")
-
-
-@migrations
-def m001_offered_uploads(db: sqlite_utils.Database) -> None:
-    # teacher resources offered to the county that came by stick (the review queue reads these)
-    db["usb_offered_uploads"].create({"device_id": str, "resource_id": str, "school_code": str, "meta": str,
-                                      "received_at": float}, pk=("device_id", "resource_id"))
-
-
 def hub_import_usb(hub, stick_path: Path, packs: bool = True, progress: Callable[[str], None] | None = None) -> list[dict]:
     """Import every school's exports from the stick; write acknowledgements and packs."""
-    from hub_sync.hub import channels, ingest, registry
-
-    # the tables this uses, also when the hub was opened before these modules were imported
-    for m in (registry.migrations, channels.migrations, ingest.migrations, migrations):
-        m.apply(hub.db)
     say = progress or (lambda line: None)
     schools = stick.schools_on(Path(stick_path))
     if not schools:
@@ -164,10 +145,7 @@ def _import_device(hub, code: str, device_dir: Path, down: Path, open_box, say, 
     if isinstance(manifest.get("downlink_applied"), int):
         downlink.reported(device.device_id, manifest["downlink_applied"])
     for upload in uploads:
-        with transaction(hub.db):
-            hub.db["usb_offered_uploads"].upsert({"device_id": device.device_id, "resource_id": str(upload.get("resource_id")),
-                                                  "school_code": code, "meta": json.dumps(upload, ensure_ascii=False),
-                                                  "received_at": time.time()}, pk=("device_id", "resource_id"))
+        record_offer(hub.db, device.device_id, code, upload)
         result["uploads"] += 1
     _write_acks(down, export.name, acks)
     result["export"] = export.name

@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from hub_sync.core.atomic_file import atomic_write
+from hub_sync.core.const import MIB
 from hub_sync.formats.envelope import canonical_json
 
 from provisioning.errors import IncompleteError, NothingToDoError, StickTooSmallError, UnsafePathError, UsbError
 
 ROOT = "school-edge"
 MARKER = "COMPLETE.json"
-MIB = 1024 * 1024
 # Room kept free on the stick beyond what we compute (directory entries, FAT clusters).
 STICK_SLACK_BYTES = 1 * MIB
 _BAD_CHARS = set('/\\\x00:*?"<>|')

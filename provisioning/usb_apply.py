@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from hub_sync.core.atomic_file import atomic_write
+from hub_sync.core.const import MIB
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.client.sync_client import SyncClient
 from hub_sync.core.trusted_clock import TrustedClock
 
-from provisioning.apply import PINNED_ROOT, SETTINGS_FILE, apply_bundle, device_signer
+from edge_agent.config import SETTINGS_FILE
+from edge_agent.const import PINNED_ROOT_FILE
+
+from provisioning.apply import apply_bundle, device_signer
 from provisioning.content_pack import pack_folder, plan_from_pack, read_pack_marker
 from provisioning.errors import IncompleteError
 from provisioning.usb_provision import BUNDLE_DIR, StickInfo, choose_school, read_sealed_roster, verify_stick
@@ -39,7 +43,7 @@ def trusted_now(appliance) -> float:
 
 
 def _pinned(appliance) -> bytes | None:
-    path = appliance.data_dir / PINNED_ROOT
+    path = appliance.data_dir / PINNED_ROOT_FILE
     return path.read_bytes() if path.is_file() and appliance.identity("hub_url") else None
 
 
@@ -122,7 +126,7 @@ def plan_stick(appliance, stick_path: Path, school: str | None = None) -> dict:
         plan["actions"].append("导入师生名单和班级（需要口令） create accounts and classes (passphrase needed)")
     if plan["content"]:
         c = plan["content"]
-        plan["actions"].append(f"导入 {c['resources']} 个资源（{c['bytes'] / 1048576:.1f} MB） import {c['resources']} resources")
+        plan["actions"].append(f"导入 {c['resources']} 个资源（{c['bytes'] / MIB:.1f} MB） import {c['resources']} resources")
     return plan
 
 

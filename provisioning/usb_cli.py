@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from hub_sync.core.const import MIB
+
 from provisioning.stick import stick_io
 from provisioning.errors import UsbError
 
@@ -171,7 +173,7 @@ def edge_import_usb(stick_path: Path, data_dir: Path) -> None:
         def progress(n: int) -> None:
             before, copied[0] = copied[0], copied[0] + n
             if copied[0] // (64 << 20) > before // (64 << 20):  # a line every 64 MiB
-                click.echo(f"  资源 content: {copied[0] / 1048576:.0f} MB")
+                click.echo(f"  资源 content: {copied[0] / MIB:.0f} MB")
 
         with stick_io(stick_path):
             report = import_usb(appliance, stick_path, progress=progress)

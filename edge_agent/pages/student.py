@@ -14,6 +14,7 @@ import time
 from flask import current_app, redirect, render_template, request
 from flask_babel import lazy_gettext as _l
 
+from edge_agent.const import MIB
 from edge_agent.errors import NotFoundError
 from edge_agent.spaces.const import PICTURE_COUNT, PICTURES, PIN_DIGITS
 from edge_agent.spaces.errors import AuthRequiredError, ForbiddenError
@@ -103,7 +104,7 @@ def assignment(assignment_id: int):
     model = {}
     if a.get("resource_id"):
         model = viewer_model(current_app.extensions["appliance"].catalogue.get(a["resource_id"]))
-    max_bytes = current_app.extensions["edge_config"].max_upload_mb * 1024 * 1024
+    max_bytes = current_app.extensions["edge_config"].max_upload_mb * MIB
     return render_template("student/assignment.html", a=a, exercise=None, max_upload_bytes=max_bytes, **model)
 
 

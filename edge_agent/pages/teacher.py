@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import current_app, render_template, request
 
+from edge_agent.const import MIB
 from edge_agent.library.catalogue import KINDS
 from edge_agent.spaces.access import TEACHING
 from edge_agent.spaces.answers import attempts_of, exercise_for
@@ -114,7 +115,7 @@ def uploads():
     _teacher()
     return render_template("teacher/uploads.html", resources=api("spaces_social.uploads")["resources"],
                            kinds=KINDS, kind_labels=KIND_LABELS, filter_labels=FILTER_LABELS,
-                           max_upload_bytes=current_app.extensions["edge_config"].max_upload_mb * 1024 * 1024)
+                           max_upload_bytes=current_app.extensions["edge_config"].max_upload_mb * MIB)
 
 
 @bp.get("/teacher/messages")

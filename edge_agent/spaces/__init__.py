@@ -15,9 +15,11 @@ def register(app) -> None:
     from edge_agent.spaces.api_auth import bp as auth_bp
     from edge_agent.spaces.api_common import init_csrf, request_may_read_answer_keys
     from edge_agent.spaces.api_social import bp as social_bp
+    from edge_agent.spaces import idempotency
     from edge_agent.spaces.api_teaching import bp as teaching_bp
 
     init_csrf(app)
+    idempotency.init_app(app)  # Idempotency-Key on every state-changing /api/v1/ request
     app.extensions[ANSWER_KEY_READER] = request_may_read_answer_keys
     for bp in (auth_bp, teaching_bp, social_bp):
         app.register_blueprint(bp)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from edge_agent.errors import BadRequestError
+from edge_agent.const import MIB
 from edge_agent.spaces.access import TEACHING, can_manage_class, require, require_roles
 from edge_agent.spaces.api_common import appliance, blueprint, body, db, int_field, viewer
 from edge_agent.spaces.favourites import favourites, remove_favourite, set_favourite
@@ -20,7 +21,6 @@ from edge_agent.spaces.people import class_row, get_person
 from edge_agent.spaces.uploads import META, offer_to_county, own_resource, own_resources, upload_resource
 
 bp = blueprint("spaces_social")
-MIB = 1024 * 1024
 LEARNERS_AND_STAFF = ("student", "teacher", "head_teacher", "admin", "parent")
 
 

@@ -25,6 +25,7 @@ from edge_agent.spaces.answers import attempts_of, exercise_for, submit_answers
 from edge_agent.spaces.api_common import appliance, blueprint, body, db, viewer
 from edge_agent.spaces.assignments import can_see_assignment, class_assignments, create_assignment, get_assignment, is_assigned_to
 from edge_agent.spaces.cards import cards_html, cards_json
+from edge_agent.const import MIB
 from edge_agent.spaces.class_cache import ClassCache
 from edge_agent.spaces.exercises import answer_key, public_questions
 from edge_agent.spaces.login import issue_cards
@@ -34,7 +35,6 @@ from edge_agent.spaces.submissions import get_submission, grade_submission, subm
 from edge_agent.spaces.summary import class_progress, student_home
 
 bp = blueprint("spaces_teaching")
-MIB = 1024 * 1024
 
 
 @bp.get("/api/v1/classes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filetype
 
+from edge_agent.const import MIB
 from edge_agent.spaces.errors import TooLargeError, UnsupportedTypeError
 
 # sniffed MIME -> catalogue kind
@@ -40,7 +41,7 @@ def sniff(data: bytes, allow_text: bool = True) -> tuple[str, str]:
 
 def check_size(data: bytes, max_bytes: int) -> None:
     if len(data) > max_bytes:
-        raise TooLargeError(f"文件太大（超过 {max_bytes // (1024 * 1024)} MB），请压缩后再上传",
-                            f"file too large (over {max_bytes // (1024 * 1024)} MB); make it smaller and try again")
+        raise TooLargeError(f"文件太大（超过 {max_bytes // MIB} MB），请压缩后再上传",
+                            f"file too large (over {max_bytes // MIB} MB); make it smaller and try again")
     if not data:
         raise UnsupportedTypeError("文件是空的", "the file is empty")

@@ -8,6 +8,10 @@ arrives while the first is still running is told to retry (503, Retry-After).
 
 Responses that may succeed later (401, 403, 408, 429, 5xx) are not kept, so the
 same request can go through once the student has logged in again.
+
+The table lives here, with the API it serves; ``edge_agent.appliance`` applies its
+migrations when the appliance is opened, and ``init_app`` (called by
+``edge_agent.spaces.register``) only adds the request hooks.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ KEEP_S = 7 * 24 * 3600
 ABANDONED_S = 60  # a claim this old with no response: the server died mid-request
 RETRYABLE = {401, 403, 408, 429}
 
+# The set keeps the name it had under ``edge_agent.pages``: data folders that recorded it keep it.
 migrations = Migrations("pages_idempotency")
 
 
@@ -97,6 +102,6 @@ def remember(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    migrations.apply(app.extensions["appliance"].db)
+    """Run ``claim_or_replay`` before and ``remember`` after every request of ``app``."""
     app.before_request(claim_or_replay)
     app.after_request(remember)

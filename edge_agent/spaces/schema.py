@@ -1,4 +1,4 @@
-"""Tables of the learning spaces (appended to ``edge_agent.appliance.EXTRA_MIGRATIONS``).
+"""Tables of the learning spaces (one set of ``edge_agent.appliance.MIGRATIONS``).
 
 People and classes carry ``synced`` (JSON: the field values last agreed with the
 county, the base of a three-way merge, see ``merge.py``). Student acts (answers,

@@ -22,6 +22,7 @@ from hub_sync.core.errors import Problem, SyncError
 from hub_sync.core.sqlite_db import transaction
 from hub_sync.client.sync_client import FetchReport, Plan, SyncClient
 
+from edge_agent.const import PINNED_ROOT_FILE, SYNC_DIR
 from edge_agent.library.catalogue import SOURCES, Resource, ResourceFile, validate
 
 if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is needed here
@@ -29,8 +30,6 @@ if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is neede
 
 log = logging.getLogger(__name__)
 
-SYNC_DIR = "sync"
-PINNED_ROOT = "pinned-root.json"
 
 
 @dataclass
@@ -47,7 +46,7 @@ def sync_dir(appliance: Appliance) -> Path:
 
 
 def is_provisioned(appliance: Appliance) -> bool:
-    return bool(appliance.identity("hub_url")) and (sync_dir(appliance) / PINNED_ROOT).is_file()
+    return bool(appliance.identity("hub_url")) and (appliance.data_dir / PINNED_ROOT_FILE).is_file()
 
 
 def client_for(appliance: Appliance) -> SyncClient:
@@ -56,7 +55,7 @@ def client_for(appliance: Appliance) -> SyncClient:
         raise SyncError("设备尚未配置县级平台：请先运行 school-edge provision apply",
                         "the appliance is not provisioned; run 'school-edge provision apply' first")
     return SyncClient(sync_dir(appliance), appliance.identity("hub_url") or "", appliance.identity("rsync_url") or "",
-                      appliance.school_code, (sync_dir(appliance) / PINNED_ROOT).read_bytes(), appliance.store,
+                      appliance.school_code, (appliance.data_dir / PINNED_ROOT_FILE).read_bytes(), appliance.store,
                       bwlimit_kbps=appliance.config.sync_bwlimit_kbps, timeout_s=appliance.config.sync_timeout_s,
                       clock=appliance.clock)
 

@@ -15,8 +15,7 @@ from tuf.api.metadata import Metadata, Root
 from hub_sync.core.errors import SignatureError
 from hub_sync.core.keys import public_key_from_dict
 
-from edge_agent.const import HUB_ONLINE_KEY_FILE
-from edge_agent.sync.content_sync import SYNC_DIR
+from edge_agent.const import HUB_ONLINE_KEY_FILE, SYNC_DIR
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from hub_sync.core.atomic_file import fsync_dir
+from hub_sync.core.const import COPY_CHUNK_BYTES, MIB
 from hub_sync.core.errors import BlobNotFoundError as NotFoundError
 from hub_sync.core.errors import CorruptBlobError, DataDirError, DiskFullError
-
-COPY_CHUNK_BYTES = 1024 * 1024
-MIB = 1024 * 1024
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 INCOMING = ".incoming"

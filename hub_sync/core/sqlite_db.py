@@ -19,9 +19,9 @@ from typing import Iterator
 
 import sqlite_utils
 
+from hub_sync.core.const import SQLITE_BUSY_TIMEOUT_MS
 from hub_sync.core.file_modes import PRIVATE_FILE_MODE, private_dir, private_file
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Page cache per connection. A server may have many connections open at once (the
 # appliance pools its request threads' connections, the hub keeps one per thread),
 # so SQLite's default of 2 MiB each would cost tens of MiB on a small board; the

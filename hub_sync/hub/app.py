@@ -12,6 +12,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from hub_sync.core.const import MIB
 from hub_sync.core.errors import Problem
 from hub_sync.hub import repo_api, usage_api
 from hub_sync.hub.hub import Hub
@@ -26,7 +27,7 @@ def create_hub_app(hub: Hub) -> Flask:
     """Build the hub's WSGI app around an opened ``Hub``."""
     app = Flask(__name__)
     app.json.ensure_ascii = False
-    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_MB * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_MB * MIB
     app.extensions["hub"] = hub
 
     @app.get("/api/v1/hub/status")

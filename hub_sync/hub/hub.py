@@ -23,22 +23,22 @@ import sqlite_utils
 from securesystemslib.signer import CryptoSigner
 
 from hub_sync.core.blobstore import BlobStore
+from hub_sync.core.const import MIB
 from hub_sync.core.errors import DataDirError
 from hub_sync.core.file_modes import tighten_tree
 from hub_sync.core.keys import generate_key, load_signer
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import open_db
-from hub_sync.hub import channels, downlink, ingest, registry
+from hub_sync.hub import channels, downlink, ingest, registry, usb_offers
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import repo_for
 from hub_sync.hub.registry import Registry
 
 HUB_DB = "hub.db"
-MIB = 1024 * 1024
 
 # The migration sets of the hub's storage modules, applied in this order when a hub is opened.
 HUB_MIGRATIONS: tuple[Migrations, ...] = (registry.migrations, channels.migrations, ingest.migrations,
-                                          downlink.migrations)
+                                          downlink.migrations, usb_offers.migrations)
 
 
 class Hub:
