@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import threading
 from typing import Callable, Iterable, Sequence
 
 import click
@@ -131,6 +132,7 @@ class BackgroundJobs:
     frees the lock when that worker exits, and its replacement takes it over."""
 
     LOCK_FILE = "background.lock"
+    STOP_BUDGET_S = 2.0
 
     def __init__(self, appliance: Appliance, jobs: Sequence[Job]) -> None:
         self.appliance = appliance
@@ -149,8 +151,20 @@ class BackgroundJobs:
             self._stops.append(job(self.appliance))
 
     def stop(self) -> None:
-        while self._stops:
+        """Stop the jobs, waiting at most ``STOP_BUDGET_S``: a sync in the middle of a
+        download must not hold the worker's exit up (gunicorn would SIGKILL it); a sync
+        cut short is safe and is resumed by the next one."""
+        stops, self._stops = self._stops, []
+        stopper = threading.Thread(target=self._run_stops, args=(stops,), name="stop-background-jobs", daemon=True)
+        stopper.start()
+        stopper.join(self.STOP_BUDGET_S)
+        if stopper.is_alive():
+            log.warning("background jobs still busy after %.0f s; exiting without them", self.STOP_BUDGET_S)
+
+    @staticmethod
+    def _run_stops(stops: list[Callable[[], None]]) -> None:
+        while stops:
             try:
-                self._stops.pop()()
+                stops.pop()()
             except Exception:  # shutting down: log and go on stopping the rest
                 log.exception("error while stopping a background job")

@@ -84,7 +84,7 @@ class _Gunicorn(BaseApplication):
         try:
             arbiter.run()
         except RuntimeError as exc:
-            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.stderr.write(f"\nError: {exc}\n\n")  # as gunicorn's own run() says it
             sys.stderr.flush()
             sys.exit(1)
 
@@ -128,9 +128,26 @@ def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
             on_worker_start()
 
     options["post_worker_init"] = worker_started
-    # gunicorn calls this in the exiting worker (and in the master for a worker it found dead)
-    options["worker_exit"] = lambda server, worker: on_worker_exit() if on_worker_exit else None
+    def worker_exiting(server, worker) -> None:
+        # gunicorn calls this in the exiting worker (and in the master for a worker it found dead)
+        if on_worker_exit:
+            on_worker_exit()
+        if os.getpid() == worker.pid and getattr(worker, "booted", False) and not worker.alive:
+            _exit_now()
+
+    options["worker_exit"] = worker_exiting
     _Gunicorn(trimmer, options, on_tick).run()
+
+
+def _exit_now() -> None:
+    """End a worker that was told to stop, once its requests are answered and its
+    jobs stopped: without waiting for threads it cannot interrupt (a job's thread in
+    the middle of a download, a thread pool's idle threads), which the interpreter's
+    own exit would join and gunicorn would end with SIGKILL after its grace."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _before_fork() -> None:
