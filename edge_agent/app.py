@@ -23,7 +23,6 @@ from edge_agent import pages, spaces
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 from edge_agent.const import MIB
-from edge_agent.const import MIB
 from edge_agent.library import content_api
 from edge_agent.sync import api as sync_api
 

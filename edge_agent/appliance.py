@@ -23,7 +23,6 @@ from hub_sync.core.migrations import Migrations
 from hub_sync.core.file_modes import tighten_tree
 from hub_sync.core.sqlite_db import open_db, transaction
 from hub_sync.core.trusted_clock import TrustedClock
-from hub_sync.core.trusted_clock import TrustedClock
 
 from firmware import __version__
 from edge_agent.library.catalogue import Catalogue
@@ -56,8 +55,6 @@ POOL_IDLE_CONNECTIONS = 2
 POOL_WAIT_S = 0.5
 # Where versions before the trusted clock kept the proven time (read once at open, then removed)
 LEGACY_TRUSTED_TIME = "trusted_time"
-# Where versions before the trusted clock kept the proven time (read once at open, then removed)
-LEGACY_TRUSTED_TIME = "trusted_time"
 
 # Every migration set of the appliance database, applied in this order by ``Appliance.open``
 # and nowhere else (the sets of the layers below; provisioning's tables live in sync.schema).
@@ -87,7 +84,6 @@ class Appliance:
         self.store = BlobStore(self.data_dir / "content", reserve_bytes=config.free_space_reserve_mb * MIB)
         self.integrity = IntegrityGuard(self)
         self.clock = TrustedClock(self.data_dir / TRUSTED_CLOCK_FILE)  # the one home of trusted time
-        self.clock = TrustedClock(self.data_dir / TRUSTED_CLOCK_FILE)  # the one home of trusted time
 
     @classmethod
     def open(cls, config: EdgeConfig) -> "Appliance":
@@ -111,7 +107,6 @@ class Appliance:
         # the first open_db made the data folder 0700 and the database 0600; now the folders of secrets
         tighten_tree(data_dir / name for name in PRIVATE_FOLDERS)
         app._ensure_identity()
-        app._adopt_identity_trusted_time()
         app._adopt_identity_trusted_time()
         app.store.clean_incoming()
         return app
@@ -184,19 +179,6 @@ class Appliance:
                 self.set_identity(device_id="edge-" + secrets.token_hex(6))
             if self.identity("secret_key") is None:
                 self.set_identity(secret_key=secrets.token_hex(32))
-
-    def _adopt_identity_trusted_time(self) -> None:
-        """Move the proven time an older version kept as the ``trusted_time`` identity row
-        into the trusted clock, once: the clock keeps the later of the two, the row goes."""
-        legacy = self.identity(LEGACY_TRUSTED_TIME)
-        if legacy is None:
-            return
-        try:
-            self.clock.prove_timestamp(float(legacy))
-        except ValueError:
-            pass  # an unreadable row proves nothing
-        with transaction(self.db):
-            self.db.execute("delete from device_identity where key = ?", [LEGACY_TRUSTED_TIME])
 
     def _adopt_identity_trusted_time(self) -> None:
         """Move the proven time an older version kept as the ``trusted_time`` identity row

@@ -19,8 +19,6 @@ SYNC_DIR = "sync"
 PINNED_ROOT_FILE = f"{SYNC_DIR}/pinned-root.json"
 # The latest time a verified hub message proved (hub_sync.core.trusted_clock; Appliance.clock)
 TRUSTED_CLOCK_FILE = f"{SYNC_DIR}/clock.json"
-# The latest time a verified hub message proved (hub_sync.core.trusted_clock; Appliance.clock)
-TRUSTED_CLOCK_FILE = "sync/clock.json"
 
 # HTTP caching: content-addressed URLs never change, so clients may keep them a year.
 IMMUTABLE_MAX_AGE_S = 365 * 24 * 3600

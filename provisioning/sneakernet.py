@@ -79,7 +79,6 @@ def export_usb(appliance, stick_path: Path, progress: Callable[[str], None] | No
     """Write this device's unacknowledged usage, offered uploads and (until enrolled)
     its enrollment request onto the stick; room is checked before writing."""
     from edge_agent.sync.hub_key import load_hub_key
-    from edge_agent.sync.hub_key import load_hub_key
     from edge_agent.sync.usage_sync import chain_hash, build_next_batch
     from hub_sync.core.keys import load_signer
 

@@ -65,19 +65,6 @@ def m001_usb_exports(db: sqlite_utils.Database) -> None:
     db["usb_state"].create({"key": str, "value": str}, pk="key")
 
 
-# Usage carried by stick (provisioning.sneakernet writes and reads these); the set keeps the
-# name it had there, so devices that recorded it keep it.
-usb_migrations = Migrations("usb_sneakernet")
-
-
-@usb_migrations
-def m001_usb_exports(db: sqlite_utils.Database) -> None:
-    # batches this device put on a stick: an acknowledgement must name one of them
-    db["usb_exports"].create({"batch_hash": str, "first_seq": int, "last_seq": int, "prev_hash": str,
-                              "export_no": int, "exported_at": float}, pk="batch_hash")
-    db["usb_state"].create({"key": str, "value": str}, pk="key")
-
-
 def synced_channels(db: sqlite_utils.Database) -> list[dict]:
     """The channels (and versions) the current catalogue came from, for the technician."""
     rows = db.execute("select channel, title, mandatory, version from sync_channels order by channel").fetchall()
