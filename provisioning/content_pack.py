@@ -32,6 +32,7 @@ from tuf.api.metadata import Metadata
 from tuf.ngclient.fetcher import FetcherInterface
 
 from hub_sync.core.blobstore import is_sha256
+from hub_sync.core.const import MIB
 from hub_sync.formats.tuf_repo import index_path, signed_at
 
 from provisioning import stick
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 PACK_DIR = "content"
 PACK_BASE_URL = "usb-pack://stick"
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 1 * MIB
 
 
 # -- on the hub: writing a pack ------------------------------------------------

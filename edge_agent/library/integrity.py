@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub_sync.core.const import MIB
 from hub_sync.core.errors import CorruptBlobError, Problem
 from hub_sync.core.sqlite_db import transaction
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SCRUB_EVERY_S = 7 * 24 * 3600  # each blob is re-hashed about once a week
 SCRUB_IDLE_S = 60.0  # nothing due: look again after this long
-SCRUB_CHUNK = 1024 * 1024
+SCRUB_CHUNK_BYTES = 1 * MIB
 MB = 1000 * 1000
 
 
@@ -122,7 +123,7 @@ def hash_slowly(path: Path, rate_mb_s: float, stop: threading.Event) -> str | No
     digest = hashlib.sha256()
     started, done = time.monotonic(), 0
     with path.open("rb") as f:
-        while chunk := f.read(SCRUB_CHUNK):
+        while chunk := f.read(SCRUB_CHUNK_BYTES):
             digest.update(chunk)
             done += len(chunk)
             ahead = done / (rate_mb_s * MB) - (time.monotonic() - started)

@@ -36,6 +36,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, NamedTuple
 
+from hub_sync.core.const import MIB
 from hub_sync.core.errors import FormatError
 from hub_sync.formats.envelope import content_type
 
@@ -45,7 +46,7 @@ MAGIC = b"SEB1"
 FORMAT_VERSION = 1
 ZLIB_LEVEL = 9
 MAX_HEADER_BYTES = 4096
-MAX_BODY_RAW_BYTES = 256 * 1024 * 1024   # a decompression bomb stops here
+MAX_BODY_RAW_BYTES = 256 * MIB   # a decompression bomb stops here
 MAX_EVENTS_PER_BATCH = 1_000_000
 SEPARATOR = "\x00"
 # Signed then unsigned candidates, narrowest first (array type codes, fixed sizes below).

@@ -43,6 +43,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from hub_sync.formats.envelope import canonical_json
+from hub_sync.core.const import MIB
 from hub_sync.core.errors import DeviceError, FormatError, Problem
 from hub_sync.core.migrations import Migrations
 from hub_sync.formats.sealed_box import box_key, from_text, open_sealed, seal_to, to_text
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("notice", "roster_change", "transfer_out", "transfer_in", "share_status")
 MAX_MESSAGES = 20                      # per answer: keeps one answer short on a thin link
-MAX_ANSWER_BYTES = 2 * 1024 * 1024     # ... and a transferred space or two at most
+MAX_ANSWER_BYTES = 2 * MIB            # ... and a transferred space or two at most
 NOTICE_MAX_CHARS = 2000
 LEGACY_USB_KEY_FILE = "usb-x25519.pem"  # the second hub key of earlier versions, for sticks (read-only now)
 SHARE_RECEIVED_NOTE = "县平台已收到，等待审核 (received by the county, waiting for review)"
