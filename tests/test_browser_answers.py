@@ -1,0 +1,71 @@
+"""A pupil doing an exercise in the real browser (Debian's Chromium on a tablet viewport)
+still gets instant feedback from the server, and no answer ever reaches the tablet: not
+in a page, a script, an API answer, the service worker's cache, nor by asking for the
+exercise file with the pupil's own session."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fixtures.browser import TABLET, student_login
+
+pytestmark = pytest.mark.browser
+
+ANSWERS = ("十二", '"answer"', "answer_key")  # the sample exercise's fill-in answer and the key's field names
+
+
+def test_a_pupil_gets_instant_feedback_and_never_the_answers(pages, site):
+    page = pages.open(TABLET)
+    seen: list[tuple[str, str]] = []  # (url, body) of every text answer, read as it arrives
+
+    def keep(response) -> None:
+        kind = response.headers.get("content-type", "")
+        if re.match(r"(text/|application/(json|javascript))", kind) and response.status not in (204, 301, 302, 304):
+            seen.append((response.url, response.body().decode("utf-8", "replace")))
+
+    page.on("response", keep)
+    student_login(page, site, "张伟")
+    page.goto(f"{site.base}/student/assignments/{site.school.assignments['exercise']}")
+    q = page.locator(".question")
+    assert q.count() == 4
+    q.nth(0).locator("input").nth(1).check()        # right
+    q.nth(1).locator("input[value=true]").check()   # right
+    q.nth(2).locator("input").nth(0).check()        # only one of the two fruits: wrong
+    q.nth(3).locator("input").fill("十二")          # right, in Chinese numerals
+    page.click("#submit-answers")
+    page.wait_for_function("document.getElementById('exercise-result').textContent.indexOf('/') > 0")
+    assert page.locator("#exercise-result").inner_text() == "得分 3 / 4"
+    assert "答对了" in q.nth(3).locator(".feedback").inner_text()
+    assert "再想想" in q.nth(2).locator(".feedback").inner_text()
+
+    # the exercise file itself, asked for with the pupil's cookies from the page
+    files = page.evaluate("""async () => {
+        const r = await fetch('/api/v1/resources?kind=exercise&limit=500');
+        const out = [];
+        for (const res of (await r.json()).resources) {
+            for (const f of res.files) {
+                for (const url of [f.url, '/r/' + res.id + '/' + f.path]) {
+                    const got = await fetch(url);
+                    out.push([url, got.status, await got.text()]);
+                }
+            }
+        }
+        return out;
+    }""")
+    assert files and all(status == 403 for _, status, _ in files), [(u, s) for u, s, _ in files if s != 403]
+    assert not [u for u, _, body in files if any(a in body for a in ANSWERS)]
+
+    cached = page.evaluate("""async () => {
+        const out = [];
+        for (const name of await caches.keys()) {
+            const cache = await caches.open(name);
+            for (const req of await cache.keys()) { out.push(await (await cache.match(req)).text()); }
+        }
+        return out;
+    }""")
+    assert any("/api/v1/assignments/" in url and "/answers" in url for url, _ in seen)  # the graded answer was read too
+    leaks = [(url, a) for url, body in seen for a in ANSWERS if a in body]
+    leaks += [("service worker cache", a) for body in cached for a in ANSWERS if a in body]
+    assert leaks == []
