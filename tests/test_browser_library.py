@@ -7,7 +7,7 @@ import pytest
 
 from fixtures.browser import LAPTOP, SCREEN, TABLET
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a served site and Chromium: seconds per test
 
 
 def test_student_browses_by_subject_and_grade_on_a_tablet(pages, site):

@@ -8,7 +8,7 @@ import pytest
 
 from fixtures.browser import TABLET, open_db, png_photo, student_login
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a served site and Chromium: seconds per test
 
 
 def attempts(site, assignment_id, person_id):

@@ -7,7 +7,7 @@ import pytest
 
 from fixtures.browser import LAPTOP, TABLET, open_db, png_photo, staff_login, student_login
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a served site and Chromium: seconds per test
 
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=1;alert(1)">'
 

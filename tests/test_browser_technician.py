@@ -11,7 +11,7 @@ from fixtures.common import PASSWORD
 from fixtures.sync import SyncEnv
 from hub_sync.core.processes import wait_until
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a served site and Chromium: seconds per test
 
 
 @pytest.fixture

@@ -4,7 +4,10 @@ import os
 import signal
 
 import httpx
+import pytest
 from fixtures.servers import ServerProcess, free_port
+
+pytestmark = pytest.mark.slow  # the demo makes its library, a video and a county hub: 25-30 s per test
 
 # the demo makes its sample library (and, with ffmpeg, a video) before it serves
 DEMO_START_S = 90

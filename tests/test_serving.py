@@ -265,6 +265,7 @@ def _damage(path) -> bytes:
     return bytes(damaged)
 
 
+@pytest.mark.slow  # waits for the scrub: ~8 s
 def test_a_damaged_blob_is_quarantined_by_the_background_scrub_and_then_404(tmp_path, serve_edge):
     data = tmp_path / "data"
     appliance = sample_data(data)
@@ -311,6 +312,7 @@ def test_verify_finds_a_damaged_blob_at_once_and_quarantines_it(tmp_path):
     assert _verify(data).returncode == 0  # nothing damaged is left in the store
 
 
+@pytest.mark.slow  # a real server started and stopped: ~7 s
 def test_missing_blob_is_404_json(tmp_path, serve_edge):
     data = tmp_path / "data"
     appliance = sample_data(data)

@@ -1,6 +1,7 @@
 """First checks of the foundation: catalogue search in Chinese, blob writes, the real server."""
 
 import httpx
+import pytest
 
 from edge_agent.demo.run import load_sample_library
 
@@ -15,6 +16,7 @@ def test_two_character_chinese_query_finds_pinyin_lesson(appliance):
     assert total_math == 2 and {r.subject for r in math} == {"数学"}
 
 
+@pytest.mark.slow  # a real server started and stopped: ~7 s
 def test_real_server_answers_range_with_206(appliance, serve_edge):
     load_sample_library(appliance)
     data_dir = appliance.data_dir

@@ -243,6 +243,7 @@ def test_full_stick_refuses_the_export_before_writing_and_keeps_the_usage(usb_wo
         assert tree(mount) == before and app.journal.pending_count() == app.journal.last_seq()
 
 
+@pytest.mark.slow  # the real CLI, process by process: ~6-12 s
 def test_technician_story_with_the_real_command(tmp_path):
     """Empty hub and empty device to a full round trip, each step a fresh `school-edge` process."""
     import sys

@@ -23,6 +23,7 @@ from fixtures.usage import enroll, fill_journal_fast
 
 pytestmark = [
     pytest.mark.netns,
+    pytest.mark.slow,  # every test here takes 7-40 s (a shaped link, cut again and again)
     pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None,
                        reason="needs root, ip netns and tc"),
 ]

@@ -97,6 +97,7 @@ def test_revoked_device_is_refused_and_nothing_is_pruned(enrolled, hub, served_h
     assert journal_state(enrolled) == before and hub_events(hub, enrolled.device_id) == []
 
 
+@pytest.mark.slow  # 100,000 events, gunicorn killed and restarted: ~8 s
 def test_hub_killed_mid_ingest_then_resend_stores_everything_exactly_once(enrolled, hub, served_hub):
     fill_journal_fast(enrolled, 100_000)
     errors: list[Exception] = []
@@ -177,6 +178,7 @@ print(upload_pending(app, sys.argv[2], max_events=int(sys.argv[3])), flush=True)
 """
 
 
+@pytest.mark.slow  # 60,000 events through a real hub: ~6 s
 def test_appliance_killed_mid_sync_then_resend_stores_everything_exactly_once(enrolled, hub, served_hub):
     fill_journal_fast(enrolled, 60_000)
     proc = subprocess.Popen([sys.executable, "-c", UPLOAD_SCRIPT, str(enrolled.data_dir), served_hub.url, "5000"],

@@ -285,6 +285,7 @@ def test_roster_saved_as_utf8_with_bom_works_too(usb_world):
     assert sorted(r[0] for r in app.db.execute("select name from people")) == ["张三", "李四", "王老师"]
 
 
+@pytest.mark.slow  # a real server started and stopped: ~10 s
 def test_provisioned_device_serves_the_stick_content(usb_world, serve_edge):
     import httpx
 

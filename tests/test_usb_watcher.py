@@ -149,6 +149,7 @@ def test_after_provisioning_only_technicians_may_use_the_stick_api(usb_world, mo
     assert exported.status_code == 200 and exported.get_json()["result"]["batches"] >= 1
 
 
+@pytest.mark.slow  # a real server and the watcher's poll: ~8 s
 def test_running_appliance_notices_a_stick_plugged_in(usb_world, mounted, serve_edge):
     app = usb_world.appliance()
     data = app.data_dir

@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from fixtures.common import REPO, SCHOOL
 
 from edge_agent.const import SERVICE_TYPE
 from edge_agent.lan_announce import Announcer, discover
+
+pytestmark = pytest.mark.slow  # browsing waits out mDNS windows: 5-16 s per test
 
 BROWSE_S = 1.5
 
