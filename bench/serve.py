@@ -36,6 +36,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,9 @@ request = function()
   if #queries > 0 then
     return wrk.format("GET", queries[math.random(#queries)])
   end
+  if chunk == 0 then
+    return wrk.format("GET", paths[math.random(#paths)])
+  end
   local start = math.random(0, size - chunk)
   return wrk.format("GET", paths[math.random(#paths)], {["Range"] = "bytes=" .. start .. "-" .. (start + chunk - 1)})
 end
@@ -74,8 +78,13 @@ end
 """
 
 
+SMALL_SIZES = {"20k": 20 * 1000, "200k": 200 * 1000}  # lesson assets: pictures, scripts, sound clips
+SMALL_COUNT = 200  # files of each small size
+
+
 def make_library(data: Path, n_files: int, file_mib: int, n_resources: int) -> list[tuple[str, int]]:
-    """Big files in the store plus ``n_resources`` catalogued resources; returns (sha, size) of the big files."""
+    """Big files in the store plus ``n_resources`` catalogued resources and ``SMALL_COUNT``
+    catalogued pictures of each small size; returns (sha, size) of the big files."""
     app = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 0, "advertise": False}))
     try:
         big = []
@@ -101,10 +110,35 @@ def make_library(data: Path, n_files: int, file_mib: int, n_resources: int) -> l
             resources.append(Resource(id=f"bench-video-{i}", title=f"微课视频 {i}", kind="video", stage="小学",
                                       grade="三年级", subject="科学", edition="教科版", chapter="第一单元",
                                       files=[ResourceFile("video.mp4", sha, size, "video/mp4")]))
+        for label, size in SMALL_SIZES.items():
+            for i in range(SMALL_COUNT):
+                blob = app.store.put_bytes(os.urandom(size))
+                resources.append(Resource(id=f"bench-{label}-{i:03d}", title=f"插图 {label} {i}", kind="image", stage="小学",
+                                          grade="三年级", subject="科学", edition="教科版", chapter="第一单元",
+                                          files=[ResourceFile("picture.png", blob.sha256, size, "image/png")]))
         app.catalogue.upsert_many(resources)  # the same path a sync takes: search indexes included
         return big
     finally:
         app.close()
+
+
+def small_files(data: Path, label: str) -> list[str]:
+    """The hashes of the catalogued small files of one size."""
+    app = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 0, "advertise": False}))
+    try:
+        return [app.catalogue.get(f"bench-{label}-{i:03d}").files[0].sha256 for i in range(SMALL_COUNT)]
+    finally:
+        app.close()
+
+
+def hold_slow_connections(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that send half a request header and then nothing (slowloris)."""
+    held = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        held.append(s)
+    return held
 
 
 def nginx_config(tmp: Path, root: Path, port: int) -> Path:
@@ -237,6 +271,7 @@ def main() -> int:
     parser.add_argument("--think-ms", type=int, default=500, help="API clients pause 0..N ms between requests")
     parser.add_argument("--workers", type=int, default=None, help="override the appliance's workers setting")
     parser.add_argument("--threads", type=int, default=None, help="override the appliance's threads setting")
+    parser.add_argument("--slow", type=int, default=300, help="slow connections held open during the API run")
     parser.add_argument("--skip-api", action="store_true", help="only the file streaming comparison")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
@@ -266,9 +301,9 @@ def main() -> int:
 
         size = min(s for _, s in big)
         chunk = args.chunk_mib * MIB
-        edge_paths = [f"/content/{sha}" for sha, _ in big]
+        edge_paths = [f"/content/{sha}/video.mp4" for sha, _ in big]  # the URL the catalogue API hands out
         nginx_paths = [f"/{sha[:2]}/{sha[2:]}" for sha, _ in big]
-        for e, n in zip(edge_paths, nginx_paths):  # first serve hashes each file once; page cache warm for both
+        for e, n in zip(edge_paths, nginx_paths):  # page cache warm for both
             assert httpx.get(edge_base + e, headers={"Range": "bytes=0-0"}, timeout=60).status_code == 206
             assert httpx.get(nginx_base + n, headers={"Range": "bytes=0-0"}, timeout=60).status_code == 206
 
@@ -276,10 +311,25 @@ def main() -> int:
         for _ in range(2):
             runs["nginx"].append(wrk(nginx_base, tmp, args.seconds, args.clients, nginx_paths, size, chunk))
             runs["appliance"].append(wrk(edge_base, tmp, args.seconds, args.clients, edge_paths, size, chunk))
+        small_runs: dict[str, dict[str, list[dict]]] = {}
+        for label in SMALL_SIZES:
+            shas = small_files(data, label)
+            small_runs[label] = {"nginx": [], "appliance": []}
+            for _ in range(2):
+                small_runs[label]["nginx"].append(wrk(nginx_base, tmp, args.seconds, args.clients,
+                                                      [f"/{sha[:2]}/{sha[2:]}" for sha in shas]))
+                small_runs[label]["appliance"].append(wrk(edge_base, tmp, args.seconds, args.clients,
+                                                          [f"/content/{sha}/picture.png" for sha in shas]))
         no_run = {"bytes": 0, "seconds": 1, "requests": 0, "errors": 0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
         api = api_flat_out = no_run
         if not args.skip_api:
-            api = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries(), think_ms=args.think_ms)
+            # a slowloris crowd held open while the class searches (nginx cuts them after request_timeout_s)
+            slow = hold_slow_connections(edge_port, args.slow)
+            try:
+                api = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries(), think_ms=args.think_ms)
+            finally:
+                for conn in slow:
+                    conn.close()
             api_flat_out = wrk(edge_base, tmp, args.seconds, args.clients, queries=api_queries())
         time.sleep(2)
         mem_after = tree_memory_mb(edge.pid)
@@ -294,19 +344,36 @@ def main() -> int:
             reqs = sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs)
             print(f"{name + f' ({args.clients} x Range {args.chunk_mib} MiB)':34} {rate(name) / MIB:9.1f} {reqs:8.1f} "
                   f"{max(r['p50_ms'] for r in rs):8.1f} {max(r['p95_ms'] for r in rs):8.1f} {sum(r['errors'] for r in rs):7d}")
-        for label, r in ((f"API, {args.clients} tablets, pause 0-{args.think_ms} ms", api),
+        def req_rate(rs: list[dict]) -> float:
+            return sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs)
+
+        small_ratios = {}
+        for label, by_server in small_runs.items():
+            small_ratios[label] = req_rate(by_server["appliance"]) / req_rate(by_server["nginx"])
+            for name in ("nginx", "appliance"):
+                rs = by_server[name]
+                print(f"{name + f' ({args.clients} x {label} files)':34} "
+                      f"{sum(r['bytes'] for r in rs) / sum(r['seconds'] for r in rs) / MIB:9.1f} {req_rate(rs):8.1f} "
+                      f"{max(r['p50_ms'] for r in rs):8.1f} {max(r['p95_ms'] for r in rs):8.1f} "
+                      f"{sum(r['errors'] for r in rs):7d}")
+        for label, r in ((f"API, {args.clients} tablets, {args.slow} slow, 0-{args.think_ms} ms", api),
                          (f"API, {args.clients} clients flat out", api_flat_out)):
             print(f"{label:34} {r['bytes'] / r['seconds'] / MIB:9.1f} {r['requests'] / r['seconds']:8.1f} "
                   f"{r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['errors']:7d}")
-        print("idle memory of gunicorn master + worker(s), after start / after the load:")
+        print("small files, appliance req/s / nginx req/s: " + ", ".join(f"{k} {v:.3f}" for k, v in small_ratios.items()))
+        print("idle memory of everything that serves (nginx master + workers, gunicorn master + worker(s)), "
+              "after start / after the load:")
         for key, label in (("physical", "physical: anonymous PSS + mapped files once (reported)"),
                            ("vmrss", "VmRSS sum (master's pages shared with the worker twice)"),
                            ("pss", "PSS sum (libraries shared with other programs divided)")):
             print(f"  {label:56} {mem_start[key]:6.1f} / {mem_after[key]:6.1f} MiB")
         print()
-        if any(r["errors"] for rs in runs.values() for r in rs) or api["errors"] or api_flat_out["errors"]:
+        small_errors = any(r["errors"] for by_server in small_runs.values() for rs in by_server.values() for r in rs)
+        if any(r["errors"] for rs in runs.values() for r in rs) or api["errors"] or api_flat_out["errors"] or small_errors:
             print("warning: some requests failed (see errors column)")
-        print(f"serve_ratio_vs_nginx={ratio:.3f} api_p95_ms={api['p95_ms']:.1f} idle_rss_mb={max(mem_start['physical'], mem_after['physical']):.1f}")
+        print(f"serve_ratio_vs_nginx={ratio:.3f} api_p95_ms={api['p95_ms']:.1f} "
+              f"idle_rss_mb={max(mem_start['physical'], mem_after['physical']):.1f} "
+              f"small_ratio_vs_nginx={min(small_ratios.values()):.3f}")
         return 0
     finally:
         for server in reversed(servers):

@@ -51,6 +51,7 @@ NGINX_PATHS = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
 MIME_TYPES = "/etc/nginx/mime.types"
 RUN_DIR = "run"
 START_TIMEOUT_S = 10.0
+OPEN_FILE_CACHE_VALID_S = 10  # nginx may send a file it opened this long ago without looking again
 LINKS_POLL_S = 2.0  # how often the links job looks at the catalogue's generation
 STOP_GRACE_S = 5.0
 BLOB_LOCATION = "/_blob/"  # internal: the app's X-Accel-Redirect target
@@ -151,6 +152,12 @@ http {{
     access_log off;
     server_tokens off;
     sendfile on;
+    # open files and the public links' targets stay open/known for a while: lesson assets are
+    # small and fetched by a whole class; a quarantined blob or a removed link may still be
+    # sent for up to open_file_cache_valid after the change
+    open_file_cache max=4096 inactive=60s;
+    open_file_cache_valid {OPEN_FILE_CACHE_VALID_S}s;
+    open_file_cache_errors off;
     max_ranges 1;  # several ranges at once: the whole file, as RFC 9110 allows (no multipart bodies)
     tcp_nopush on;
     tcp_nodelay on;
@@ -212,10 +219,7 @@ http {{
             limit_req zone=login burst={burst} nodelay;
             {proxy}
         }}
-        location ~ "{UPLOAD_ROUTES}" {{
-            client_max_body_size {cfg.max_upload_mb}m;
-            {proxy}
-        }}
+        # (regex locations are tried in order: the content files, the busiest, first)
         # content-addressed files nobody needs to be asked about: nginx sends them from the public
         # links (see PublicLinks); anything else (an answer key, a missing or quarantined blob) goes to the app
         location ~ "^/content/(?<blob_dir>[0-9a-f]{{2}})(?<blob_rest>[0-9a-f]{{62}})/[^/]+$" {{
@@ -226,6 +230,10 @@ http {{
             add_header Cache-Control "public, max-age=31536000, immutable" always;
             add_header X-Content-Type-Options nosniff always;
             add_header Content-Security-Policy $active_sandbox always;
+        }}
+        location ~ "{UPLOAD_ROUTES}" {{
+            client_max_body_size {cfg.max_upload_mb}m;
+            {proxy}
         }}
         # the app's X-Accel-Redirect: it chose the file and the headers, nginx sends the bytes
         location ^~ {BLOB_LOCATION} {{
