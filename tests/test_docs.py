@@ -21,8 +21,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from edge_agent.config import settings_table
+from fixtures.common import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 README_LIMIT_CHARS = 9_000
 
 

@@ -4,9 +4,9 @@ these tests check that the contracts cover every package and still bite."""
 
 import configparser
 import subprocess
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from fixtures.common import REPO
+
 PACKAGES = ("edge_agent", "hub_sync", "firmware", "provisioning", "classroom_ui")
 
 
