@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from fixtures.browser import TABLET, student_login
+from fixtures.browser import TABLET, staff_login, student_login
 
 pytestmark = pytest.mark.browser
 
@@ -69,3 +69,26 @@ def test_a_pupil_gets_instant_feedback_and_never_the_answers(pages, site):
     leaks = [(url, a) for url, body in seen for a in ANSWERS if a in body]
     leaks += [("service worker cache", a) for body in cached for a in ANSWERS if a in body]
     assert leaks == []
+
+
+def test_a_teacher_opens_the_exercise_file_and_the_shared_tablet_keeps_no_copy(pages, site):
+    page = pages.open(TABLET)
+    staff_login(page, site, site.school.teacher)
+    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
+    url = page.evaluate("""async () => {
+        const r = await fetch('/api/v1/resources?kind=exercise&limit=1');
+        return (await r.json()).resources[0].files[0].url;
+    }""")
+    page.goto(site.base + url)  # a navigation: the service worker sees it
+    assert "十二" in page.content()  # the teacher does see the answers
+    page.goto(site.base + "/teacher")
+    cached = page.evaluate("""async () => {
+        const out = [];
+        for (const name of await caches.keys()) {
+            const cache = await caches.open(name);
+            for (const req of await cache.keys()) { out.push([req.url, await (await cache.match(req)).text()]); }
+        }
+        return out;
+    }""")
+    assert any(u.endswith("/teacher") for u, _ in cached)  # pages are still kept for offline use
+    assert not [u for u, body in cached if "十二" in body]

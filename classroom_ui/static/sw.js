@@ -20,7 +20,9 @@ self.addEventListener("fetch", function (e) {
   var accept = req.headers.get("Accept") || "";
   if (req.mode === "navigate" || accept.indexOf("text/html") >= 0) {
     e.respondWith(fetch(req).then(function (r) {
-      if (r.ok) { var copy = r.clone(); caches.open(CACHE).then(function (c) { c.put(req, copy); }); }
+      // never keep what the server marks private (an exercise's answers opened by a teacher): the tablet is shared
+      var mine = /private|no-store/.test(r.headers.get("Cache-Control") || "");
+      if (r.ok && !mine) { var copy = r.clone(); caches.open(CACHE).then(function (c) { c.put(req, copy); }); }
       return r;
     }).catch(function () {
       return caches.match(req).then(function (hit) {
