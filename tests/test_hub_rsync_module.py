@@ -26,10 +26,14 @@ def fetch(url: str, sha: str, dest) -> subprocess.CompletedProcess:
                           timeout=RSYNC_TIMEOUT_S)
 
 
-def indexes(hub) -> set[str]:
-    """The school indexes every kept moment lists (a school mid-update may fetch an older one)."""
-    kept = (hub.repo_dir / "metadata").glob("*.targets.json")
-    return {t.hashes["sha256"] for path in kept for t in Metadata.from_file(str(path)).signed.targets.values()}
+def published(hub) -> set[str]:
+    """Every file some kept TUF moment lists: resource files and school indexes, in every
+    targets role on disk (a school mid-update may still fetch from an older moment)."""
+    out = set()
+    for path in (hub.repo_dir / "metadata").glob("[0-9]*.json"):
+        if path.name.split(".")[-2] not in ("root", "snapshot", "timestamp"):
+            out |= {t.hashes["sha256"] for t in Metadata.from_file(str(path)).signed.targets.values()}
+    return out
 
 
 def test_the_module_lists_and_serves_published_files_only(env, tmp_path):
@@ -39,7 +43,9 @@ def test_the_module_lists_and_serves_published_files_only(env, tmp_path):
     upload = env.hub.store.put_bytes(b"a teacher's upload waiting for review").sha256
     assert upload in set(env.hub.store)               # in the store: the HTTP side keeps it for review
 
-    assert listing(env.rsync_url) == set(lesson) | indexes(env.hub)
+    listed = listing(env.rsync_url)
+    assert listed == published(env.hub) and set(lesson) <= listed
+    assert upload not in listed and not set(draft) & listed
     for hidden in (upload, *draft):                   # not by name either
         refused = fetch(env.rsync_url, hidden, tmp_path / hidden)
         assert refused.returncode != 0 and not (tmp_path / hidden).exists()
@@ -47,7 +53,8 @@ def test_the_module_lists_and_serves_published_files_only(env, tmp_path):
     assert (tmp_path / "got").read_bytes() == b"<p>a o e</p>"
 
     env.publish()                                     # published now: there, without restarting the daemon
-    assert listing(env.rsync_url) == set(lesson) | set(draft) | indexes(env.hub)
+    listed = listing(env.rsync_url)
+    assert listed == published(env.hub) and set(lesson) | set(draft) <= listed and upload not in listed
 
 
 def test_a_withdrawn_file_leaves_the_module_once_no_kept_moment_lists_it(env):
