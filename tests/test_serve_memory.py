@@ -114,7 +114,8 @@ def test_served_burst_is_answered_by_pooled_connections_with_malloc_caches_off(s
     with httpx.Client(base_url=server.base, timeout=30) as http, ThreadPoolExecutor(40) as pool:
         answers = list(pool.map(lambda _: http.get("/api/v1/status").status_code, range(200)))
     assert answers == [200] * 200
-    (worker,) = children(server.proc.pid)
+    # the master's children: its worker, and the nginx front's master (its own program)
+    (worker,) = [p for p in children(server.proc.pid) if b"edge_agent.cli" in Path(f"/proc/{p}/cmdline").read_bytes()]
     for pid in (server.proc.pid, worker):
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"GLIBC_TUNABLES={MALLOC_TUNABLES}".encode() in environ
