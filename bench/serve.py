@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark: the appliance serving files and its catalogue API, against nginx.
+"""Benchmark: the appliance serving files and its catalogue API, against bare nginx.
 
 In one run, in a temporary folder:
 
-1. makes a data folder with 4 files of 64 MiB (random bytes, made now) and
-   10,000 catalogued resources (curriculum metadata cycled from the sample
-   library, numbered);
-2. starts the appliance with the real CLI (``school-edge edge serve``: gunicorn,
-   gthread, sendfile) and Debian's ``nginx`` (non-daemon, own config, ``sendfile
-   on``, serving the same ``content/`` folder) on free loopback ports;
-3. streams: ``wrk`` with 50 connections, each request a random ``Range`` of
-   4 MiB from a random file, against nginx and the appliance in turn (two rounds
-   each, alternating); serve ratio = appliance bytes/s / nginx bytes/s;
+1. makes a data folder with 4 files of 64 MiB (random bytes, made now), 10,000
+   catalogued resources (curriculum metadata cycled from the sample library,
+   numbered) and 200 catalogued pictures each of 20 KB and of 200 KB (lesson assets);
+2. starts the appliance with the real CLI (``school-edge edge serve``: its nginx
+   front on the port, gunicorn behind it on a unix socket) and a bare Debian
+   ``nginx`` (non-daemon, own config, ``sendfile on``, ``root`` = the same
+   ``content/`` folder) on free loopback ports;
+3. files: ``wrk`` with 50 connections against bare nginx and the appliance in turn
+   (two rounds each, alternating), on the URLs the catalogue hands out
+   (``/content/<sha>/<name>``): each request a random 4 MiB ``Range`` of a random
+   big file (serve ratio = appliance bytes/s / nginx bytes/s), then whole 20 KB and
+   200 KB files (small ratio = appliance req/s / nginx req/s, the worse size);
 4. catalogue API: 50 connections searching (``q`` in Chinese, filters, pages of
    the default size), each pausing 0-500 ms after every answer like a tablet in a
-   class (the reported p95), then firing back to back (saturation, shown too);
+   class, while 300 slow connections (half a request header, then nothing) are held
+   open (the reported p95), then firing back to back (saturation, shown too);
    p95 latency from wrk's histogram;
-5. idle memory of the gunicorn master plus its workers, after start-up and again
-   two seconds after the load (the larger is reported). ``idle_rss_mb`` is the
+5. idle memory of everything that serves (nginx master and workers, gunicorn master
+   and workers: the process tree of ``edge serve``), after start-up and again two
+   seconds after the load (the larger is reported). ``idle_rss_mb`` is the
    physical memory of the process tree: its anonymous memory by PSS (the forked
    worker's pages still shared with the master counted once) plus each mapped
    file's resident pages counted once (the larger of the processes' resident parts
@@ -25,8 +30,8 @@ In one run, in a temporary folder:
    pages twice and a plain PSS sum divides shared libraries with unrelated
    processes on the machine; both sums are printed next to it.
 
-Prints a table, then last ``serve_ratio_vs_nginx=<f> api_p95_ms=<f> idle_rss_mb=<f>``.
-Needs ``nginx`` and ``wrk`` (``scripts/install.sh`` installs both). About one minute.
+Prints a table, then last ``serve_ratio_vs_nginx=<f> api_p95_ms=<f> idle_rss_mb=<f> small_ratio_vs_nginx=<f>``.
+Needs ``nginx`` and ``wrk`` (``scripts/install.sh`` installs both). About two minutes.
 """
 
 from __future__ import annotations
