@@ -119,7 +119,7 @@ def test_the_run_folder_is_private_and_holds_everything_nginx_writes(fronted):
     assert f"listen 127.0.0.1:{fronted.port}" in conf and str(sock) in conf
     assert (run / "nginx.pid").read_text().strip().isdigit()
     # the app is reached only through the socket: nothing else of ours listens on TCP
-    assert f"client_body_temp_path {run}/nginx-tmp/body" in conf
+    assert f"client_body_temp_path \"{run}/nginx-tmp/body\"" in conf
 
 
 def test_a_30_mib_body_to_a_login_is_refused_by_nginx_and_the_app_keeps_serving(fronted):
