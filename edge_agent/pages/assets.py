@@ -12,10 +12,11 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, request, send_from_directory
 
+from edge_agent.const import IMMUTABLE_MAX_AGE_S
 from edge_agent.pages.i18n import UI_DIR
 
 STATIC_DIR = UI_DIR / "static"
-ASSET_MAX_AGE_S = 365 * 24 * 3600
+ASSET_MAX_AGE_S = IMMUTABLE_MAX_AGE_S  # an asset's URL carries its hash: it never changes
 
 bp = Blueprint("assets", __name__, template_folder=str(UI_DIR / "templates"))
 
