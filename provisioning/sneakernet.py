@@ -18,7 +18,8 @@ verified against the hub's online key and a batch this device exported, then
 pruned by ``edge_agent.sync.usage_sync.apply_ack``), the county's messages in
 ``<school>/down/<device_id>/downlink.json`` (verified and applied exactly as over the
 network by ``edge_agent.sync.downlink``; the manifest tells the hub the last one applied)
-and a newer content pack.
+and a newer content pack. The batches exported are remembered in ``usb_exports`` and
+``usb_state``, tables of ``edge_agent.sync.schema`` the appliance creates when it opens.
 """
 
 from __future__ import annotations
