@@ -21,18 +21,19 @@ import logging
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterable
 
 from hub_sync.core.blobstore import BlobStore, is_sha256
 from hub_sync.core.errors import SyncError
+from hub_sync.core.processes import wait_until
 
 log = logging.getLogger(__name__)
 
 RSYNC_MODULE = "content"
 PUBLISHED_DIR = "published"  # in the hub's data folder: the module's folder
 DAEMON_START_TIMEOUT_S = 10.0
+DAEMON_PROBE_TIMEOUT_S = 0.5  # one connection attempt while waiting for it to listen
 
 
 def link_published(store: BlobStore, hashes: Iterable[str], folder: Path) -> Path:
@@ -123,20 +124,23 @@ class RsyncDaemon:
     def _wait_listening(self) -> None:
         import socket
 
-        deadline = time.monotonic() + DAEMON_START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
                 self.proc.stderr and self.proc.stderr.close()
                 raise SyncError(f"rsync 服务无法启动（端口 {self.port}）：{err.strip()}",
                                 f"the rsync daemon did not start on port {self.port}: {err.strip()}")
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
+                with socket.create_connection((self.host, self.port), timeout=DAEMON_PROBE_TIMEOUT_S):
+                    return True
             except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise SyncError("rsync 服务启动超时", "the rsync daemon did not start in time")
+                return False
+
+        try:
+            wait_until(listening, DAEMON_START_TIMEOUT_S, f"the rsync daemon on port {self.port}")
+        except TimeoutError:
+            self.stop()
+            raise SyncError("rsync 服务启动超时", "the rsync daemon did not start in time") from None
 
     def stop(self) -> None:
         if self.proc.poll() is None:
