@@ -39,13 +39,8 @@ and <= 300 ms. About a minute.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -62,19 +57,13 @@ from edge_agent.spaces.login_key import login_key
 from edge_agent.spaces.people import get_person
 from edge_agent.spaces.sessions import create_session
 from hub_sync.core.sqlite_db import transaction
+from local_server import free_port, start_edge, stop  # bench/ is the script's folder
 
-REPO = Path(__file__).resolve().parent.parent
 CLASSES, PER_CLASS, TEACHERS_PER_CLASS = 100, 20, 2
 STORM_CLASS_SIZE = 40
 ASSIGNMENTS_PER_CLASS = 60
 CLIENTS = 30
 PIN = "2468"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build(appliance: Appliance, seed: int) -> dict:
@@ -347,20 +336,10 @@ def main() -> None:
     appliance.close()
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "edge", "serve", "--data", str(data), "--port", str(port),
-                               "--no-announce"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    server = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base + "/api/v1/status", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start") from None
-                time.sleep(0.2)
+        server = start_edge(data, port)
         think = args.think_ms / 1000
         progress = run_clients(base, teacher_jobs, args.seconds, think, args.seed)
         home = run_clients(base, student_jobs, args.seconds, think, args.seed)
@@ -378,8 +357,8 @@ def main() -> None:
             burst_login += logins
             burst += totals
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(20)
+        if server is not None:
+            stop(server)
         if not args.keep:
             import shutil
             shutil.rmtree(tmp, ignore_errors=True)
