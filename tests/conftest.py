@@ -22,6 +22,7 @@ pytest_plugins = [
     "fixtures.spaces",
     "fixtures.usb",
     "fixtures.sync",
+    "fixtures.link",
     "fixtures.county",
     "fixtures.browser",
     "fixtures.lan",

@@ -7,8 +7,6 @@ After every cut and a successful resend the hub holds exactly the appliance's ev
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,17 +14,12 @@ import time
 import pytest
 
 from hub_sync.core.processes import wait_until
-from hub_sync.hub import Hub
 from fixtures.common import REPO
-from fixtures.servers import GunicornHub
+from fixtures.link import NEEDS_LINK
+from fixtures.servers import GunicornHub, free_port
 from fixtures.usage import enroll, fill_journal_fast
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.slow,  # every test here takes 7-40 s (a shaped link, cut again and again)
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None,
-                       reason="needs root, ip netns and tc"),
-]
+pytestmark = [*NEEDS_LINK, pytest.mark.slow]  # every test here takes 7-40 s (a shaped link, cut again and again)
 
 UPLOAD_SCRIPT = """
 import sys, httpx
@@ -46,43 +39,15 @@ print("OK", r.acked_seq, flush=True)
 HUB_TABLES = {"_migrations", "devices", "usage_events", "device_usage_state", "usage_batches"}
 
 
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=20)
-
-
-@pytest.fixture
-def link():
-    """A namespace for the appliance joined to the root namespace by a 2 Mbit/s veth pair."""
-    n = 1 + os.getpid() % 250
-    ns, host_if, edge_if = f"seup{n}", f"vup{n}h", f"vup{n}e"
-    hub_ip, edge_ip = f"10.251.{n}.1", f"10.251.{n}.2"
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", edge_if)
-        sh("ip", "link", "set", edge_if, "netns", ns)
-        sh("ip", "addr", "add", f"{hub_ip}/30", "dev", host_if)
-        sh("ip", "link", "set", host_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{edge_ip}/30", "dev", edge_if)
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", edge_if, "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        for where, dev in ((["ip", "netns", "exec", ns], edge_if), ([], host_if)):
-            sh(*where, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "2mbit", "burst", "32kbit", "latency", "400ms")
-        yield {"ns": ns, "host_if": host_if, "hub_ip": hub_ip}
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
 def upload_in_namespace(link, data_dir, url, cut_after_s: float | None = None) -> str:
     """Run an upload inside the appliance's namespace; optionally pull the cable after ``cut_after_s``."""
-    proc = subprocess.Popen(["ip", "netns", "exec", link["ns"], sys.executable, "-c", UPLOAD_SCRIPT, str(data_dir), url],
+    proc = subprocess.Popen(link.inside(sys.executable, "-c", UPLOAD_SCRIPT, str(data_dir), url),
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout.readline().strip() == "sending"
         if cut_after_s is not None:
             time.sleep(cut_after_s)
-            sh("ip", "link", "set", link["host_if"], "down")
+            link.down()
         out = proc.stdout.read()
         proc.wait(60)
     finally:
@@ -91,7 +56,7 @@ def upload_in_namespace(link, data_dir, url, cut_after_s: float | None = None) -
             proc.wait(5)
         proc.stdout.close()
         if cut_after_s is not None:
-            sh("ip", "link", "set", link["host_if"], "up")
+            link.up()
     return out
 
 
@@ -103,15 +68,12 @@ def hub_sessions(port: int) -> int:
 
 
 @pytest.fixture
-def setup(appliance, tmp_path, link):
-    hub = Hub.init(tmp_path / "hub", reserve_mb=1)
+def setup(appliance, hub, link):
+    """The appliance enrolled on a hub served by gunicorn on the host's end of ``link``."""
     enroll(appliance, hub)
-    from fixtures.servers import free_port
-
-    server = GunicornHub(hub.data_dir, free_port(), host=link["hub_ip"]).start()
+    server = GunicornHub(hub.data_dir, free_port(), host=link.hub_ip).start()
     yield appliance, hub, server
     server.kill()
-    hub.close()
 
 
 def assert_exactly_once(hub, appliance):
