@@ -340,7 +340,7 @@ def test_gunicorn_is_configured_to_send_file_bodies_with_sendfile(monkeypatch):
     assert cfg.sendfile is True and cfg.worker_class_str == "gthread" and cfg.threads == 64
 
 
-def test_background_jobs_run_in_one_worker_and_move_to_its_replacement(appliance, monkeypatch):
+def test_background_jobs_run_in_one_worker_and_move_to_its_replacement(appliance):
     from edge_agent import runner
 
     started, stopped = [], []
@@ -349,14 +349,13 @@ def test_background_jobs_run_in_one_worker_and_move_to_its_replacement(appliance
         started.append(app)
         return lambda: stopped.append(app)
 
-    monkeypatch.setattr(runner, "BACKGROUND_HOOKS", [hook])
-    first, second = runner.BackgroundJobs(appliance), runner.BackgroundJobs(appliance)
+    first, second = runner.BackgroundJobs(appliance, [hook]), runner.BackgroundJobs(appliance, [hook])
     first.start()
     second.start()                       # another worker of the same appliance: the lock is taken
     assert (len(started), stopped) == (1, [])
     first.stop()                         # the worker exits: its jobs stop, the lock is free
     assert len(stopped) == 1
-    replacement = runner.BackgroundJobs(appliance)
+    replacement = runner.BackgroundJobs(appliance, [hook])
     replacement.start()
     assert len(started) == 2
     replacement.stop()
