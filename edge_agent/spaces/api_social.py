@@ -18,6 +18,7 @@ from edge_agent.spaces.api_common import appliance, blueprint, body, db, int_fie
 from edge_agent.spaces.favourites import favourites, remove_favourite, set_favourite
 from edge_agent.spaces.messages import announce, inbox, mark_read, send_direct, unread_count
 from edge_agent.spaces.people import class_row, get_person
+from edge_agent.spaces.upload_spool import spool
 from edge_agent.spaces.uploads import META, offer_to_county, own_resource, own_resources, upload_resource
 
 bp = blueprint("spaces_social")
@@ -70,8 +71,12 @@ def upload():
     max_bytes = appliance().config.max_upload_mb * MIB
     meta = {k: request.form.get(k, "") for k in (*META, "title", "kind")}
     quota = appliance().config.teacher_quota_mb * MIB
-    return jsonify(upload_resource(db(), appliance().store, me, f.filename or "file", f.read(max_bytes + 1), meta, max_bytes,
-                                   quota)), 201
+    store = appliance().store
+    upload = spool(store, f.filename or "file", f.stream, max_bytes)  # to disk while hashed, never whole in memory
+    try:
+        return jsonify(upload_resource(db(), store, me, f.filename or "file", upload, meta, max_bytes, quota)), 201
+    finally:
+        upload.discard()
 
 
 @bp.post("/api/v1/uploads/<resource_id>/offer")

@@ -31,7 +31,9 @@ from edge_agent.spaces.exercises import answer_key, public_questions
 from edge_agent.spaces.login import issue_cards
 from edge_agent.spaces.people import all_classes, class_row, class_students, class_teachers, classes_of, get_person
 from edge_agent.spaces.progress import record_progress
+from edge_agent.spaces import const
 from edge_agent.spaces.submissions import get_submission, grade_submission, submissions_for, submit_work
+from edge_agent.spaces.upload_spool import Spooled, spool
 from edge_agent.spaces.summary import class_progress, student_home
 
 bp = blueprint("spaces_teaching")
@@ -158,13 +160,24 @@ def answer(assignment_id: int):
 def hand_in(assignment_id: int):
     me, a = _own_assignment(assignment_id)
     max_bytes = appliance().config.max_upload_mb * MIB
-    if request.files:
-        text = request.form.get("text", "")
-        files = [(f.filename or "file", f.read(max_bytes + 1)) for f in request.files.getlist("files")]
-    else:
-        text, files = str(body().get("text", "")), []
     quota = appliance().config.student_quota_mb * MIB
-    return jsonify(submit_work(db(), appliance().store, me, a, text, files, max_bytes, quota)), 201
+    store = appliance().store
+    files: list[tuple[str, Spooled]] = []
+    try:
+        if request.files:
+            text = request.form.get("text", "")
+            parts = request.files.getlist("files")
+            if len(parts) > const.SUBMISSION_MAX_FILES:  # before spooling any of them
+                raise BadRequestError(f"最多附 {const.SUBMISSION_MAX_FILES} 个文件",
+                                      f"at most {const.SUBMISSION_MAX_FILES} files")
+            for f in parts:  # each to disk while hashed, never whole in memory
+                files.append((f.filename or "file", spool(store, f.filename or "file", f.stream, max_bytes)))
+        else:
+            text = str(body().get("text", ""))
+        return jsonify(submit_work(db(), store, me, a, text, files, max_bytes, quota)), 201
+    finally:
+        for _, upload in files:
+            upload.discard()
 
 
 @bp.get("/api/v1/assignments/<int:assignment_id>/submissions")

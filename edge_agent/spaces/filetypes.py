@@ -3,6 +3,8 @@ from its name; and the allow-list of what students and teachers may upload."""
 
 from __future__ import annotations
 
+import codecs
+
 import filetype
 
 from edge_agent.const import MIB
@@ -21,14 +23,17 @@ ALLOWED = {
 TEXT_MIME = "text/plain; charset=utf-8"
 
 
-def sniff(data: bytes, allow_text: bool = True) -> tuple[str, str]:
-    """Return (mime, kind) of ``data``; UnsupportedTypeError if not on the allow-list."""
+def sniff(data: bytes, allow_text: bool = True, complete: bool = True) -> tuple[str, str]:
+    """Return (mime, kind) of ``data``; UnsupportedTypeError if not on the allow-list.
+
+    ``complete=False``: ``data`` is only the start of the file (a spooled upload's
+    head), so text may end in the middle of a character."""
     kind = filetype.guess(data)
     if kind is not None and kind.mime in ALLOWED:
         return kind.mime, ALLOWED[kind.mime]
     if kind is None and allow_text and b"\x00" not in data:
         try:
-            data.decode("utf-8")
+            codecs.getincrementaldecoder("utf-8")().decode(data, final=complete)
             return TEXT_MIME, "document"
         except UnicodeDecodeError:
             pass
@@ -39,9 +44,11 @@ def sniff(data: bytes, allow_text: bool = True) -> tuple[str, str]:
         mime=found)
 
 
-def check_size(data: bytes, max_bytes: int) -> None:
-    if len(data) > max_bytes:
+def check_size(data: bytes | int, max_bytes: int) -> None:
+    """Refuse a file (its bytes, or its size) that is empty or over ``max_bytes``."""
+    size = data if isinstance(data, int) else len(data)
+    if size > max_bytes:
         raise TooLargeError(f"文件太大（超过 {max_bytes // MIB} MB），请压缩后再上传",
                             f"file too large (over {max_bytes // MIB} MB); make it smaller and try again")
-    if not data:
+    if not size:
         raise UnsupportedTypeError("文件是空的", "the file is empty")

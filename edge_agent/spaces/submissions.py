@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import time
@@ -20,6 +19,7 @@ from edge_agent.spaces.assignments import check_open
 from edge_agent.spaces.errors import QuotaError
 from edge_agent.spaces.filetypes import check_size, sniff
 from edge_agent.spaces.people import Person
+from edge_agent.spaces.upload_spool import Spooled, as_spooled
 
 COLS = ("id", "uid", "assignment_id", "person_id", "text", "files", "created_at", "score", "comment", "graded_by", "graded_at")
 
@@ -34,9 +34,10 @@ def get_submission(db: sqlite_utils.Database, submission_id: int) -> dict[str, A
 
 
 def submit_work(db: sqlite_utils.Database, store: BlobStore, student: Person, assignment: dict[str, Any], text: str,
-                files: list[tuple[str, bytes]], max_bytes: int, quota_bytes: int = 0) -> dict[str, Any]:
+                files: list[tuple[str, bytes | Spooled]], max_bytes: int, quota_bytes: int = 0) -> dict[str, Any]:
     """Keep one hand-in: every file checked (size, real type) and the student's
-    quota (``quota_bytes``, 0: none) checked before anything is stored."""
+    quota (``quota_bytes``, 0: none) checked before anything is stored. A file is its
+    bytes or, from a request, spooled to disk (``upload_spool``)."""
     check_open(assignment)
     text = (text or "").strip()
     if not text and not files:
@@ -47,14 +48,15 @@ def submit_work(db: sqlite_utils.Database, store: BlobStore, student: Person, as
         raise BadRequestError(f"最多附 {const.SUBMISSION_MAX_FILES} 个文件", f"at most {const.SUBMISSION_MAX_FILES} files")
     checked = []
     for name, data in files:
-        check_size(data, max_bytes)
-        checked.append((name, data, sniff(data)[0]))
-    incoming = sum(len(d) for _, d, _ in checked) + len(text.encode("utf-8"))
+        upload = as_spooled(name, data)
+        check_size(upload.size, max_bytes)
+        checked.append((name, upload, sniff(upload.head, complete=upload.complete_head)[0]))
+    incoming = sum(u.size for _, u, _ in checked) + len(text.encode("utf-8"))
     quotas.check_student(db, student.id, incoming, quota_bytes)
     store.check_space(incoming)
-    added = quotas.new_blobs(store, (hashlib.sha256(d).hexdigest() for _, d, _ in checked))
-    stored = [{"name": name[-100:] or "file", "sha256": store.put_bytes(data).sha256, "size": len(data), "mime": mime}
-              for name, data, mime in checked]
+    added = quotas.new_blobs(store, (u.sha256 for _, u, _ in checked))
+    stored = [{"name": name[-100:] or "file", "sha256": upload.put(store).sha256, "size": upload.size, "mime": mime}
+              for name, upload, mime in checked]
     uid = f"sub-{secrets.token_hex(8)}"
     try:
         with transaction(db):

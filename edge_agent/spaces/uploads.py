@@ -8,7 +8,6 @@ rides up with the usage sync into the hub's review queue. The sync later sets
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from typing import Any
@@ -26,37 +25,41 @@ from edge_agent.spaces.errors import ConflictError, QuotaError
 from edge_agent.spaces.exercises import load_exercise
 from edge_agent.spaces.filetypes import check_size, sniff
 from edge_agent.spaces.people import Person
+from edge_agent.spaces.upload_spool import Spooled, as_spooled
 
 SHARE_STATES = ("private", "offered", "pending", "approved", "rejected")
 META = ("stage", "grade", "subject", "edition", "chapter", "description", "keywords")
+EXERCISE_MAX_BYTES = 8 * 1024 * 1024  # an exercise set is parsed whole: questions, not media
 
 
-def upload_resource(db: sqlite_utils.Database, store: BlobStore, teacher: Person, name: str, data: bytes,
+def upload_resource(db: sqlite_utils.Database, store: BlobStore, teacher: Person, name: str, data: bytes | Spooled,
                     meta: dict[str, str], max_bytes: int, quota_bytes: int = 0) -> dict[str, Any]:
     """Check, store and catalogue one teacher file; an exercise set is a JSON file in the exercise format.
-    The teacher's quota (``quota_bytes``, 0: none) is checked before anything is stored."""
-    check_size(data, max_bytes)
+    The teacher's quota (``quota_bytes``, 0: none) is checked before anything is stored. ``data``
+    is the file's bytes or, from a request, the file spooled to disk (``upload_spool``)."""
+    upload = as_spooled(name, data)
+    check_size(upload.size, max_bytes)
     if (meta.get("kind") or "") == "exercise":
-        load_exercise(data)  # BadRequestError if it is not a valid exercise set
+        load_exercise(upload.read(EXERCISE_MAX_BYTES))  # BadRequestError if it is not a valid exercise set
         mime, kind = "application/json", "exercise"
         name = (name.rsplit(".", 1)[0] or "exercise") + ".json"
     else:
-        mime, kind = sniff(data)
+        mime, kind = sniff(upload.head, complete=upload.complete_head)
     title = (meta.get("title") or "").strip()
     if not title:
         raise BadRequestError("请填写资源标题", "give the resource a title")
     resource = Resource(id="t-" + secrets.token_hex(6), title=title, kind=kind, source="teacher",
-                        files=[ResourceFile(_safe_name(name), "0" * 64, len(data), mime)],
+                        files=[ResourceFile(_safe_name(name), "0" * 64, upload.size, mime)],
                         **{k: str(meta.get(k) or "").strip() for k in META})
     validate(resource)  # before any byte is written
-    quotas.check_teacher(db, teacher.id, len(data), quota_bytes)
-    store.check_space(len(data))
-    added = quotas.new_blobs(store, [hashlib.sha256(data).hexdigest()])
-    blob = store.put_bytes(data)
+    quotas.check_teacher(db, teacher.id, upload.size, quota_bytes)
+    store.check_space(upload.size)
+    added = quotas.new_blobs(store, [upload.sha256])
+    blob = upload.put(store)
     resource.files = [ResourceFile(resource.files[0].path, blob.sha256, blob.size, mime)]
     try:
         with transaction(db):
-            quotas.check_teacher(db, teacher.id, len(data), quota_bytes)  # again, under the write lock
+            quotas.check_teacher(db, teacher.id, upload.size, quota_bytes)  # again, under the write lock
             _catalogue(db, teacher, resource, blob, title, kind, mime)
     except QuotaError:
         quotas.forget_new_blobs(db, store, added)
