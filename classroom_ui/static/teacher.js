@@ -35,7 +35,9 @@
     var go = document.getElementById("staff-go"), person = null, oldPassword = "", token = "";
     var after = function () {
       var roles = person.roles || [];
-      var home = roles.indexOf("teacher") >= 0 || roles.indexOf("head_teacher") >= 0 ? "/teacher" : "/technician";
+      function has(role) { return roles.indexOf(role) >= 0; }
+      // a parent has no page of staff: the library is theirs as everybody's
+      var home = has("teacher") || has("head_teacher") ? "/teacher" : has("technician") || has("admin") ? "/technician" : "/library";
       location.href = login.dataset.next || home;
     };
     login.addEventListener("submit", function (ev) {

@@ -35,8 +35,9 @@ def make_webm(dest: Path, seconds: int = VIDEO_SECONDS) -> Path:
     return dest
 
 
-def add_sample_video(appliance: Appliance) -> Resource | None:
-    """Catalogue the sample video (once); ``None`` when ffmpeg is not installed."""
+def add_sample_video(appliance: Appliance, seconds: int = VIDEO_SECONDS) -> Resource | None:
+    """Catalogue the sample video (once); ``None`` when ffmpeg is not installed.
+    Tests that only need a real video ask for a shorter one (ffmpeg's time grows with it)."""
     if not ffmpeg_available():
         return None
     try:
@@ -44,11 +45,11 @@ def add_sample_video(appliance: Appliance) -> Resource | None:
     except NotFoundError:
         pass
     with tempfile.TemporaryDirectory() as tmp:
-        path = make_webm(Path(tmp) / "video.webm")
+        path = make_webm(Path(tmp) / "video.webm", seconds)
         blob = appliance.store.put_file(path)
     resource = Resource(id=VIDEO_ID, title="种子发芽 微课视频", kind="video", stage="小学", grade="三年级", subject="科学",
                         edition="教科版", chapter="第一单元 植物", description="教科版科学三年级：第一单元 植物",
-                        duration_s=VIDEO_SECONDS, source="county", licence="CC BY-NC 4.0",
+                        duration_s=seconds, source="county", licence="CC BY-NC 4.0",
                         files=[ResourceFile("video.webm", blob.sha256, blob.size, "video/webm")])
     appliance.catalogue.upsert(resource)
     return resource
