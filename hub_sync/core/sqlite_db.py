@@ -12,7 +12,6 @@ an existing one found looser is tightened at open (``hub_sync.core.file_modes``)
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +19,7 @@ from typing import Iterator
 import sqlite_utils
 
 from hub_sync.core.const import SQLITE_BUSY_TIMEOUT_MS
-from hub_sync.core.file_modes import PRIVATE_FILE_MODE, private_dir, private_file
+from hub_sync.core.file_modes import private_dir, private_file
 
 # Page cache per connection. A server may have many connections open at once (the
 # appliance pools its request threads' connections, the hub keeps one per thread),
@@ -36,10 +35,13 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     the file, its WAL and shared memory 0600 in a 0700 folder."""
     path = Path(path)
     private_dir(path.parent)
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE))  # created private, before SQLite sees it
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    # modes are changed by name only: opening and closing the file ourselves would drop the
+    # POSIX locks SQLite's other connections in this process hold on it (SQLite's "how to
+    # corrupt" 2.2). Made 0600 before the pragmas below create the WAL and SHM, which take
+    # the database file's mode.
     for suffix in SIDE_FILES:
         private_file(f"{path}{suffix}")
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"pragma busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     conn.execute("pragma journal_mode = wal")
     conn.execute("pragma synchronous = full")
