@@ -12,7 +12,7 @@ What nginx does, and why it is here rather than in the app:
   sendfile, Range, ETag, a year of immutable caching and gzip for text types; the
   type comes from ``<name>``'s extension. nginx finds them through ``run/public/``,
   symbolic links to the catalogued blobs that are not exercise answer keys
-  (``PublicLinks``, rebuilt when the catalogue changes); a blob without a link (an
+  (``edge_agent.library.public_links``, rebuilt when the catalogue changes); a blob without a link (an
   answer key, a missing or quarantined blob) and the other file URLs
   (``/content/<sha256>``, ``/r/<resource>/<path>``) go to the app, which decides
   access and headers and answers with ``X-Accel-Redirect`` to the internal
@@ -34,16 +34,13 @@ import pwd
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub_sync.core.processes import SupervisedProcess, wait_until
-from hub_sync.core.blobstore import is_sha256
 
 from edge_agent.config import EdgeConfig
-from edge_agent.appliance import Appliance
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,7 +50,6 @@ MIME_TYPES = "/etc/nginx/mime.types"
 RUN_DIR = "run"
 START_TIMEOUT_S = 10.0
 OPEN_FILE_CACHE_VALID_S = 10  # nginx may send a file it opened this long ago without looking again
-LINKS_POLL_S = 2.0  # how often the links job looks at the catalogue's generation
 STOP_GRACE_S = 5.0
 RESTART_BACKOFF_S = 5.0
 BLOB_LOCATION = "/_blob/"  # internal: the app's X-Accel-Redirect target
@@ -223,7 +219,7 @@ http {{
         }}
         # (regex locations are tried in order: the content files, the busiest, first)
         # content-addressed files nobody needs to be asked about: nginx sends them from the public
-        # links (see PublicLinks); anything else (an answer key, a missing or quarantined blob) goes to the app
+        # links (library.public_links); anything else (an answer key, a missing or quarantined blob) goes to the app
         location ~ "^/content/(?<blob_dir>[0-9a-f]{{2}})(?<blob_rest>[0-9a-f]{{62}})/[^/]+$" {{
             # alias, not try_files: the URI keeps <name>, whose extension gives the type
             alias "{paths.public}/$blob_dir/$blob_rest";
@@ -354,78 +350,3 @@ def _accepts(host: str, port: int) -> bool:
     except OSError:
         return False
 
-
-# every catalogued blob, and whether any file naming it holds an exercise's answers
-_BLOBS_SQL = "select sha256, max(answer_key) from resource_files group by sha256"
-
-
-class PublicLinks:
-    """``run/public/ab/cdef...``: a symbolic link to each catalogued blob nginx may send
-    to anyone, i.e. every blob but the exercises' answer keys.
-
-    Fail-closed: a blob without a link goes to the app, which checks it. A
-    quarantined blob leaves a dangling link, which nginx treats as missing. Rebuilt
-    before serving and then whenever the catalogue's generation changes (``job``)."""
-
-    def __init__(self, appliance: Appliance, public: Path) -> None:
-        self.appliance = appliance
-        self.public = public
-        self._generation: object = None
-
-    def wanted(self) -> set[str]:
-        """The blobs that may be sent without asking the app."""
-        import sqlite3
-
-        try:
-            rows = self.appliance.db.execute(_BLOBS_SQL).fetchall()
-        except sqlite3.OperationalError:  # a catalogue without answer-key marks: link nothing
-            return set()
-        return {sha for sha, answer_key in rows if not answer_key and is_sha256(sha)}
-
-    def refresh(self) -> tuple[int, int]:
-        """Make the links match the catalogue; return (added, removed)."""
-        self._generation = self.appliance.catalogue.generation()
-        wanted = self.wanted()
-        have = set()
-        self.public.mkdir(mode=0o700, exist_ok=True)
-        removed = 0
-        for sub in self.public.iterdir():
-            for link in sub.iterdir():
-                sha = sub.name + link.name
-                if sha in wanted:
-                    have.add(sha)
-                else:  # no longer catalogued, or now an answer key
-                    link.unlink(missing_ok=True)
-                    removed += 1
-        root = self.appliance.store.root.resolve()
-        for sha in wanted - have:
-            link = self.public / sha[:2] / sha[2:]
-            link.parent.mkdir(mode=0o700, exist_ok=True)
-            try:
-                link.symlink_to(root / sha[:2] / sha[2:])
-            except FileExistsError:
-                pass
-        return len(wanted - have), removed
-
-    def job(self, appliance: Appliance):
-        """A background job (runner.Job): refresh whenever the catalogue changed."""
-        stop = threading.Event()
-
-        def run() -> None:
-            while not stop.wait(LINKS_POLL_S):
-                try:
-                    if appliance.catalogue.generation() != self._generation:
-                        self.refresh()
-                except Exception:  # a busy database now: try again at the next turn
-                    log.exception("could not refresh the public content links")
-                finally:
-                    appliance.release()
-
-        thread = threading.Thread(target=run, name="public-links", daemon=True)
-        thread.start()
-
-        def halt() -> None:
-            stop.set()
-            thread.join(LINKS_POLL_S + 1)
-
-        return halt

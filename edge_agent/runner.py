@@ -66,7 +66,8 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
     check_port_free(cfg.host, cfg.port)
     front = None
     if cfg.front == "nginx":
-        from edge_agent.front import BLOB_LOCATION, Front, PublicLinks, prepare
+        from edge_agent.front import BLOB_LOCATION, Front, prepare
+        from edge_agent.library.public_links import PublicLinks
 
         front = Front(cfg, prepare(cfg, appliance.store.root))  # FrontError (one line) without nginx
         links = PublicLinks(appliance, front.paths.public)

@@ -216,3 +216,19 @@ def test_the_generated_configuration_follows_the_settings(tmp_path):
                  "send_timeout 9s;", "client_max_body_size 32k;", "client_max_body_size 50m;", "rate=12r/m;",
                  "proxy_request_buffering on;", "sendfile on;"):
         assert line in conf, line
+
+
+def test_a_file_catalogued_while_serving_is_sent_by_nginx_within_seconds(fronted):
+    appliance = Appliance.open(EdgeConfig.load(fronted.data))
+    try:
+        blob = appliance.store.put_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(3000))
+        appliance.catalogue.upsert_many([Resource("new-picture", "新插图", "image", stage="小学", grade="一年级",
+                                                  subject="科学", files=[ResourceFile("new.png", blob.sha256, blob.size,
+                                                                                      "image/png")])])
+    finally:
+        appliance.close()
+    link = fronted.data / "run" / "public" / blob.sha256[:2] / blob.sha256[2:]
+    wait_until(link.exists, 10, "the public links to follow the catalogue")
+    r = fronted.http.get(f"/content/{blob.sha256}/new.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
