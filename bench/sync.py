@@ -17,9 +17,14 @@
 4. Hub ingest rate: 1,000 devices, each one pre-built signed batch, through the hub's
    storage layer ``UsageIngest.ingest`` (signature check, decode, chain, SQLite insert,
    commit) plus sealing the signed acknowledgement; HTTP is not included.
+5. A channel of 20,000 resources (small generated files, hash bins): a full first
+   ``school-edge edge sync`` over loopback (not shaped), then the TCP bytes (HTTP and rsync,
+   both ways) of an idle sync and of a sync after one added resource, the file itself
+   (incompressible, so rsync sends it whole) excluded.
 
 The last line is machine-readable:
-``wire_bytes_per_event=<float> idle_sync_bytes=<int> resume_overhead=<float> ingest_events_per_s=<float>``
+``wire_bytes_per_event=<float> idle_sync_bytes=<int> resume_overhead=<float> ingest_events_per_s=<float>
+idle_sync_bytes_20k=<int> one_change_bytes_20k=<int>``
 """
 
 from __future__ import annotations
@@ -240,6 +245,82 @@ def bench_idle_content(work: Path) -> dict:
     return {"first_sync_bytes": first, "idle_content_bytes": idle}
 
 
+# -- 5: a channel of 20,000 ----------------------------------------------------------
+def seed_channel(hub, channel: str, count: int) -> None:
+    """``count`` resources of one small file each, fast: files straight into the store
+    folder, rows in one bulk insert (the store's per-file fsyncs would take minutes)."""
+    import hashlib
+
+    rows = []
+    for i in range(count):
+        data = f"<h1>第{i}课</h1><p>{os.urandom(24).hex()}</p>".encode()
+        sha = hashlib.sha256(data).hexdigest()
+        path = hub.store.path_for(sha)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        meta = {"title": f"第{i}课", "kind": "html", "stage": "小学", "grade": f"{i % 6 + 1}年级", "subject": "语文",
+                "edition": "统编版", "chapter": f"第{i // 20 + 1}单元"}
+        rows.append({"id": f"res-{i:05d}", "channel": channel, "meta": json.dumps(meta, ensure_ascii=False),
+                     "files": json.dumps([{"path": "index.html", "sha256": sha, "size": len(data), "mime": "text/html"}]),
+                     "updated_at": time.time()})
+    hub.db["hub_resources"].insert_all(rows, batch_size=2000)
+
+
+def bench_big_channel(work: Path, resources: int = 20_000) -> dict:
+    """Idle and one-change sync bytes against one channel of ``resources`` resources."""
+    from hub_sync.hub.channels import Channels
+    from hub_sync.hub.publisher import publish
+
+    hub_dir, edge_dir = work / "hub", work / "edge"
+    hub = Hub.init(hub_dir, reserve_mb=1)
+    Channels(hub.db).put_channel("county-yw", "县级语文资源库", mandatory=True)
+    seed_channel(hub, "county-yw", resources)
+    t = time.perf_counter()
+    publish(hub)
+    publish_s = time.perf_counter() - t
+    http_port, rsync_port = free_port(), free_port()
+    http_relay, rsync_relay = CountingRelay(("127.0.0.1", http_port)), CountingRelay(("127.0.0.1", rsync_port))
+    cli("provision", "make", "--hub-data", str(hub_dir), "--school-code", SCHOOL, "--school-name", "测试小学",
+        "--hub-url", f"http://127.0.0.1:{http_relay.port}", "--rsync-url", f"rsync://127.0.0.1:{rsync_relay.port}/content",
+        "--out", str(work / "bundle"))
+    hub_server = start_hub(hub_dir, http_port, rsync_port)
+
+    def wire() -> int:
+        time.sleep(0.2)
+        return http_relay.up + http_relay.down + rsync_relay.up + rsync_relay.down
+
+    def reset() -> None:
+        http_relay.reset()
+        rsync_relay.reset()
+
+    try:
+        cli("provision", "apply", "--data", str(edge_dir), str(work / "bundle"))
+        t = time.perf_counter()
+        cli("edge", "sync", "--data", str(edge_dir), "--force", timeout=1800)
+        first_s, first = time.perf_counter() - t, wire()
+        reset()
+        cli("edge", "sync", "--data", str(edge_dir), "--force")
+        idle = wire()
+        added = os.urandom(4096)  # incompressible: rsync sends it whole, so it can be taken out
+        sha = hub.store.put_bytes(added).sha256
+        Channels(hub.db).put_resource("res-new", "county-yw", {"title": "新课", "kind": "html", "grade": "一年级",
+                                                                "subject": "语文", "chapter": "第一单元"},
+                                      [{"path": "index.html", "sha256": sha, "size": len(added), "mime": "text/html"}])
+        publish(hub)
+        reset()
+        out = cli("edge", "sync", "--data", str(edge_dir), "--force")
+        one_change = wire() - len(added)
+        if "1 files fetched" not in out:
+            raise RuntimeError(f"the one-change sync did not fetch the new file: {out}")
+    finally:
+        http_relay.close()
+        rsync_relay.close()
+        stop(hub_server)
+        hub.close()
+    return {"resources": resources, "publish_s": publish_s, "first_sync_bytes": first, "first_sync_s": first_s,
+            "idle_sync_bytes": idle, "one_change_bytes": one_change}
+
+
 # -- 3: rsync resume overhead -------------------------------------------------------
 def bench_resume(work: Path, size: int = 50 * MB, cuts: int = 3) -> dict:
     from hub_sync.core.blobstore import BlobStore
@@ -326,6 +407,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--events-per-device", type=int, default=1000)
     ap.add_argument("--resume-mb", type=int, default=50)
+    ap.add_argument("--channel-resources", type=int, default=20_000)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
@@ -339,6 +421,7 @@ def main() -> None:
         idle_total = usage["idle_usage_bytes"] + content["idle_content_bytes"]
         resume = bench_resume(work / "resume", args.resume_mb * MB)
         ingest = bench_ingest(work / "ingest", args.devices, args.events_per_device)
+        big = bench_big_channel(work / "big", args.channel_resources)
         print(f"{'measure':44} {'value':>14}")
         rows = [
             ("usage: events in a classroom day", usage["events"]),
@@ -362,12 +445,19 @@ def main() -> None:
             ("ingest: signed batch bytes (mean)", f"{ingest['batch_bytes']:.0f}"),
             ("ingest: seconds (storage layer + ack)", f"{ingest['seconds']:.2f}"),
             ("ingest: events per second", f"{ingest['events_per_s']:.0f}"),
+            ("big channel: resources", big["resources"]),
+            ("big channel: hub publish (s)", f"{big['publish_s']:.1f}"),
+            ("big channel: first sync TCP bytes", big["first_sync_bytes"]),
+            ("big channel: first sync (s)", f"{big['first_sync_s']:.1f}"),
+            ("big channel: idle sync TCP bytes", big["idle_sync_bytes"]),
+            ("big channel: one added resource, TCP bytes", big["one_change_bytes"]),
             ("bench wall time (s)", f"{time.perf_counter() - t:.1f}"),
         ]
         for name, value in rows:
             print(f"{name:44} {value!s:>14}")
         print(f"wire_bytes_per_event={usage['wire_bytes_per_event']:.2f} idle_sync_bytes={idle_total} "
-              f"resume_overhead={resume['resume_overhead']:.4f} ingest_events_per_s={ingest['events_per_s']:.1f}")
+              f"resume_overhead={resume['resume_overhead']:.4f} ingest_events_per_s={ingest['events_per_s']:.1f} "
+              f"idle_sync_bytes_20k={big['idle_sync_bytes']} one_change_bytes_20k={big['one_change_bytes']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -2,8 +2,8 @@
 
 A pack is the same signed artefacts the network sync uses, in a folder::
 
-    <school>/content/metadata/   root.json, N.root.json, timestamp.json,
-                                 N.snapshot.json, N.targets.json, N.<channel>.json
+    <school>/content/metadata/   root.json, N.root.json, timestamp.json, N.snapshot.json,
+                                 N.targets.json, N.<channel>.json, N.<channel>.bin-<hex>.json
     <school>/content/targets/<sha256>   the school's index and every file it lists
     <school>/content/COMPLETE.json      written last (stick.write_marker)
 
@@ -63,21 +63,20 @@ def pack_contents(hub, school_code: str) -> tuple[list[Path], dict[str, int]]:
     state = publish(hub, changed=set())  # fresh timestamp/snapshot: a stick travels for days
     repo = repo_for(hub)
     md_dir = repo.metadata_dir
-    meta = [md_dir / "root.json", md_dir / "timestamp.json", md_dir / f"{state.snapshot_version}.snapshot.json",
-            md_dir / f"{state.targets_version}.targets.json"]
+    meta = [md_dir / "root.json", md_dir / "timestamp.json", md_dir / f"{state.snapshot_version}.snapshot.json"]
     meta += sorted(md_dir.glob("*.root.json"))
-    meta += [md_dir / f"{v}.{ch}.json" for ch, v in sorted(state.channel_versions.items())]
-    targets = Metadata.from_bytes(meta[3].read_bytes()).signed.targets
+    meta += repo.moment_files()  # targets, every channel role and every hash bin the snapshot lists
+    targets = Metadata.from_bytes((md_dir / f"{state.targets_version}.targets.json").read_bytes()).signed.targets
     index_info = targets.get(index_path(school_code))
     blobs: dict[str, int] = {}
     if index_info is not None:
         index_sha = index_info.hashes["sha256"]
         blobs[index_sha] = index_info.length
         index = json.loads(hub.store.path_for(index_sha).read_bytes())
-        for path in index.get("targets", []):
-            sha = str(path).rsplit("/", 1)[-1]
-            if is_sha256(sha):
-                blobs[sha] = hub.store.size_of(sha)
+        for channel in index.get("channels", []):
+            for target in repo.channel_targets(str(channel.get("id", ""))).values():
+                if is_sha256(target.hashes.get("sha256", "")):
+                    blobs[target.hashes["sha256"]] = target.length
     return meta, blobs
 
 

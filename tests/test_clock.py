@@ -49,7 +49,7 @@ def one_lesson_published(env):
 def test_appliance_booted_at_1970_syncs_and_learns_the_hub_time(env):
     run = _sync_at(env, "@1970-01-02 00:00:00")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert [r[0] for r in env.state()[0]] == ["r1"]
+    assert env.ids() == ["r1"]
     proven = TrustedClock(env.app.data_dir / "sync" / "clock.json").proven()
     assert proven is not None and abs(proven - datetime.now(timezone.utc)) < timedelta(minutes=5)
 

@@ -1,4 +1,4 @@
-"""The hub's TUF repository: versions, expiry, delegations, custom fields, school indexes."""
+"""The hub's TUF repository: versions, expiry, delegations, hash bins, custom fields, school indexes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from tuf.api.metadata import Metadata, Root
 
 from fixtures.common import SCHOOL
-from hub_sync.formats import tuf_repo
+from hub_sync.formats import tuf_bins, tuf_repo
 from hub_sync.core.errors import FormatError
 from hub_sync.hub import Hub
 from hub_sync.hub.channels import Channels
@@ -52,7 +52,7 @@ def test_publish_increments_versions_and_keeps_unchanged_channels(hub):
     _add(hub, "math-1", "m2", b"three")
     second = publish(hub)
     assert second.snapshot_version == first.snapshot_version + 1
-    assert second.targets_version == first.targets_version + 1
+    assert second.targets_version == first.targets_version  # same channels, same school indexes: not re-signed
     assert second.channel_versions == {"yuwen-1": 1, "math-1": 2}
     # publishing only one channel leaves another channel's pending change unpublished
     _add(hub, "math-1", "m3", b"four")
@@ -113,7 +113,7 @@ def test_school_index_has_mandatory_and_chosen_channels_only(hub):
     info = targets[f"schools/{SCHOOL}.json"]
     index = json.loads(hub.store.path_for(info.hashes["sha256"]).read_bytes())
     assert [c["id"] for c in index["channels"]] == ["math-1", "yuwen-1"]
-    assert all(p.split("/")[0] in ("math-1", "yuwen-1") for p in index["targets"]) and len(index["targets"]) == 2
+    assert "targets" not in index  # the channels' roles list them: an added file does not change the index
 
 
 def test_timestamp_is_resigned_only_when_close_to_expiry(hub):
@@ -192,10 +192,73 @@ def test_old_metadata_versions_are_pruned_but_every_root_and_recent_moment_stays
     names = {p.name for p in (hub.repo_dir / "metadata").iterdir()}
     keep = range(state.snapshot_version - tuf_repo.KEEP_MOMENTS + 1, state.snapshot_version + 1)
     assert {n for n in names if n.endswith(".snapshot.json")} == {f"{v}.snapshot.json" for v in keep}
-    assert {n for n in names if n.endswith(".targets.json")} == {f"{v}.targets.json" for v in keep}
+    assert {n for n in names if n.endswith(".targets.json")} == {
+        f"{_md(hub, f'{v}.snapshot.json').signed.meta['targets.json'].version}.targets.json" for v in keep}
     assert {"1.root.json", "2.root.json", "root.json", "timestamp.json"} <= names
     # every role a kept snapshot names is still there, so a client mid-update can finish
     for v in keep:
         for role, meta in _md(hub, f"{v}.snapshot.json").signed.meta.items():
             assert f"{meta.version}.{role}" in names
     assert len(names) <= 2 + 2 + 3 * 4  # roots, root.json + timestamp, three moments of 4 files
+
+
+def _seed(hub: Hub, channel: str, count: int, start: int = 0) -> None:
+    from fixtures.sync import seed_catalogue
+
+    seed_catalogue(hub, channel, count, prefix=f"bulk{start}")
+
+
+def test_a_channel_of_thousands_is_spread_over_bins_that_the_snapshot_lists(hub):
+    Channels(hub.db).put_channel("yuwen-1", mandatory=True)
+    _seed(hub, "yuwen-1", 5_000)
+    state = publish(hub)
+    channel = _md(hub, f"{state.channel_versions['yuwen-1']}.yuwen-1.json").signed
+    bins = channel.delegations.succinct_roles
+    assert channel.targets == {} and bins.bit_length == tuf_bins.bin_bits(5_000) == 6
+    meta = _md(hub, f"{state.snapshot_version}.snapshot.json").signed.meta
+    names = [n[:-5] for n in meta if tuf_bins.is_bin_role(n)]
+    assert sorted(names) == sorted(bins.get_roles())
+    sizes = [len(_md(hub, f"{meta[n + '.json'].version}.{n}.json").signed.targets) for n in names]
+    assert sum(sizes) == 5_000 and max(sizes) < 2 * tuf_bins.BIN_TARGETS
+    for name in names[:3]:  # each bin is signed by the key its channel delegates to
+        md = _md(hub, f"{meta[name + '.json'].version}.{name}.json")
+        channel.verify_delegate(name, md.signed_bytes, md.signatures)
+        assert all(bins.get_role_for_target(path) == name for path in md.signed.targets)
+    assert len(repo_for(hub).channel_targets("yuwen-1")) == 5_000
+
+
+def test_a_growing_channel_gets_more_bins_and_the_snapshot_keeps_every_role_it_listed(hub):
+    Channels(hub.db).put_channel("yuwen-1", mandatory=True)
+    _seed(hub, "yuwen-1", 1_000)
+    first = publish(hub)
+    old = _md(hub, f"{first.snapshot_version}.snapshot.json").signed.meta
+    assert sum(tuf_bins.is_bin_role(n) for n in old) == 8
+    _seed(hub, "yuwen-1", 3_000, start=1)
+    second = publish(hub)
+    new = _md(hub, f"{second.snapshot_version}.snapshot.json").signed.meta
+    # python-tuf's client refuses a snapshot that drops a role: the 8 old bins stay listed, emptied
+    assert all(name in new and new[name].version >= meta.version for name, meta in old.items())
+    retired = [n for n in old if tuf_bins.is_bin_role(n)]
+    assert all(_md(hub, f"{new[n].version}.{n}").signed.targets == {} for n in retired)
+    bins = _md(hub, f"{second.channel_versions['yuwen-1']}.yuwen-1.json").signed.delegations.succinct_roles
+    assert bins.bit_length == 5 and len(repo_for(hub).channel_targets("yuwen-1")) == 4_000
+    Channels(hub.db).remove_resource("bulk1-00000")
+    assert _md(hub, f"{publish(hub).channel_versions['yuwen-1']}.yuwen-1.json").signed.delegations \
+        .succinct_roles.bit_length == 5  # fewer files: the bin count stays
+
+
+def test_bins_nobody_touched_are_re_signed_before_they_expire(hub, monkeypatch):
+    chans = Channels(hub.db)
+    chans.put_channel("yuwen-1", mandatory=True)
+    chans.put_channel("math-1", mandatory=True)
+    _seed(hub, "yuwen-1", 1_000)
+    first = publish(hub)
+    later = now_utc() + tuf_repo.CHANNEL_LIFETIME * 0.6
+    monkeypatch.setattr(tuf_repo, "now_utc", lambda: later)
+    _add(hub, "math-1", "m1", b"a change elsewhere")
+    second = publish(hub)
+    meta = _md(hub, f"{second.snapshot_version}.snapshot.json").signed.meta
+    for name, entry in meta.items():
+        if name.startswith("yuwen-1"):
+            assert entry.version == 2 and _md(hub, f"2.{name}").signed.expires > later + tuf_repo.CHANNEL_LIFETIME / 2
+    assert second.channel_versions["yuwen-1"] == first.channel_versions["yuwen-1"] + 1

@@ -11,6 +11,8 @@ them. One sync at a time per data folder (a lock file).
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import logging
 import time
 from contextlib import contextmanager
@@ -134,20 +136,32 @@ def to_resources(plan: Plan) -> list[Resource]:
     return out
 
 
+def _digest(resource: Resource) -> str:
+    """What the catalogue holds of a resource, as one hash (unchanged = not rewritten)."""
+    files = [f.__dict__ for f in resource.files]
+    return hashlib.sha256(json.dumps([resource.row(), files], sort_keys=True, default=str).encode()).hexdigest()
+
+
 def apply_plan(appliance: Appliance, plan: Plan, resources: list[Resource]) -> bool:
-    """Switch the catalogue to ``plan`` in one transaction; return True if it changed."""
+    """Switch the catalogue to ``plan`` in one transaction; return True if it changed.
+
+    Only resources whose digest differs from what was catalogued are written: a
+    channel of tens of thousands with one new resource is one upsert, not all."""
     db = appliance.db
     current = int(db.execute("select value from sync_state where key = 'catalogue_version'").fetchone()[0]) \
         if db.execute("select 1 from sync_state where key = 'catalogue_version'").fetchone() else 0
-    new_ids = {r.id for r in resources}
+    held = dict(db.execute("select resource_id, coalesce(digest, '') from sync_resources").fetchall())
+    new = {r.id: (r, _digest(r)) for r in resources}
     with transaction(db):
-        for (rid,) in db.execute("select resource_id from sync_resources").fetchall():
-            if rid not in new_ids:
-                appliance.catalogue.delete(rid)
-        for resource in resources:
-            appliance.catalogue.upsert(resource)
-        db.execute("delete from sync_resources")
-        db["sync_resources"].insert_all(({"resource_id": r.id, "channel": r.channel} for r in resources))
+        for rid in held.keys() - new.keys():
+            appliance.catalogue.delete(rid)
+            db.execute("delete from sync_resources where resource_id = ?", [rid])
+        changed_rows = []
+        for rid, (resource, digest) in new.items():
+            if held.get(rid) != digest:
+                appliance.catalogue.upsert(resource)
+                changed_rows.append({"resource_id": rid, "channel": resource.channel, "digest": digest})
+        db["sync_resources"].upsert_all(changed_rows, pk="resource_id")
         db.execute("delete from sync_channels")
         db["sync_channels"].insert_all(({"channel": c.get("id"), "title": c.get("title", ""), "mandatory": int(bool(c.get("mandatory"))),
                                          "version": plan.channel_versions.get(c.get("id"), 0)} for c in plan.channels))

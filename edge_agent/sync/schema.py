@@ -2,7 +2,8 @@
 
 * ``sync_state``: key/value (catalogue_version, last_success_at, last_error ...)
 * ``sync_channels``: the channels (and versions) the current catalogue came from
-* ``sync_resources``: ids of resources the hub manages (dropped when unlisted)
+* ``sync_resources``: ids of resources the hub manages (dropped when unlisted), with a
+  digest of what was catalogued, so a sync rewrites only the resources that changed
 * ``sync_blobs``: blobs brought by sync (garbage-collected when unreferenced)
 
 and, in their own sets, the usage chain (``usage_migrations``) and the batches put on a
@@ -24,6 +25,12 @@ def m001_sync_tables(db: sqlite_utils.Database) -> None:
     db["sync_channels"].create({"channel": str, "title": str, "mandatory": int, "version": int}, pk="channel")
     db["sync_resources"].create({"resource_id": str, "channel": str}, pk="resource_id")
     db["sync_blobs"].create({"sha256": str}, pk="sha256")
+
+
+@migrations
+def m002_resource_digest(db: sqlite_utils.Database) -> None:
+    # empty for rows from before: those resources are rewritten once by the next sync
+    db["sync_resources"].add_column("digest", str)
 
 
 def sync_value(db: sqlite_utils.Database, key: str, default: str = "") -> str:

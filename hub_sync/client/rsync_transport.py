@@ -4,8 +4,11 @@ hub's rsync daemon.
 Files are asked for by their store path (``ab/cdef...``) with ``--files-from``.
 ``--partial-dir`` keeps a cut transfer, so the next run resumes it using the kept
 bytes as the basis instead of starting over; ``--bwlimit`` caps the school's
-thin link; ``--timeout``/``--contimeout`` give up on a dead link; ``--max-size``
-stops a hub from sending more than the largest declared file (endless data).
+thin link; ``--compress`` squeezes what compresses on the wire (rsync skips media
+types such as mp4 and jpg by itself; what lands on disk and is checked against
+TUF is the file itself); ``--timeout``/``--contimeout`` give up on a dead link;
+``--max-size`` stops a hub from sending more than the largest declared file
+(endless data).
 The rsync child gets SIGTERM when its parent dies (PR_SET_PDEATHSIG): a killed sync
 leaves no rsync behind, and rsync keeps what it had in the partial folder.
 """
@@ -113,7 +116,7 @@ def rsync_fetch(module_url: str, shas: list[str], staging: Path, bwlimit_kbps: i
     with tempfile.NamedTemporaryFile("w", dir=staging.parent, prefix=".files-from-", suffix=".txt") as listing:
         listing.write("".join(store_path(s) + "\n" for s in shas))
         listing.flush()
-        args = ["--no-motd", "--recursive", "--times", "--chmod=Fu=rw,Du=rwx", f"--partial-dir={PARTIAL_DIR}",
+        args = ["--no-motd", "--recursive", "--times", "--compress", "--chmod=Fu=rw,Du=rwx", f"--partial-dir={PARTIAL_DIR}",
                 f"--timeout={timeout_s}", f"--contimeout={contimeout_s}", f"--files-from={listing.name}",
                 "--stats"]
         if bwlimit_kbps:

@@ -2,8 +2,10 @@
 
 ``SyncClient.plan()`` refreshes the TUF metadata against the pinned root (ngclient
 refuses bad signatures, unknown keys, rollback, expired metadata and
-mix-and-match), reads this school's index and returns what the school should
-hold. ``fetch()`` gets only the missing files (rsync, HTTP Range as fallback) and
+mix-and-match), reads this school's index (kept between syncs, fetched again only
+when it changed), reads the targets of its channels (from their hash bins, each
+loaded again only when the snapshot names a new version) and returns what the
+school should hold. ``fetch()`` gets only the missing files (rsync, HTTP Range as fallback) and
 checks each one's length and sha256 against its TUF target before it enters the
 store. Switching the catalogue is the caller's job (``edge_agent.sync.content_sync``).
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import Metadata, TargetFile
+from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 from tuf.ngclient import Updater
 
 from hub_sync.core.blobstore import BlobStore, is_sha256
@@ -35,6 +37,7 @@ from hub_sync.formats.tuf_repo import index_path, signed_at
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 8 * 1024 ** 3
+INDEX_FILE = "school-index.json"  # the verified index of the last sync, kept so an unchanged one is not fetched again
 ATOMIC_LEFTOVER_AGE_S = 60.0  # an atomic write older than this was cut off
 
 
@@ -162,30 +165,58 @@ class SyncClient:
             fetcher.close()
 
     def _read_index(self, updater: Updater) -> dict:
+        """This school's index: the verified copy kept from the last sync when its
+        length and hashes still match (ngclient's ``find_cached_target``), else fetched."""
         info = updater.get_targetinfo(index_path(self.school_code))
         if info is None:
             raise SyncError(f"县级平台没有学校 {self.school_code} 的资源清单：请先登记设备",
                             f"the hub has no index for school {self.school_code}; enroll the device first")
-        tmp = self.state_dir / "index" / "school-index.json"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            updater.download_target(info, str(tmp))
-            index = json.loads(tmp.read_bytes())
-        finally:
-            tmp.unlink(missing_ok=True)
+        kept = self.state_dir / "index" / INDEX_FILE
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        if updater.find_cached_target(info, str(kept)) is None:
+            try:
+                updater.download_target(info, str(kept))
+            except BaseException:
+                kept.unlink(missing_ok=True)
+                raise
+        index = json.loads(kept.read_bytes())
         if not isinstance(index, dict) or index.get("school_code") != self.school_code \
-                or not isinstance(index.get("targets"), list) or not isinstance(index.get("channels"), list):
+                or not isinstance(index.get("channels"), list):
             raise FormatError("学校资源清单格式无效，已拒收", "the school index is malformed; refused")
         return index
+
+    def _channel_targets(self, updater: Updater, top: Targets, channel: str) -> dict[str, TargetFile]:
+        """Every target of ``channel``: its role's own, or those of all its hash bins
+        (``hub_sync.formats.tuf_bins``), each role verified by ngclient against the
+        snapshot (version), its delegator (keys) and the clock (expiry). Only a bin
+        whose version changed is downloaded; the others are read from the local copy.
+
+        ngclient looks targets up by path and has no public listing, so this walks
+        the roles with its loader, ``Updater._load_targets`` (python-tuf 7)."""
+        delegated = (top.delegations.roles or {}).get(channel) if top.delegations else None
+        if delegated is None:
+            raise FormatError(f"清单中的频道 {channel} 未被授权，已拒收", f"index names channel {channel}, which targets does not delegate; refused")
+        role = updater._load_targets(channel, Targets.type)
+        found = {path: (info, None) for path, info in role.targets.items()}
+        succinct = role.delegations.succinct_roles if role.delegations else None
+        if succinct is not None:
+            for name in succinct.get_roles():
+                found.update((path, (info, name)) for path, info in updater._load_targets(name, channel).targets.items())
+        for path, (_, holder) in found.items():
+            if not delegated.is_delegated_path(path) or (succinct is not None and succinct.get_role_for_target(path) != holder):
+                raise FormatError(f"频道 {channel} 的条目 {path} 不属于签名它的角色，已拒收",
+                                  f"target {path} is signed by a role that is not trusted for it; refused")
+        return {path: info for path, (info, _) in found.items()}
 
     def _plan_from(self, updater: Updater, index: dict, snapshot: Metadata) -> Plan:
         resources: dict[str, RemoteResource] = {}
         targets: dict[str, TargetFile] = {}
         channel_ids = {c.get("id") for c in index["channels"] if isinstance(c, dict)}
-        for path in index["targets"]:
-            info = updater.get_targetinfo(str(path))
-            if info is None:
-                raise FormatError(f"清单中的文件 {path} 不在任何频道中，已拒收", f"index names {path}, which no channel lists; refused")
+        top = updater._load_targets(Targets.type, Root.type)  # already verified by refresh()
+        listed = {}
+        for ch in sorted(c for c in channel_ids if isinstance(c, str)):
+            listed.update(self._channel_targets(updater, top, ch))
+        for path, info in sorted(listed.items()):
             custom = info.custom if isinstance(info.custom, dict) else {}
             sha = info.hashes.get("sha256", "")
             rid, ch, fpath = custom.get("resource_id"), custom.get("channel"), custom.get("path")
@@ -246,6 +277,7 @@ class SyncClient:
         self.clean_staging(set(shas))
         need = sum(plan.targets[s].length for s in shas)
         self.store.check_space(need)
+        verified: list[tuple[Path, str]] = []
         try:
             result = rsync_fetch(self.rsync_url, shas, self.staging, self.bwlimit_kbps,
                                  max_size=max(plan.targets[s].length for s in shas),
@@ -253,7 +285,7 @@ class SyncClient:
                                  progress=(lambda n: progress(f"rsync {n} bytes staged")) if progress else None)
             report.transport, report.bytes_received = "rsync", result.bytes_received
             for sha in shas:
-                self._adopt(plan.targets[sha], self.staging / store_path(sha), "rsync")
+                verified.append(self._verify(plan.targets[sha], self.staging / store_path(sha), "rsync"))
         except RsyncUnreachable as exc:
             log.warning("rsync unreachable, using HTTP: %s", exc.en)
             report.transport = "http"
@@ -262,14 +294,20 @@ class SyncClient:
                     dest = self.staging / f"{sha}.http-part"
                     self.staging.mkdir(parents=True, exist_ok=True)
                     report.bytes_received += http_fetch(client, self.hub_url, sha, plan.targets[sha].length, dest)
-                    self._adopt(plan.targets[sha], dest, "http")
+                    verified.append(self._verify(plan.targets[sha], dest, "http"))
                     if progress:
                         progress(f"http {sha[:12]}…")
+        finally:
+            # what was verified enters the store even when a later file is refused or cut
+            self.store.adopt_many(verified)
+            for path, _ in verified:
+                path.unlink(missing_ok=True)  # left when the blob already existed
         report.files = len(shas)
         self.clean_staging()
         return report
 
-    def _adopt(self, target: TargetFile, path: Path, transport: str) -> None:
+    def _verify(self, target: TargetFile, path: Path, transport: str) -> tuple[Path, str]:
+        """Check a staged file against its TUF target (length, sha256); refuse and drop it if it differs."""
         sha = target.hashes["sha256"]
         if not path.is_file():
             raise CorruptBlobError(f"文件 {sha[:12]}… 未收到或超过声明的大小，已拒收",
@@ -281,8 +319,7 @@ class SyncClient:
             path.unlink(missing_ok=True)
             raise CorruptBlobError(f"文件 {sha[:12]}… 长度或校验值不符，已拒收",
                                    f"file {sha[:12]}… does not match its declared length and sha256; refused") from exc
-        self.store.adopt(path, sha)
-        path.unlink(missing_ok=True)  # adopt() leaves it when the blob already existed
+        return path, sha
 
 
 # rsync's in-progress file ".<name>.XXXXXX": left behind when rsync itself was SIGKILLed

@@ -151,6 +151,19 @@ class BlobStore:
         """Move an already-verified file (on the same filesystem) into place."""
         self._commit(path, sha256)
 
+    def adopt_many(self, files: list[tuple[Path, str]]) -> None:
+        """``adopt`` for many files: each touched folder is fsynced once, after all
+        the renames (a first sync of thousands of small files is otherwise mostly fsync)."""
+        touched = set()
+        for path, sha256 in files:
+            final = self.path_for(sha256)
+            final.parent.mkdir(exist_ok=True)
+            if not final.exists():
+                os.replace(path, final)
+                touched.add(final.parent)
+        for folder in sorted(touched):
+            fsync_dir(folder)
+
     def _commit(self, tmp: Path, sha: str) -> None:
         final = self.path_for(sha)
         final.parent.mkdir(exist_ok=True)

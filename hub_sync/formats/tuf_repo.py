@@ -6,10 +6,12 @@ Roles::
     root       signed by the root key; lists the keys of every top-level role
     targets    online key; one delegated role per channel (role name = channel id,
                paths ``<channel>/*/*``) and one target per school index
-               ``schools/<school_code>.json`` (which channels and targets a school gets)
+               ``schools/<school_code>.json`` (which channels a school gets)
     <channel>  online key; one target per resource file, ``<channel>/<resource>/<sha256>``,
-               with the curriculum metadata in the target's ``custom`` field
-    snapshot   online key; the versions of targets and every channel role
+               with the curriculum metadata in the target's ``custom`` field; a big
+               channel instead delegates to hash bins ``<channel>.bin-<hex>`` that hold
+               those targets (succinct hash-bin delegation, ``hub_sync.formats.tuf_bins``)
+    snapshot   online key; the versions of targets, every channel role and every bin
     timestamp  online key; the snapshot version, plus ``signed_at`` (a signed time
                the appliances use as a floor for their clock)
 
@@ -38,6 +40,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import FormatError, SyncError
+from hub_sync.formats.tuf_bins import bin_bits, split_into_bins, succinct_roles
 
 # Lifetimes of signed metadata (how long a frozen copy stays acceptable).
 ROOT_LIFETIME = timedelta(days=365)
@@ -113,17 +116,52 @@ class TufRepo:
         return (self.metadata_dir / "root.json").read_bytes()
 
     def state(self) -> RepoState:
+        """The versions of the last published moment; the channels are the roles
+        ``targets`` delegates to (the snapshot also lists bins and retired roles)."""
         ts = self._load("timestamp.json")
-        snap = self._load(f"{ts.signed.snapshot_meta.version}.snapshot.json")
-        channels = {name[:-5]: meta.version for name, meta in snap.signed.meta.items() if name != "targets.json"}
-        return RepoState(snap.signed.version, snap.signed.meta["targets.json"].version, channels, ts.signed.expires)
+        snap = self._load(f"{ts.signed.snapshot_meta.version}.snapshot.json").signed
+        targets_version = snap.meta["targets.json"].version
+        delegations = self._load(f"{targets_version}.targets.json").signed.delegations
+        delegated = (delegations.roles or {}) if delegations else {}
+        channels = {name: snap.meta[f"{name}.json"].version for name in delegated}
+        return RepoState(snap.version, targets_version, channels, ts.signed.expires)
+
+    def snapshot_meta(self, snapshot_version: int) -> dict[str, MetaFile]:
+        """``<role>.json`` -> version, as snapshot ``snapshot_version`` lists them."""
+        return self._load(f"{snapshot_version}.snapshot.json").signed.meta
+
+    def moment_files(self) -> list[Path]:
+        """The versioned metadata files of the last moment's snapshot entries
+        (targets, channel roles, bins), as a client fetches them."""
+        meta = self.snapshot_meta(self.state().snapshot_version)
+        return [self.metadata_dir / f"{m.version}.{name}" for name, m in sorted(meta.items())]
 
     def channel_targets(self, channel: str) -> dict[str, TargetFile]:
-        """The targets of a channel as last published (empty if never)."""
+        """The targets of a channel as last published, gathered from its bins if it
+        has some (empty if never published)."""
+        state = self.state() if self.exists() else None
+        if state is None or channel not in state.channel_versions:
+            return {}
+        role = self._load(f"{state.channel_versions[channel]}.{channel}.json").signed
+        succinct = role.delegations.succinct_roles if role.delegations else None
+        if succinct is None:
+            return role.targets
+        meta = self.snapshot_meta(state.snapshot_version)
+        out: dict[str, TargetFile] = {}
+        for name in succinct.get_roles():
+            if f"{name}.json" in meta:
+                out.update(self._load(f"{meta[f'{name}.json'].version}.{name}.json").signed.targets)
+        return out
+
+    def layout_outdated(self, channel: str, n_targets: int) -> bool:
+        """True when a published channel of ``n_targets`` files should have more hash
+        bins than it has (a hub that published before bins, or a channel that grew)."""
         versions = self.state().channel_versions if self.exists() else {}
         if channel not in versions:
-            return {}
-        return self._load(f"{versions[channel]}.{channel}.json").signed.targets
+            return False
+        role = self._load(f"{versions[channel]}.{channel}.json").signed
+        bits = role.delegations.succinct_roles.bit_length if role.delegations and role.delegations.succinct_roles else 0
+        return bin_bits(n_targets, bits) != bits
 
     def index_targets(self) -> dict[str, TargetFile]:
         """The school index targets of the top-level targets role as last published."""
@@ -192,31 +230,98 @@ class TufRepo:
 
     def _publish_locked(self, channels, indexes, now, changed_channels) -> RepoState:
         old = self.state() if self.exists() else RepoState(0, 0, {}, now)
+        old_meta = self.snapshot_meta(old.snapshot_version) if old.snapshot_version else {}
         online = self.online_signer
-        snap_meta: dict[str, MetaFile] = {}
+        # unchanged channels, their bins and retired roles keep their entries: python-tuf's
+        # client refuses a snapshot that drops a role its last snapshot listed
+        snap_meta: dict[str, MetaFile] = dict(old_meta)
         roles = {}
         for ch in sorted(channels):
             roles[ch] = DelegatedRole(name=ch, keyids=[online.public_key.keyid], threshold=1, terminating=True,
                                       paths=[f"{ch}/*/*"])
             if changed_channels is None or ch in changed_channels or ch not in old.channel_versions:
-                version = old.channel_versions.get(ch, 0) + 1
-                self._write(f"{version}.{ch}.json", self._sign(
-                    Targets(version=version, expires=now + CHANNEL_LIFETIME, targets=dict(channels[ch])), online))
+                snap_meta.update(self._write_channel(ch, channels[ch], old_meta, now, resign=changed_channels is None))
             else:
-                version = old.channel_versions[ch]
-            snap_meta[f"{ch}.json"] = MetaFile(version=version)
-        targets_version = old.targets_version + 1
+                snap_meta.update(self._renew_due(ch, old_meta, now))
         delegations = Delegations(keys={online.public_key.keyid: online.public_key}, roles=roles)
-        self._write(f"{targets_version}.targets.json", self._sign(
-            Targets(version=targets_version, expires=now + TARGETS_LIFETIME, targets=dict(indexes),
-                    delegations=delegations), online))
-        snap_meta["targets.json"] = MetaFile(version=targets_version)
+        targets = Targets(version=old.targets_version + 1, expires=now + TARGETS_LIFETIME, targets=dict(indexes),
+                          delegations=delegations)
+        if old.targets_version:
+            # the same indexes and channels keep their version: each school would fetch it again for nothing
+            kept = self._load(f"{old.targets_version}.targets.json").signed
+            if _same_targets(kept.targets, targets.targets) and kept.delegations == delegations \
+                    and not _due(kept, now, TARGETS_LIFETIME):
+                targets = kept
+        if targets.version != old.targets_version:
+            self._write(f"{targets.version}.targets.json", self._sign(targets, online))
+        snap_meta["targets.json"] = MetaFile(version=targets.version)
         snapshot_version = old.snapshot_version + 1
         self._write(f"{snapshot_version}.snapshot.json", self._sign(
             Snapshot(version=snapshot_version, expires=now + SNAPSHOT_LIFETIME, meta=snap_meta), online))
         self._write_timestamp(snapshot_version, now)
         self._prune(snapshot_version)
         return self.state()
+
+    def _write_channel(self, ch: str, targets: dict[str, TargetFile], old_meta: dict[str, MetaFile], now: datetime,
+                       resign: bool) -> dict[str, MetaFile]:
+        """Sign a new version of channel ``ch`` and of those of its bins whose targets
+        changed (every bin when ``resign``, the key or the bin count changed); return
+        their snapshot entries."""
+        online = self.online_signer
+        keyid = online.public_key.keyid
+        old_version = old_meta[f"{ch}.json"].version if f"{ch}.json" in old_meta else 0
+        old_role = self._load(f"{old_version}.{ch}.json").signed if old_version else None
+        old_bins = old_role.delegations.succinct_roles if old_role and old_role.delegations else None
+        bits = bin_bits(len(targets), old_bins.bit_length if old_bins else 0)
+        out: dict[str, MetaFile] = {}
+        if bits == 0:
+            role = Targets(version=old_version + 1, expires=now + CHANNEL_LIFETIME, targets=dict(targets))
+        else:
+            bins = succinct_roles(ch, bits, keyid)
+            same_layout = not resign and old_bins is not None and old_bins.bit_length == bits \
+                and old_bins.keyids == [keyid]
+            for name, bin_targets in split_into_bins(targets, bins).items():
+                meta = old_meta.get(f"{name}.json")
+                kept = self._load(f"{meta.version}.{name}.json").signed if same_layout and meta is not None else None
+                if kept is not None and _same_targets(kept.targets, bin_targets) and not _due(kept, now, CHANNEL_LIFETIME):
+                    continue  # an untouched bin keeps its version: no school fetches it again
+                version = meta.version + 1 if meta is not None else 1
+                self._write(f"{version}.{name}.json", self._sign(
+                    Targets(version=version, expires=now + CHANNEL_LIFETIME, targets=bin_targets), online))
+                out[f"{name}.json"] = MetaFile(version=version)
+            if old_bins is not None and old_bins.bit_length != bits:
+                # bins the channel outgrew stay in the snapshot (see tuf_bins) but empty: no file
+                # stays published because a role nobody delegates to still lists it
+                for name in set(old_bins.get_roles()) - set(bins.get_roles()):
+                    if f"{name}.json" in old_meta:
+                        version = old_meta[f"{name}.json"].version + 1
+                        self._write(f"{version}.{name}.json", self._sign(
+                            Targets(version=version, expires=now + CHANNEL_LIFETIME, targets={}), online))
+                        out[f"{name}.json"] = MetaFile(version=version)
+            role = Targets(version=old_version + 1, expires=now + CHANNEL_LIFETIME, targets={},
+                           delegations=Delegations(keys={keyid: online.public_key}, succinct_roles=bins))
+        # the channel role is re-signed on every change: its version is the channel's version
+        self._write(f"{role.version}.{ch}.json", self._sign(role, online))
+        out[f"{ch}.json"] = MetaFile(version=role.version)
+        return out
+
+    def _renew_due(self, ch: str, old_meta: dict[str, MetaFile], now: datetime) -> dict[str, MetaFile]:
+        """Re-sign, unchanged, the role of an unchanged channel and those of its bins
+        that are past half their lifetime, so none of them expires while the hub
+        publishes (a bin nobody touches for a month is the common case)."""
+        out: dict[str, MetaFile] = {}
+        role = self._load(f"{old_meta[f'{ch}.json'].version}.{ch}.json").signed
+        names = [ch] + (list(role.delegations.succinct_roles.get_roles())
+                        if role.delegations and role.delegations.succinct_roles else [])
+        for name in names:
+            meta = old_meta.get(f"{name}.json")
+            signed = role if name == ch else (self._load(f"{meta.version}.{name}.json").signed if meta else None)
+            if signed is None or not _due(signed, now, CHANNEL_LIFETIME):
+                continue
+            signed.version, signed.expires = signed.version + 1, now + CHANNEL_LIFETIME
+            self._write(f"{signed.version}.{name}.json", self._sign(signed, self.online_signer))
+            out[f"{name}.json"] = MetaFile(version=signed.version)
+        return out
 
     def _prune(self, snapshot_version: int) -> None:
         """Remove versioned metadata that no recent moment refers to.
@@ -273,10 +378,19 @@ class TufRepo:
             self._write(f"{root.version}.root.json", md)
             self._write("root.json", md)
             state = self.state()
-            channels = {ch: self._load(f"{v}.{ch}.json").signed.targets for ch, v in state.channel_versions.items()}
+            channels = {ch: self.channel_targets(ch) for ch in state.channel_versions}
             indexes = self._load(f"{state.targets_version}.targets.json").signed.targets
             self.online_signer = new_online
             self._publish_locked(channels, indexes, now_utc(), changed_channels=None)
+
+
+def _due(signed: Targets, now: datetime, lifetime: timedelta) -> bool:
+    """True when less than half of ``lifetime`` is left before ``signed`` expires."""
+    return signed.expires - now < lifetime / 2
+
+
+def _same_targets(old: dict[str, TargetFile], new: dict[str, TargetFile]) -> bool:
+    return {p: t.to_dict() for p, t in old.items()} == {p: t.to_dict() for p, t in new.items()}
 
 
 def signed_at(timestamp: Metadata) -> datetime | None:

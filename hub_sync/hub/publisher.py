@@ -1,9 +1,11 @@
 """Publishing: the hub's channels and school choices become a new TUF moment.
 
 Each resource file is a target ``<channel>/<resource>/<sha256>`` whose ``custom``
-field carries the resource's curriculum metadata and the file's path and mime.
-Each school gets an index target ``schools/<code>.json`` naming its channels and
-their targets, so the appliance fetches exactly what one snapshot says.
+field carries the resource's curriculum metadata and the file's path and mime
+(in the channel's role, or in its hash bins: ``hub_sync.formats.tuf_bins``).
+Each school gets an index target ``schools/<code>.json`` naming its channels; the
+appliance reads their targets from the same snapshot, so it gets exactly what one
+moment says, and the index does not change when a resource is added.
 """
 
 from __future__ import annotations
@@ -49,19 +51,21 @@ def channel_targets(channels: Channels, channel: str) -> dict[str, TargetFile]:
     return out
 
 
-def school_index(channels: Channels, school_code: str, published: dict[str, dict[str, TargetFile]]) -> bytes:
-    """The index bytes of one school: its channels and their target paths."""
+def school_index(channels: Channels, school_code: str) -> bytes:
+    """The index bytes of one school: its channels (their targets are in the channel
+    roles; listing them here would re-send the whole list for every added file)."""
     chosen = channels.channels_for(school_code)
     return canonical_json({
         "school_code": school_code,
         "channels": [{"id": c.id, "title": c.title, "mandatory": c.mandatory} for c in chosen],
-        "targets": sorted(p for c in chosen for p in published.get(c.id, {})),
     })
 
 
 def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
     """Publish every channel (new versions for ``changed``; None = those whose
-    content differs) and every school's index. Returns the new versions.
+    content differs, or whose hash bins are too few for its size: the one publish
+    that moves a hub from the layout before bins) and every school's index.
+    Returns the new versions.
 
     When no channel is named and nothing differs from the last moment (an enrollment,
     a subscription the school already had), nothing is signed: devices would fetch
@@ -70,14 +74,14 @@ def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
     chans = Channels(hub.db)
     current = {c.id: channel_targets(chans, c.id) for c in chans.all()}
     if changed is None:
-        changed = {ch for ch, targets in current.items() if _differs(repo.channel_targets(ch), targets)}
-    published = {}
-    for ch, targets in current.items():
-        # an unchanged channel keeps its published version (and bytes)
-        published[ch] = targets if ch in changed else (repo.channel_targets(ch) or targets)
+        changed = {ch for ch, targets in current.items()
+                   if _differs(repo.channel_targets(ch), targets) or repo.layout_outdated(ch, len(targets))}
+    # a published channel that is not in ``changed`` keeps its published version (and bytes):
+    # the repository signs only the changed ones and new channels
+    published = current
     indexes = {}
     for code in chans.schools():
-        data = school_index(chans, code, published)
+        data = school_index(chans, code)
         sha = hub.store.put_bytes(data).sha256
         path = index_path(code)
         indexes[path] = TargetFile(length=len(data), hashes={"sha256": sha}, path=path)

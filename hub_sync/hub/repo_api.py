@@ -1,16 +1,21 @@
 """The hub's HTTP side of "down": TUF metadata, content by hash (with Range, the
 fallback transport), the channel list, enrollment and channel choices.
 
-    GET  /tuf/metadata/<name>.json     TUF metadata (timestamp re-signed when due)
+    GET  /tuf/metadata/<name>.json     TUF metadata (timestamp re-signed when due), hash bins included
     GET  /tuf/targets/<dir>/<sha>.<n>  a target, by the hash prefix ngclient uses
     GET  /content/<sha256>             a stored file, Range-capable
     GET  /api/v1/hub/channels          channels: id, title, mandatory, published version
     POST /api/v1/hub/enroll            DSSE enrollment request -> registered device
     POST /api/v1/hub/subscriptions     DSSE subscription request from an enrolled device
+
+Metadata and JSON answers go out gzip'ed when the client accepts it (``_compress``);
+TUF's lengths and hashes are those of the uncompressed files, which the client
+checks after decoding. Files by hash are sent as they are (Range needs the bytes).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -28,11 +33,27 @@ from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hub_repo", __name__)
-_METADATA_NAME = re.compile(r"^(\d+\.)?[a-z0-9][a-z0-9-]{0,62}\.json$")
+_METADATA_NAME = re.compile(r"^(\d+\.)?[a-z0-9][a-z0-9-]{0,62}(\.bin-[0-9a-f]{1,8})?\.json$")
+GZIP_MIN_BYTES = 256  # below this gzip's header costs more than it saves
+GZIP_LEVEL = 6
 
 
 def _hub() -> Hub:
     return current_app.extensions["hub"]
+
+
+@bp.after_request
+def _compress(response: Response) -> Response:
+    """gzip a JSON answer (TUF metadata included) for a client that accepts it."""
+    if (response.status_code != 200 or response.direct_passthrough or response.mimetype != "application/json"
+            or "Content-Encoding" in response.headers or "gzip" not in request.accept_encodings):
+        return response
+    response.vary.add("Accept-Encoding")
+    data = response.get_data()
+    if len(data) >= GZIP_MIN_BYTES:
+        response.set_data(gzip.compress(data, GZIP_LEVEL, mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
+    return response
 
 
 @bp.get("/tuf/metadata/<name>")
