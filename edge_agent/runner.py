@@ -60,27 +60,19 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
     With ``front = nginx`` (the default) nginx listens on host:port, started once
     gunicorn listens on its unix socket and stopped before the master exits; see
     ``edge_agent.front``."""
-    cfg = appliance.config
-    if cfg.front not in FRONTS:
-        raise ConfigError(f"设置 front 只能是 {' 或 '.join(FRONTS)}", f"setting front must be one of {', '.join(FRONTS)}")
-    check_port_free(cfg.host, cfg.port)
-    front = None
-    if cfg.front == "nginx":
-        from edge_agent.front import BLOB_LOCATION, Front, prepare
-        from edge_agent.library.public_links import PublicLinks
-
-        front = Front(cfg, prepare(cfg, appliance.store.root))  # FrontError (one line) without nginx
-        links = PublicLinks(appliance, front.paths.public)
-        links.refresh()
-        jobs = [*jobs, links.job]
-        if hasattr(cfg, "trust_front_header"):
-            cfg = cfg.replace(trust_front_header=True)  # X-Real-IP is nginx's, on the unix socket only
-    app = create_app(cfg, appliance=appliance, blueprints=blueprints)
+    stops = list(stops)
+    try:
+        front, cfg, jobs = _front(appliance, list(jobs))
+        app = create_app(cfg, appliance=appliance, blueprints=blueprints)
+    except BaseException:
+        _run_stops(stops)  # what the caller started already (the demo's hub) must not outlive a failed start
+        raise
     if front is not None:
+        from edge_agent.front import BLOB_LOCATION
+
         app.config["X_ACCEL_BLOBS"] = BLOB_LOCATION  # the app names a blob, nginx sends it
     # request threads share a few pooled SQLite connections, each handed back after its request
     _pool_connections(app, appliance)
-    stops = list(stops)
     # read now: the master must hold no database connection when gunicorn forks workers
     school_code, device_id = appliance.school_code, appliance.device_id
 
@@ -107,11 +99,7 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
             click.echo("按 Ctrl-C 停止 Press Ctrl-C to stop", err=False)
 
     def on_exit() -> None:
-        while stops:  # last started, first stopped; each once even if called twice
-            try:
-                stops.pop()()
-            except Exception:  # shutting down: log and go on stopping the rest
-                log.exception("error while stopping")
+        _run_stops(stops)
         appliance.close()
         if banner:
             click.echo("已停止 Stopped")
@@ -122,6 +110,35 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
           on_worker_start=background.start, on_worker_exit=background.stop,
           unix_socket=front.paths.socket if front is not None else None,
           on_tick=front.check if front is not None else None)
+
+
+def _front(appliance: Appliance, jobs: list[Job]):
+    """(the nginx front or None, the app's config, the jobs) for the appliance's ``front`` setting.
+    Raises the one-line errors before anything starts: port taken, nginx missing or refusing."""
+    cfg = appliance.config
+    if cfg.front not in FRONTS:
+        raise ConfigError(f"设置 front 只能是 {' 或 '.join(FRONTS)}", f"setting front must be one of {', '.join(FRONTS)}")
+    check_port_free(cfg.host, cfg.port)
+    if cfg.front != "nginx":
+        return None, cfg, jobs
+    from edge_agent.front import Front, prepare
+    from edge_agent.library.public_links import PublicLinks
+
+    front = Front(cfg, prepare(cfg, appliance.store.root))  # FrontError (one line) without nginx
+    links = PublicLinks(appliance, front.paths.public)
+    links.refresh()
+    if hasattr(cfg, "trust_front_header"):
+        cfg = cfg.replace(trust_front_header=True)  # X-Real-IP is nginx's, on the unix socket only
+    return front, cfg, [*jobs, links.job]
+
+
+def _run_stops(stops: list[Callable[[], None]]) -> None:
+    """Run ``stops`` last first, each once (the list empties), logging failures."""
+    while stops:
+        try:
+            stops.pop()()
+        except Exception:  # shutting down: log and go on stopping the rest
+            log.exception("error while stopping")
 
 
 class BackgroundJobs:

@@ -232,3 +232,12 @@ def test_a_file_catalogued_while_serving_is_sent_by_nginx_within_seconds(fronted
     r = fronted.http.get(f"/content/{blob.sha256}/new.png")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_without_nginx_the_demo_says_so_before_starting_anything(tmp_path, monkeypatch):
+    monkeypatch.setattr(front, "NGINX_PATHS", ())
+    monkeypatch.setenv("PATH", str(tmp_path))
+    data = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--data", str(data), "--port", str(free_port())])
+    assert result.exit_code == 1 and "apt-get install nginx" in result.output and "Traceback" not in result.output
+    assert not (data / "county-hub").exists()  # no hub was started

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -132,3 +133,22 @@ def test_stopping_leaves_nothing_running(tmp_path, command, how):
         assert not (data / "run" / "app.sock").exists()  # gunicorn took its socket away
     finally:
         proc.stop()
+
+
+@pytest.mark.slow
+def test_a_demo_whose_port_is_taken_stops_its_county_hub_and_says_why(tmp_path):
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = SupervisedProcess([sys.executable, "-m", "edge_agent.cli", "demo", "--data", str(data), "--port", str(port)],
+                                 cwd=REPO)
+        try:
+            assert proc.proc.wait(120) == 1
+            output = proc.output()
+            assert f"port {port} is in use" in output and "Traceback" not in output, output[-3000:]
+            assert (data / "county-hub").is_dir()  # it was started before the port was found taken ...
+            wait_until(lambda: not _naming(data), GONE_WITHIN_S, "the demo's hub to be stopped")  # ... and stopped
+        finally:
+            proc.stop()

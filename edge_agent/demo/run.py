@@ -44,6 +44,10 @@ def run_demo(data_dir: Path | None, host: str = "127.0.0.1", port: int = 8080) -
     """Prepare the demo data folder and serve until Ctrl-C."""
     from edge_agent.wiring import serve_appliance
 
+    if (EdgeConfig.load(data_dir) if data_dir else EdgeConfig()).front == "nginx":
+        from edge_agent.front import nginx_binary
+
+        nginx_binary()  # without nginx, say so in one line before starting the county hub
     data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="school-edge-demo-"))
     click.echo(f"演示数据目录 Demo data folder: {data_dir}")
     appliance = prepare_demo(data_dir, host, port)
