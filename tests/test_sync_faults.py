@@ -1,15 +1,13 @@
 """Real link faults: the appliance runs in its own network namespace behind a veth
-pair shaped with ``tc tbf`` to 2 Mbit/s; the link is cut with ``ip link set down``
-in the middle of an rsync transfer, the sync is killed with SIGKILL, and a sync is
-cut a hundred times in a row."""
+pair shaped with ``tc tbf`` to 2 Mbit/s (``link``, tests/fixtures/link.py); the link
+is cut with ``ip link set down`` in the middle of an rsync transfer, the sync is
+killed with SIGKILL, and a sync is cut a hundred times in a row."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,71 +16,13 @@ from pathlib import Path
 
 import pytest
 from fixtures.common import REPO
+from fixtures.link import NEEDS_LINK, Link
 from fixtures.sync import CATALOGUE, SyncEnv
 from hub_sync.core.processes import wait_until
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.slow,  # every test here takes 7-40 s (a shaped link, cut again and again)
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None,
-                       reason="needs root, ip netns and tc"),
-]
+pytestmark = [*NEEDS_LINK, pytest.mark.slow]  # every test here takes 15-40 s (a shaped link, cut again and again)
 
-RATE = "2mbit"
 FLIP_UP_S, FLIP_DOWN_S = 1.3, 0.4  # during the hundred cuts the link flaps: up this long, then down this long
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-class Link:
-    """A namespace for the appliance and a shaped veth pair to the host (the hub)."""
-
-    def __init__(self) -> None:
-        tag = secrets.token_hex(3)
-        self.ns, self.host_if, self.edge_if = f"se-edge-{tag}", f"seh{tag}", f"sen{tag}"
-        used = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
-        self.net = next(n for n in range(10, 250) if f"10.250.{n}." not in used)
-        self.hub_ip, self.edge_ip = f"10.250.{self.net}.1", f"10.250.{self.net}.2"
-        _ip("netns", "add", self.ns)
-        try:
-            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.edge_if)
-            _ip("link", "set", self.edge_if, "netns", self.ns)
-            _ip("addr", "add", f"{self.hub_ip}/24", "dev", self.host_if)
-            _ip("link", "set", self.host_if, "up")
-            _ip("netns", "exec", self.ns, "ip", "addr", "add", f"{self.edge_ip}/24", "dev", self.edge_if)
-            _ip("netns", "exec", self.ns, "ip", "link", "set", self.edge_if, "up")
-            _ip("netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
-            # hub -> appliance is the download direction: shape the host side's egress
-            subprocess.run(["tc", "qdisc", "add", "dev", self.host_if, "root", "tbf", "rate", RATE,
-                            "burst", "32kbit", "latency", "400ms"], check=True, capture_output=True, timeout=10)
-        except BaseException:
-            self.close()
-            raise
-
-    def down(self) -> None:
-        _ip("link", "set", self.host_if, "down")
-
-    def up(self) -> None:
-        _ip("link", "set", self.host_if, "up")
-        wait_until(self.carrier, 10, "carrier back on both ends of the link")
-
-    def carrier(self) -> bool:
-        """Both ends of the veth pair are up with a carrier (what a plugged-in cable looks like)."""
-        ends = (["ip", "-o", "link", "show", "dev", self.host_if], ["ip", "-n", self.ns, "-o", "link", "show", "dev", self.edge_if])
-        return all("LOWER_UP" in subprocess.run(end, capture_output=True, text=True, timeout=10).stdout for end in ends)
-
-    def close(self) -> None:
-        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=10)
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, timeout=10)
-
-
-@pytest.fixture
-def link():
-    lk = Link()
-    yield lk
-    lk.close()
 
 
 @pytest.fixture
@@ -104,9 +44,9 @@ def linked_env(tmp_path, link):
 
 def _sync(link: Link, linked_env: SyncEnv) -> subprocess.Popen:
     """The real ``school-edge edge sync`` inside the appliance's namespace."""
-    return subprocess.Popen(["ip", "netns", "exec", link.ns, sys.executable, "-m", "edge_agent.cli", "edge", "sync",
-                             "--data", str(linked_env.app.data_dir), "--force"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(link.inside(sys.executable, "-m", "edge_agent.cli", "edge", "sync", "--data",
+                                        str(linked_env.app.data_dir), "--force"),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def _staged_bytes(linked_env: SyncEnv) -> int:
@@ -210,7 +150,7 @@ def test_a_hundred_cuts_in_a_row_leave_no_growing_leftovers(linked_env, link):
     linked_env.add("yuwen-1", "sheet-3", {"sheet.pdf": os.urandom(20_000)})
     linked_env.publish()
     tables_before = sorted(r[0] for r in linked_env.app.db.execute("select name from sqlite_master"))
-    driver = subprocess.Popen(["ip", "netns", "exec", link.ns, sys.executable, "-c", DRIVER, str(linked_env.app.data_dir), "100"],
+    driver = subprocess.Popen(link.inside(sys.executable, "-c", DRIVER, str(linked_env.app.data_dir), "100"),
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     flips = 0
     while driver.poll() is None:  # meanwhile, the link goes down and up too
