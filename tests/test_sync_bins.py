@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
+import zlib
 
 import httpx
 import pytest
@@ -16,7 +19,7 @@ from edge_agent.cli import main
 from fixtures.common import SCHOOL
 from fixtures.sync import CATALOGUE, SyncEnv
 from hub_sync.client.tuf_fetcher import HttpxFetcher
-from hub_sync.core.errors import FormatError
+from hub_sync.core.errors import FormatError, LinkError
 from hub_sync.formats import tuf_bins
 from hub_sync.hub import publisher
 from hub_sync.hub.publisher import repo_for
@@ -100,6 +103,57 @@ def test_metadata_and_json_answers_are_gzipped_only_for_a_client_that_accepts_it
         assert "content-encoding" not in identity.headers and identity.content == plain
         channels = client.get("/api/v1/hub/channels", headers={"Accept-Encoding": "gzip"})
         assert channels.json()["channels"][0]["id"] == "math-1"
+
+
+class _GzipBomb(threading.Thread):
+    """A 'hub' that answers every request with 200 and a gzip stream of zeros that never ends."""
+
+    ZEROS = b"\0" * (4 * 1024 * 1024)  # ~4 KB on the wire each
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                stream = zlib.compressobj(9, zlib.DEFLATED, 31)  # a gzip stream that is never finished
+                try:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                                 b"Connection: close\r\n\r\n")
+                    while self.sent < 200 * 1024 * 1024:  # stops by itself after 200 MB of zeros, if never cut
+                        conn.sendall(stream.compress(self.ZEROS) + stream.flush(zlib.Z_SYNC_FLUSH))
+                        self.sent += len(self.ZEROS)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.join(5)
+
+
+def test_a_compressed_answer_that_never_ends_is_cut_off_like_a_plain_one(env):
+    env.publish()
+    env.sync()
+    before = env.state()
+    bomb = _GzipBomb()
+    bomb.start()
+    try:
+        env.app.set_identity(hub_url=f"http://127.0.0.1:{bomb.port}")
+        with pytest.raises(LinkError, match="exceeding the maximum allowed length"):  # counted after decoding
+            env.sync()
+        assert bomb.sent < 64 * 1024 * 1024, bomb.sent  # cut off at the length limit, not read to the end
+    finally:
+        bomb.close()
+    assert env.state() == before
 
 
 def test_the_rsync_transfer_is_compressed_and_the_stored_file_is_the_original(env):
