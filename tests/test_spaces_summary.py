@@ -225,7 +225,7 @@ def test_existing_classes_get_a_version_when_the_migration_runs(tmp_path):
             earlier(step)
         earlier.apply(db)
         db.execute("insert into classes (name, created_at, updated_at) values ('老班级', 0, 0)")
-        assert spaces_migrations.apply(db) == ["m007_class_versions"]
+        assert spaces_migrations.apply(db)[0] == "m007_class_versions"  # then any later steps
         (version,) = db.execute("select version from class_versions").fetchone()
         with transaction(db):
             db.execute("update classes set name = '新名字'")

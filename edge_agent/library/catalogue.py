@@ -161,6 +161,14 @@ class Catalogue:
         cols = [d[0] for d in self.db.execute("select * from resources limit 0").description]
         return self._resources([dict(zip(cols, row))])[0]
 
+    def titles(self, resource_ids: list[str]) -> dict[str, str]:
+        """{id: title} of those of ``resource_ids`` still in the catalogue, in one query."""
+        ids = list(dict.fromkeys(resource_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"select id, title from resources where id in ({marks})", ids).fetchall())
+
     def file_by_sha(self, sha256: str) -> ResourceFile | None:
         """The catalogued file with this hash (only catalogued blobs are served)."""
         row = self.db.execute(

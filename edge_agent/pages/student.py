@@ -15,7 +15,6 @@ from flask import current_app, redirect, render_template, request
 from flask_babel import lazy_gettext as _l
 
 from edge_agent.const import MIB
-from edge_agent.errors import NotFoundError
 from edge_agent.spaces.const import PICTURE_COUNT, PICTURES, PIN_DIGITS
 from edge_agent.spaces.errors import AuthRequiredError, ForbiddenError
 from edge_agent.pages.i18n import safe_next
@@ -87,14 +86,8 @@ def home():
 
 
 def _titles(ids: list[str]) -> dict[str, str]:
-    out = {}
-    catalogue = current_app.extensions["appliance"].catalogue
-    for rid in ids:
-        try:
-            out[rid] = catalogue.get(rid).title
-        except NotFoundError:  # removed since: nothing to continue
-            continue
-    return out
+    """Titles of the resources a student started; one removed since is left out (nothing to continue)."""
+    return current_app.extensions["appliance"].catalogue.titles(ids)
 
 
 @bp.get("/student/assignments/<int:assignment_id>")
