@@ -38,13 +38,15 @@ def _sync_at(env: SyncEnv, fake: str) -> subprocess.CompletedProcess:
                           timeout=120, env={**os.environ})
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def one_lesson_published(env):
-    """Every test here starts with one lesson published at the hub (``env``: fixtures/sync.py)."""
+    """One lesson published at the hub of ``env`` (fixtures/sync.py)."""
     env.add("yuwen-1", "r1", {"index.html": b"<h1>a o e</h1>"})
     env.publish()
 
 
+@pytest.mark.slow  # a real hub with thousands of resources, a real sync under faketime: 5-6 s
+@pytest.mark.usefixtures("one_lesson_published")
 @needs_faketime
 def test_appliance_booted_at_1970_syncs_and_learns_the_hub_time(env):
     run = _sync_at(env, "@1970-01-02 00:00:00")
@@ -54,6 +56,8 @@ def test_appliance_booted_at_1970_syncs_and_learns_the_hub_time(env):
     assert proven is not None and abs(proven - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
 
+@pytest.mark.slow  # a real hub with thousands of resources, a real sync under faketime: 5-6 s
+@pytest.mark.usefixtures("one_lesson_published")
 @needs_faketime
 def test_at_1970_metadata_that_expired_before_a_proven_time_is_still_refused(env, monkeypatch):
     env.sync()  # proves "now"
@@ -66,6 +70,8 @@ def test_at_1970_metadata_that_expired_before_a_proven_time_is_still_refused(env
     assert env.state() == before
 
 
+@pytest.mark.slow  # a real hub with thousands of resources, a real sync under faketime: 5-6 s
+@pytest.mark.usefixtures("one_lesson_published")
 @needs_faketime
 def test_clock_years_ahead_refuses_with_a_clear_reason_and_keeps_the_old_catalogue(env):
     env.sync()

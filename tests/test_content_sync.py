@@ -23,6 +23,8 @@ from hub_sync.core.errors import CorruptBlobError, FormatError, LinkError, Repla
 from hub_sync.hub.channels import Channels
 from hub_sync.core.keys import generate_key
 
+pytestmark = pytest.mark.slow  # each test serves a real hub of 2,000 resources and syncs from it: 3-12 s
+
 
 @pytest.fixture
 def synced(env):
