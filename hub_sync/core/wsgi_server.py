@@ -115,7 +115,7 @@ def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
     if unix_socket is None:
         check_port_free(host, port)
     limit_malloc_arenas()
-    trimmer = IdleTrimmer(app)
+    trimmer = IdleTrimmer(BodyDrainer(app))
     options = gunicorn_options(host, port, workers, threads, on_ready, on_exit, proc_name)
     if unix_socket is not None:
         options["bind"] = f"unix:{unix_socket}"
@@ -169,6 +169,50 @@ def trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to give back this way
         pass
+
+
+DRAIN_ABOVE_BYTES = 64 * 1024  # gunicorn itself discards at most this much unread body, then closes
+
+
+class BodyDrainer:
+    """WSGI wrapper that reads what the app left unread of a large request body, after
+    the answer was sent (an upload refused before its body was read: not logged in,
+    over quota). gunicorn closes such a connection instead, and nginx, still sending
+    the body it buffered, reports 502 instead of the app's answer. Small bodies and
+    bodiless requests are passed through untouched (a file answer keeps its sendfile)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        result = self.app(environ, start_response)
+        if length <= DRAIN_ABOVE_BYTES:
+            return result
+        return _DrainAfter(result, environ["wsgi.input"])
+
+
+class _DrainAfter:
+    def __init__(self, result, body) -> None:
+        self.result = result
+        self.body = body
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.result, "close"):
+                self.result.close()
+        finally:
+            try:
+                while self.body.read(1024 * 1024):
+                    pass
+            except Exception:  # the client went away or sent a broken body: gunicorn closes the connection
+                pass
 
 
 class IdleTrimmer:
