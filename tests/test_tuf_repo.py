@@ -262,3 +262,28 @@ def test_bins_nobody_touched_are_re_signed_before_they_expire(hub, monkeypatch):
         if name.startswith("yuwen-1"):
             assert entry.version == 2 and _md(hub, f"2.{name}").signed.expires > later + tuf_repo.CHANNEL_LIFETIME / 2
     assert second.channel_versions["yuwen-1"] == first.channel_versions["yuwen-1"] + 1
+
+
+def test_with_bins_expiry_rotation_and_pruning_hold_for_every_bin(hub, tmp_path):
+    Channels(hub.db).put_channel("yuwen-1", mandatory=True)
+    _seed(hub, "yuwen-1", 1_000)
+    before = now_utc()
+    publish(hub)
+    for i in range(4):  # moments that change one bin each
+        _add(hub, "yuwen-1", f"r{i}", f"lesson {i}".encode())
+        publish(hub)
+    new_key = generate_key(tmp_path / "new-online.pem")
+    repo_for(hub).rotate_online_key(new_key)
+    state = repo_for(hub).state()
+    channel = _md(hub, f"{state.channel_versions['yuwen-1']}.yuwen-1.json").signed
+    assert channel.delegations.succinct_roles.keyids == [new_key.public_key.keyid]
+    meta = _md(hub, f"{state.snapshot_version}.snapshot.json").signed.meta
+    for name in channel.delegations.succinct_roles.get_roles():  # every bin re-signed with the new key
+        md = _md(hub, f"{meta[name + '.json'].version}.{name}.json")
+        channel.verify_delegate(name, md.signed_bytes, md.signatures)
+        assert abs(md.signed.expires - (before + tuf_repo.CHANNEL_LIFETIME)) < timedelta(seconds=30)
+    names = {p.name for p in (hub.repo_dir / "metadata").iterdir()}
+    keep = range(state.snapshot_version - tuf_repo.KEEP_MOMENTS + 1, state.snapshot_version + 1)
+    for v in keep:  # a client mid-update can finish any kept moment
+        assert all(f"{m.version}.{role}" in names for role, m in _md(hub, f"{v}.snapshot.json").signed.meta.items())
+    assert len([n for n in names if ".bin-" in n]) <= 3 * 8  # older bin versions are pruned
