@@ -23,7 +23,7 @@ from fixtures.common import REPO
 
 from hub_sync.core.processes import SupervisedProcess, free_port, wait_until
 
-STOP_WITHIN_S = 8.0  # "a few seconds": gunicorn's graceful timeout is 5
+STOP_WITHIN_S = 10.0  # "a few seconds" (gunicorn's graceful timeout is 5), with room for a loaded 2-core CI box
 GONE_WITHIN_S = 3.0  # after the command itself has exited
 
 
@@ -125,7 +125,7 @@ def test_stopping_leaves_nothing_running(tmp_path, command, how):
         wait_until(lambda: not [p for p in tree if _alive(p)], GONE_WITHIN_S, "every process it started to end")
         assert not _group(proc.pid)
         assert not _naming(data), _naming(data)
-        assert took <= STOP_WITHIN_S, f"took {took:.1f} s to stop"
+        assert took <= STOP_WITHIN_S, f"took {took:.1f} s to stop:\n{proc.output()[-3000:]}"
         output = proc.output()
         assert "SIGKILL" not in output and "Traceback" not in output, output[-3000:]
         assert "已停止 Stopped" in output
