@@ -68,3 +68,25 @@ def test_a_withdrawn_file_leaves_the_module_once_no_kept_moment_lists_it(env):
         env.publish()
     assert not set(old) & listing(env.rsync_url)
     assert set(old) <= set(env.hub.store)             # the store keeps it; only the module lets it go
+
+
+def test_the_hub_http_routes_hand_out_published_files_only(env):
+    """The HTTP side of the same rule: ``/content/<sha>`` and ``/tuf/targets/...`` answer
+    a published file and 404 for an upload waiting for review or an unpublished draft."""
+    import httpx
+
+    lesson = env.add("yuwen-1", "r1", {"index.html": b"<p>a o e</p>"})
+    env.publish()
+    draft = env.add("yuwen-1", "r2", {"draft.html": b"<p>not published yet</p>"})
+    upload = env.hub.store.put_bytes(b"a teacher's upload waiting for review").sha256
+
+    got = httpx.get(f"{env.hub_url}/content/{lesson[0]}", timeout=10)
+    assert got.status_code == 200 and got.content == b"<p>a o e</p>"
+    assert httpx.get(f"{env.hub_url}/tuf/targets/yuwen-1/r1/{lesson[0]}.index.html", timeout=10).status_code == 200
+    for hidden in (upload, *draft):
+        assert httpx.get(f"{env.hub_url}/content/{hidden}", timeout=10).status_code == 404
+        assert httpx.get(f"{env.hub_url}/tuf/targets/x/{hidden}.f", timeout=10).status_code == 404
+    assert upload in set(env.hub.store)  # kept for review, just not handed out
+
+    env.publish()
+    assert httpx.get(f"{env.hub_url}/content/{draft[0]}", timeout=10).status_code == 200

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from tuf.api.metadata import TargetFile
 
 from hub_sync.core.atomic_file import fsync_dir
+from hub_sync.core.blobstore import is_sha256
 from hub_sync.formats.envelope import canonical_json
 from hub_sync.formats.tuf_repo import RepoState, TufRepo, index_path, target_path
 from hub_sync.hub.channels import Channels
@@ -111,6 +112,16 @@ def link_published_files(hub: Hub) -> Path:
     repo = repo_for(hub)
     with repo.locked():  # no publish (and no prune) while the folder follows the metadata
         return link_published(hub.store, repo.published_hashes(), hub.data_dir / PUBLISHED_DIR)
+
+
+def published_file(hub: Hub, sha256: str) -> Path | None:
+    """The published copy of blob ``sha256`` (its hard link in the published folder),
+    or None when no kept TUF moment lists it: teachers' uploads waiting for review and
+    withdrawn files are not handed out by hash, over HTTP as over rsync."""
+    if not is_sha256(sha256):
+        return None
+    path = hub.data_dir / PUBLISHED_DIR / sha256[:2] / sha256[2:]
+    return path if path.is_file() else None
 
 
 def add_files(hub: Hub, files: list[Path], mimes: dict[str, str] | None = None) -> list[dict]:

@@ -22,13 +22,12 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from hub_sync.core.blobstore import is_sha256
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.formats.enrollment import SUBSCRIPTION_KIND, peek_device, read_enrollment, token_hash
 from hub_sync.core.errors import DeviceError, FormatError
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.hub import Hub
-from hub_sync.hub.publisher import publish, repo_for
+from hub_sync.hub.publisher import publish, published_file, repo_for
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -84,10 +83,9 @@ def content(sha: str):
 
 
 def _blob(sha: str):
-    store = _hub().store
-    if not is_sha256(sha) or not store.has(sha):
+    path = published_file(_hub(), sha)  # published files only: nothing waiting for review, nothing withdrawn
+    if path is None:
         abort(404)
-    path = store.path_for(sha)
     size = path.stat().st_size
     start, end, status = 0, size, 200
     rng = request.range

@@ -11,8 +11,12 @@ from flask import Flask
 
 from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.hub import Hub
+from hub_sync.hub.publisher import link_published_files
 
 
 def app_from_env() -> Flask:
-    """The hub app for the data folder named by ``HUB_DATA``."""
-    return create_hub_app(Hub.open(os.environ["HUB_DATA"]))
+    """The hub app for the data folder named by ``HUB_DATA``; the published files
+    are brought up to date first, as ``hub serve`` does."""
+    hub = Hub.open(os.environ["HUB_DATA"])
+    link_published_files(hub)
+    return create_hub_app(hub)
