@@ -135,6 +135,7 @@ def test_a_teacher_opens_the_exercise_file_and_sees_the_key(clients, site):
         assert "十二" in r.text and json.loads(r.content)["questions"][3]["answer"] == ["12", "十二"]
         # only for the teacher's browser: no shared cache may keep it for the next pupil
         assert "private" in r.headers["Cache-Control"] and "public" not in r.headers["Cache-Control"]
+        assert r.headers["Content-Type"] == "application/json" and r.headers["X-Content-Type-Options"] == "nosniff"
     a = t.get(f"/api/v1/assignments/{site.school.assignments['exercise']}").json()
     assert a["answer_key"]["q4"] == ["12", "十二"] and a["answer_key"]["q3"] == [0, 2]
 
