@@ -5,6 +5,8 @@ import re
 import httpx
 import pytest
 
+from hub_sync.core.processes import wait_until
+
 from fixtures.browser import LAPTOP, SCREEN, TABLET
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a served site and Chromium: seconds per test
@@ -66,6 +68,9 @@ def test_resource_removed_while_open_says_so(pages, site):
     try:
         res = appliance.catalogue.get("sample-00002")
         appliance.catalogue.delete("sample-00002")
+        # the front stops sending a removed resource's files once its public links follow the catalogue
+        src = page.evaluate("document.getElementById('media').src")
+        wait_until(lambda: httpx.head(src, timeout=5).status_code == 404, 15, "the removed file to stop being served")
         page.evaluate("var m = document.getElementById('media'); m.src = m.src + '?again'; m.load()")
         note = page.locator(".removed")
         note.wait_for(state="visible")
