@@ -74,22 +74,7 @@ def file_response(path: Path, mime: str, etag: str, immutable: bool, download_na
     rv = Response(wrap_file(request.environ, f), mimetype=mime, direct_passthrough=True)
     rv.content_length = size
     rv.set_etag(etag)
-    if private:
-        rv.cache_control.private = True
-        rv.cache_control.no_cache = True
-        rv.cache_control.max_age = 0
-        rv.vary.add("Cookie")
-    elif immutable:
-        rv.cache_control.public = True
-        rv.cache_control.max_age = IMMUTABLE_MAX_AGE_S
-        rv.cache_control.immutable = True
-    else:
-        rv.cache_control.no_cache = True
-        rv.cache_control.max_age = CATALOGUE_MAX_AGE_S
-    rv.headers["X-Content-Type-Options"] = "nosniff"
-    if is_active_type(mime):
-        # lessons run scripts, but never with the appliance's origin or cookies
-        rv.headers["Content-Security-Policy"] = LESSON_SANDBOX
+    _file_headers(rv, mime, immutable, private)
     if download_name:
         rv.headers["Content-Disposition"] = "inline"
     try:
@@ -114,7 +99,13 @@ def accel_response(path: Path, store_root: Path, location: str, mime: str, immut
     and caching; nginx sends the bytes (sendfile, Range, conditional requests)."""
     rv = Response(b"", mimetype=mime)
     rv.headers["X-Accel-Redirect"] = location + path.relative_to(store_root).as_posix()
-    if private:
+    _file_headers(rv, mime, immutable, private)
+    return rv
+
+
+def _file_headers(rv: Response, mime: str, immutable: bool, private: bool) -> None:
+    """Caching, no sniffing and the lesson sandbox: the same whoever sends the bytes."""
+    if private:  # answer keys and hand-ins: this browser only, never a shared cache
         rv.cache_control.private = True
         rv.cache_control.no_cache = True
         rv.cache_control.max_age = 0
@@ -128,5 +119,5 @@ def accel_response(path: Path, store_root: Path, location: str, mime: str, immut
         rv.cache_control.max_age = CATALOGUE_MAX_AGE_S
     rv.headers["X-Content-Type-Options"] = "nosniff"
     if is_active_type(mime):
+        # lessons run scripts, but never with the appliance's origin or cookies
         rv.headers["Content-Security-Policy"] = LESSON_SANDBOX
-    return rv
