@@ -20,6 +20,7 @@ from flask import Blueprint
 from edge_agent.app import create_app
 from edge_agent.appliance import Appliance
 from edge_agent.errors import ConfigError
+from edge_agent.lan_announce import announced_addresses
 from hub_sync.core.wsgi_server import check_port_free, serve
 
 
@@ -31,9 +32,13 @@ FRONTS = ("nginx", "none")
 Job = Callable[[Appliance], Callable[[], None]]
 
 
-def urls_for(host: str, port: int) -> list[str]:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    return [f"http://{shown}:{port}/"]
+def urls_for(host: str, port: int, interfaces: str = "all") -> list[str]:
+    """The addresses to print for a server bound to ``host``: on all interfaces, the
+    LAN addresses tablets can reach (the ones announced), then this machine's own."""
+    if host not in ("0.0.0.0", ""):
+        return [f"http://{host}:{port}/"]
+    shown = [*announced_addresses(host, interfaces), "127.0.0.1"]
+    return [f"http://{a}:{port}/" for a in dict.fromkeys(shown)]
 
 
 def _pool_connections(app, appliance: Appliance) -> None:
@@ -92,7 +97,7 @@ def run_appliance(appliance: Appliance, *, blueprints: Iterable[Blueprint] = (),
             stops.append(announcer.close)
         if banner:
             click.echo(f"学校设备已启动 Appliance serving ({school_code or '未配置 unprovisioned'}, {device_id})")
-            for url in urls_for(cfg.host, cfg.port):
+            for url in urls_for(cfg.host, cfg.port, cfg.announce_interfaces):
                 click.echo(f"  {url}")
             for line in extra_lines or []:
                 click.echo(line)

@@ -4,7 +4,9 @@ import re
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from edge_agent.front import OPEN_FILE_CACHE_VALID_S
 from hub_sync.core.processes import wait_until
 
 from fixtures.browser import LAPTOP, SCREEN, TABLET
@@ -68,12 +70,19 @@ def test_resource_removed_while_open_says_so(pages, site):
     try:
         res = appliance.catalogue.get("sample-00002")
         appliance.catalogue.delete("sample-00002")
-        # the front stops sending a removed resource's files once its public links follow the catalogue
-        src = page.evaluate("document.getElementById('media').src")
-        wait_until(lambda: httpx.head(src, timeout=5).status_code == 404, 15, "the removed file to stop being served")
-        page.evaluate("var m = document.getElementById('media'); m.src = m.src + '?again'; m.load()")
         note = page.locator(".removed")
-        note.wait_for(state="visible")
+
+        def reload_shows_removed() -> bool:
+            page.evaluate("var m = document.getElementById('media'); m.src = m.src.split('?')[0] + '?t=' + Date.now(); m.load()")
+            try:
+                note.wait_for(state="visible", timeout=1000)
+                return True
+            except PlaywrightTimeout:
+                return False
+
+        # the front's public links follow the catalogue within seconds, and each nginx worker may
+        # send a file it opened up to OPEN_FILE_CACHE_VALID_S longer (docs/lan-front.md)
+        wait_until(reload_shows_removed, OPEN_FILE_CACHE_VALID_S + 20, "the player to say the resource was removed")
         assert "已被移除" in note.inner_text()
         page.goto(site.base + "/library/sample-00002")
         assert "找不到资源" in page.locator(".error-page").inner_text()

@@ -19,6 +19,7 @@ from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 from edge_agent.const import ANNOUNCE_ADDRESS_POLL_S, SERVICE_TYPE
 from edge_agent.lan_announce import announced_addresses, discover
+from edge_agent.runner import urls_for
 from hub_sync.core.processes import wait_until
 
 pytestmark = NETNS
@@ -109,3 +110,6 @@ def test_announce_interfaces_limits_the_announcement_to_the_named_interface(lan,
     assert lan.appliance.call(announced_addresses, APPLIANCE_IP, "all") == [APPLIANCE_IP]
     assert lan.appliance.call(announced_addresses, "127.0.0.1", "all") == ["127.0.0.1"]
     assert lan.appliance.call(announced_addresses, "0.0.0.0", "eth9") == []
+    # the banner of `edge serve --host 0.0.0.0` shows the addresses a tablet can use, then the device's own
+    assert lan.appliance.call(urls_for, "0.0.0.0", 8080, "all") == [
+        f"http://{APPLIANCE_IP}:8080/", f"http://{SECOND_LAN_IP}:8080/", "http://127.0.0.1:8080/"]
