@@ -247,6 +247,44 @@ def test_a_growing_channel_gets_more_bins_and_the_snapshot_keeps_every_role_it_l
         .succinct_roles.bit_length == 5  # fewer files: the bin count stays
 
 
+def test_a_hub_that_publishes_nothing_for_weeks_keeps_every_role_fresh(hub, monkeypatch):
+    """The running hub's timestamp refresh re-signs the same content as a new moment once
+    the snapshot is past half its life, and channel roles and bins when they are due."""
+    chans = Channels(hub.db)
+    chans.put_channel("yuwen-1", mandatory=True)
+    _seed(hub, "yuwen-1", 300)
+    first = publish(hub)
+    repo = repo_for(hub)
+    published = {p: t.to_dict() for p, t in repo.channel_targets("yuwen-1").items()}
+    start = now_utc()
+    for day in range(1, 61):  # two months of a hub nobody publishes on, checked twice a day
+        for half in (0, 12):
+            moment = start + timedelta(days=day, hours=half)
+            monkeypatch.setattr(tuf_repo, "now_utc", lambda moment=moment: moment)
+            repo.refresh_timestamp()
+            state = repo.state()
+            snapshot = _md(hub, f"{state.snapshot_version}.snapshot.json").signed
+            assert state.timestamp_expires > moment and snapshot.expires > moment
+            assert _md(hub, f"{state.targets_version}.targets.json").signed.expires > moment
+            for name, entry in snapshot.meta.items():
+                if name.startswith("yuwen-1"):
+                    assert _md(hub, f"{entry.version}.{name}").signed.expires > moment, (day, name)
+    assert state.snapshot_version > first.snapshot_version
+    # the same content, only signed again
+    assert {p: t.to_dict() for p, t in repo.channel_targets("yuwen-1").items()} == published and len(published) == 300
+
+
+def test_a_timestamp_refresh_alone_signs_no_new_moment_while_the_snapshot_is_fresh(hub, monkeypatch):
+    chans = Channels(hub.db)
+    chans.put_channel("yuwen-1", mandatory=True)
+    _add(hub, "yuwen-1", "r1", b"a lesson")
+    first = publish(hub)
+    soon = now_utc() + timedelta(hours=13)
+    monkeypatch.setattr(tuf_repo, "now_utc", lambda: soon)
+    assert repo_for(hub).refresh_timestamp() is True
+    assert repo_for(hub).state().snapshot_version == first.snapshot_version
+
+
 def test_bins_nobody_touched_are_re_signed_before_they_expire(hub, monkeypatch):
     chans = Channels(hub.db)
     chans.put_channel("yuwen-1", mandatory=True)

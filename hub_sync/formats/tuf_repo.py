@@ -349,7 +349,12 @@ class TufRepo:
 
     def refresh_timestamp(self, force: bool = False) -> bool:
         """Re-sign the timestamp when it is close to expiry (a running hub calls
-        this, so a school with a good clock never sees a frozen repository)."""
+        this, so a school with a good clock never sees a frozen repository).
+
+        A county may publish nothing for weeks: when the snapshot too is past half
+        its lifetime, the same content is signed again as a new moment instead
+        (snapshot, and any targets, channel role or bin that is due), so nothing a
+        school needs expires while the hub runs."""
         with self.locked():
             if not self.exists():
                 return False
@@ -357,7 +362,13 @@ class TufRepo:
             now = now_utc()
             if not force and state.timestamp_expires - now > TIMESTAMP_RESIGN_BEFORE:
                 return False
-            self._write_timestamp(state.snapshot_version, now)
+            snapshot = self._load(f"{state.snapshot_version}.snapshot.json").signed
+            if _due(snapshot, now, SNAPSHOT_LIFETIME):
+                channels = {ch: self.channel_targets(ch) for ch in state.channel_versions}
+                indexes = self._load(f"{state.targets_version}.targets.json").signed.targets
+                self._publish_locked(channels, indexes, now, changed_channels=set())
+            else:
+                self._write_timestamp(state.snapshot_version, now)
             return True
 
     def rotate_online_key(self, new_online: Signer) -> None:
@@ -384,7 +395,7 @@ class TufRepo:
             self._publish_locked(channels, indexes, now_utc(), changed_channels=None)
 
 
-def _due(signed: Targets, now: datetime, lifetime: timedelta) -> bool:
+def _due(signed: Targets | Snapshot, now: datetime, lifetime: timedelta) -> bool:
     """True when less than half of ``lifetime`` is left before ``signed`` expires."""
     return signed.expires - now < lifetime / 2
 
