@@ -37,6 +37,7 @@ from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.usage_ack import UsageAck
 from hub_sync.formats.usage_batch import BATCH_KIND, decode_batch, read_header
 from hub_sync.hub.registry import Registry
+from hub_sync.hub.rollup import Rollup
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ class UsageIngest:
                 " values (?, ?, ?, ?, ?, ?, ?, ?)",
                 zip(repeat(header.device_id), *batch.columns(), repeat(now)),
             ).rowcount
+            # the roll-ups take exactly the events above the cursor, in this transaction: never counted twice
+            Rollup(self.db).add(header.device_id, batch, contiguous)
             self.db.execute(
                 "insert or replace into device_usage_state (device_id, contiguous_seq, last_batch_hash, updated_at)"
                 " values (?, ?, ?, ?)", [header.device_id, header.last_seq, batch.hash, now])

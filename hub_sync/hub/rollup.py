@@ -1,0 +1,263 @@
+"""Usage roll-ups kept current at ingest: counts and exact sets of learners (all SQL here).
+
+``UsageIngest.ingest`` calls ``Rollup.add`` inside the transaction that stores a
+batch, with only the events above the device's contiguous sequence (the
+per-device cursor of ``device_usage_state``): a batch stored twice, a resend
+overlapping what is held, or a replay adds nothing, and a crash leaves both the
+events and their roll-up or neither. Reports read only these tables, never the
+raw events.
+
+Three tables, each kept at three levels of time bucket (``level`` ``d`` a day,
+``w`` a week starting Monday, ``m`` a calendar month; ``start`` the bucket's first
+day as days since 1970-01-01 in the county's time zone, UTC+8):
+
+* ``rollup_counts``: per bucket x device x resource the events, assignments given
+  and work handed in, with the resource's subject, grade and kind as the hub's
+  catalogue had them when the first event arrived (``''`` for events about no
+  resource: logins, messages);
+* ``rollup_sets``: per bucket x device x dimension (``*`` all, ``s:<subject>``,
+  ``g:<grade>``, ``k:<kind>``, ``r:<resource>``) the set of learners (and for ``*``
+  teachers) as a bitset over the device's person numbers, so distinct counts over
+  any period and any set of devices are exact: OR the buckets of a device, count
+  the bits, add the devices (a person number belongs to one device);
+* ``rollup_people``: the device's person numbers, and whether the person is a
+  teacher (anyone who ever assigned, graded, uploaded or shared; from then on their
+  views count as a teacher's, not a learner's).
+
+A person who uses two devices counts once per device.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import date, timedelta
+
+import sqlite_utils
+
+from hub_sync.core.migrations import Migrations
+
+migrations = Migrations("hub_rollup")
+
+UTC_OFFSET_S = 8 * 3600  # days are the county's days (China Standard Time)
+DAY_MS = 86_400_000
+EPOCH = date(1970, 1, 1)
+LEARNER_VERBS = frozenset({"viewed", "progressed", "completed", "answered", "submitted"})
+TEACHER_VERBS = frozenset({"assigned", "graded", "uploaded", "shared"})
+LEVELS = ("d", "w", "m")
+
+
+@migrations
+def m001_rollup(db: sqlite_utils.Database) -> None:
+    db.execute("create table rollup_counts (level text not null, start integer not null, device_id text not null,"
+               " resource text not null, subject text not null, grade text not null, kind text not null,"
+               " events integer not null, assigned integer not null, handed_in integer not null,"
+               " primary key (level, start, device_id, resource)) without rowid")
+    db.execute("create table rollup_sets (level text not null, start integer not null, device_id text not null,"
+               " dim text not null, learners blob not null, teachers blob not null,"
+               " primary key (level, start, dim, device_id)) without rowid")
+    db.execute("create table rollup_people (device_id text not null, actor text not null, idx integer not null,"
+               " teacher integer not null, primary key (device_id, actor)) without rowid")
+    # which resource an assignment is about, so a hand-in (which names only the assignment) is attributed
+    db.execute("create table rollup_assignments (device_id text not null, assignment text not null,"
+               " resource text not null, primary key (device_id, assignment)) without rowid")
+
+
+def day_number(d: date) -> int:
+    """Days since 1970-01-01 (the ``start`` of a day bucket)."""
+    return (d - EPOCH).days
+
+
+def day_date(n: int) -> date:
+    return EPOCH + timedelta(days=n)
+
+
+def bucket_start(level: str, day: int) -> int:
+    """The first day of the ``level`` bucket holding ``day``."""
+    if level == "d":
+        return day
+    d = day_date(day)
+    if level == "w":
+        return day - d.weekday()
+    return day_number(d.replace(day=1))
+
+
+def bits_or(a: bytes | None, b: bytes | None) -> bytes:
+    """OR of two bitsets (little-endian bytes); SQLite calls it when a set row meets another."""
+    x = int.from_bytes(a or b"", "little") | int.from_bytes(b or b"", "little")
+    return x.to_bytes((x.bit_length() + 7) // 8, "little")
+
+
+def to_bits(x: int) -> bytes:
+    return x.to_bytes((x.bit_length() + 7) // 8, "little")
+
+
+def register_functions(db: sqlite_utils.Database) -> None:
+    """Make ``bits_or`` callable from SQL on this connection."""
+    db.conn.create_function("bits_or", 2, bits_or, deterministic=True)
+
+
+class Rollup:
+    """Add a batch's new events to the roll-ups (call inside the ingest transaction)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        register_functions(db)
+
+    def add(self, device_id: str, batch, after_seq: int) -> int:
+        """Roll up the events of ``batch`` (a decoded ``usage_batch.Batch``) with seq > ``after_seq``; return how many."""
+        first = max(0, after_seq + 1 - batch.header.first_seq)
+        n = batch.header.count
+        if first >= n:
+            return 0
+        strings = batch.strings
+        people = self._people(device_id)
+        verb_of = [v if v in LEARNER_VERBS or v in TEACHER_VERBS else "" for v in strings]
+        teachers_now = {strings[a] for a, v in zip(batch.actor[first:], batch.verb[first:]) if verb_of[v] in TEACHER_VERBS}
+        self._number(device_id, people, {strings[a] for a in set(batch.actor[first:])}, teachers_now)
+        catalogue = _Catalogue(self.db, device_id)
+        resource_of = catalogue.resolver(batch, first)
+        counts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        learners: dict[tuple[int, str], int] = defaultdict(int)
+        teachers: dict[int, int] = defaultdict(int)
+        off = UTC_OFFSET_S * 1000
+        bit = {a: 1 << people[s][0] for a, s in ((i, strings[i]) for i in set(batch.actor[first:]))}
+        is_teacher = {a: people[strings[a]][1] for a in bit}
+        handed = catalogue.handed_in
+        for i in range(first, n):
+            day = (batch.ts_ms[i] + off) // DAY_MS
+            v, a, o, d = batch.verb[i], batch.actor[i], batch.object[i], batch.data[i]
+            resource = resource_of(v, o, d)
+            c = counts[(day, resource)]
+            c[0] += 1
+            verb = verb_of[v]
+            if verb == "assigned":
+                c[1] += 1
+            elif verb in ("submitted", "answered") and handed(verb, d):
+                c[2] += 1
+            if is_teacher[a]:
+                teachers[day] |= bit[a]
+            elif verb in LEARNER_VERBS:
+                learners[(day, "*")] |= bit[a]
+                if resource:
+                    learners[(day, resource)] |= bit[a]
+        self._write(device_id, counts, learners, teachers, catalogue)
+        return n - first
+
+    # -- people -----------------------------------------------------------------
+    def _people(self, device_id: str) -> dict[str, tuple[int, bool]]:
+        return {a: (i, bool(t)) for a, i, t in self.db.execute(
+            "select actor, idx, teacher from rollup_people where device_id = ?", [device_id])}
+
+    def _number(self, device_id: str, people: dict, actors: set[str], teachers: set[str]) -> None:
+        """Give new actors the device's next numbers and mark new teachers; update ``people``."""
+        nxt = max((i for i, _ in people.values()), default=-1) + 1
+        for actor in sorted(actors):
+            known = people.get(actor)
+            if known is None:
+                people[actor] = (nxt, actor in teachers)
+                self.db.execute("insert into rollup_people values (?, ?, ?, ?)", [device_id, actor, nxt, int(actor in teachers)])
+                nxt += 1
+            elif actor in teachers and not known[1]:
+                people[actor] = (known[0], True)
+                self.db.execute("update rollup_people set teacher = 1 where device_id = ? and actor = ?", [device_id, actor])
+
+    # -- writing ------------------------------------------------------------------
+    def _write(self, device_id: str, counts, learners, teachers, catalogue: "_Catalogue") -> None:
+        rows_c: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        rows_s: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0])
+        for (day, resource), (ev, asg, hand) in counts.items():
+            for level in LEVELS:
+                r = rows_c[(level, bucket_start(level, day), resource)]
+                r[0] += ev
+                r[1] += asg
+                r[2] += hand
+        for (day, key), bits in learners.items():
+            dims = ("*",) if key == "*" else catalogue.dims(key)
+            for level in LEVELS:
+                start = bucket_start(level, day)
+                for dim in dims:
+                    rows_s[(level, start, dim)][0] |= bits
+        for day, bits in teachers.items():
+            for level in LEVELS:
+                rows_s[(level, bucket_start(level, day), "*")][1] |= bits
+        self.db.conn.executemany(
+            "insert into rollup_counts values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set"
+            " events = events + excluded.events, assigned = assigned + excluded.assigned,"
+            " handed_in = handed_in + excluded.handed_in",
+            [(level, start, device_id, res, *catalogue.meta(res), ev, asg, hand)
+             for (level, start, res), (ev, asg, hand) in rows_c.items()])
+        self.db.conn.executemany(
+            "insert into rollup_sets values (?, ?, ?, ?, ?, ?) on conflict do update set"
+            " learners = bits_or(learners, excluded.learners), teachers = bits_or(teachers, excluded.teachers)",
+            [(level, start, device_id, dim, to_bits(lb), to_bits(tb)) for (level, start, dim), (lb, tb) in rows_s.items()])
+
+
+class _Catalogue:
+    """Resource metadata and assignment attribution for one batch (cached per distinct string)."""
+
+    def __init__(self, db: sqlite_utils.Database, device_id: str) -> None:
+        self.db = db
+        self.device_id = device_id
+        self._meta: dict[str, tuple[str, str, str]] = {"": ("", "", "")}
+        self._data: dict[int, dict] = {}
+        self._strings: list[str] = []
+
+    def meta(self, resource: str) -> tuple[str, str, str]:
+        """(subject, grade, kind) of a resource as the hub's catalogue has it ('' when unknown)."""
+        got = self._meta.get(resource)
+        if got is None:
+            row = self.db.execute("select meta from hub_resources where id = ?", [resource]).fetchone()
+            m = json.loads(row[0]) if row else {}
+            got = self._meta[resource] = tuple(str(m.get(k) or "") for k in ("subject", "grade", "kind"))
+        return got
+
+    def dims(self, resource: str) -> tuple[str, ...]:
+        subject, grade, kind = self.meta(resource)
+        return (f"s:{subject}", f"g:{grade}", f"k:{kind}", f"r:{resource}")
+
+    def data(self, d: int) -> dict:
+        got = self._data.get(d)
+        if got is None:
+            try:
+                got = json.loads(self._strings[d])
+            except ValueError:
+                got = {}
+            self._data[d] = got if isinstance(got, dict) else {}
+        return self._data[d]
+
+    def handed_in(self, verb: str, d: int) -> bool:
+        """A hand-in, or the first attempt at an exercise (later attempts are not more work handed in)."""
+        return verb == "submitted" or self.data(d).get("attempt") == 1
+
+    def resolver(self, batch, first: int):
+        """A function (verb idx, object idx, data idx) -> resource id of an event ('' for none)."""
+        strings = self._strings = batch.strings
+        assigned = {}
+        for v, o, d in zip(batch.verb[first:], batch.object[first:], batch.data[first:]):
+            if strings[v] == "assigned":
+                assigned[strings[o]] = str(self.data(d).get("resource_id") or "")
+        for obj, res in assigned.items():
+            self.db.execute("insert or ignore into rollup_assignments values (?, ?, ?)", [self.device_id, obj, res])
+        cache: dict[tuple[int, int], str] = {}
+
+        def resource(v: int, o: int, d: int) -> str:
+            key = (o, d)
+            got = cache.get(key)
+            if got is None:
+                obj = strings[o]
+                if obj.startswith("resource:"):
+                    got = obj[len("resource:"):]
+                elif obj.startswith("assignment:"):
+                    got = str(self.data(d).get("resource_id") or "") or assigned.get(obj) or self._assignment(obj)
+                else:
+                    got = ""
+                cache[key] = got
+            return got
+
+        return resource
+
+    def _assignment(self, obj: str) -> str:
+        row = self.db.execute("select resource from rollup_assignments where device_id = ? and assignment = ?",
+                              [self.device_id, obj]).fetchone()
+        return row[0] if row else ""
