@@ -78,7 +78,7 @@ def safe_relative_path(path: str) -> bool:
     return norm == path and not norm.startswith("..") and all(p not in ("", ".", "..") for p in path.split("/"))
 
 
-def _translate(exc: Exception) -> SyncError:
+def translate(exc: Exception) -> SyncError:
     """Turn a python-tuf refusal into one clear, bilingual reason."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, tuf_errors.ExpiredMetadataError):
@@ -145,24 +145,32 @@ class SyncClient:
         self.remove_tuf_leftovers()
         fetcher = self.fetcher_factory()
         try:
-            bootstrap = None if (self.metadata_dir / "root.json").exists() else self.pinned_root
-            updater = Updater(str(self.metadata_dir), f"{self.hub_url}/tuf/metadata/", str(self.state_dir / "index"),
-                              f"{self.hub_url}/tuf/targets/", fetcher=fetcher, bootstrap=bootstrap)
-            # ngclient checks expiry against a reference time fixed when its trusted set is
-            # made; use the trusted clock (never earlier than a time the hub proved).
-            updater._trusted_set.reference_time = self.clock.now()
-            updater.refresh()
-            timestamp = Metadata.from_bytes((self.metadata_dir / "timestamp.json").read_bytes())
-            proven = signed_at(timestamp)
-            if proven is not None:
-                self.clock.prove(proven)
+            updater = self.refreshed_updater(fetcher)
             index = self._read_index(updater)
             snapshot = Metadata.from_bytes((self.metadata_dir / "snapshot.json").read_bytes())
             return self._plan_from(updater, index, snapshot)
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         finally:
             fetcher.close()
+
+    def refreshed_updater(self, fetcher) -> Updater:
+        """An ngclient ``Updater`` whose top-level metadata was just refreshed and
+        verified against the pinned root (raises python-tuf's errors; ``plan`` and
+        the firmware client translate them)."""
+        self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        bootstrap = None if (self.metadata_dir / "root.json").exists() else self.pinned_root
+        updater = Updater(str(self.metadata_dir), f"{self.hub_url}/tuf/metadata/", str(self.state_dir / "index"),
+                          f"{self.hub_url}/tuf/targets/", fetcher=fetcher, bootstrap=bootstrap)
+        # ngclient checks expiry against a reference time fixed when its trusted set is
+        # made; use the trusted clock (never earlier than a time the hub proved).
+        updater._trusted_set.reference_time = self.clock.now()
+        updater.refresh()
+        timestamp = Metadata.from_bytes((self.metadata_dir / "timestamp.json").read_bytes())
+        proven = signed_at(timestamp)
+        if proven is not None:
+            self.clock.prove(proven)
+        return updater
 
     def _read_index(self, updater: Updater) -> dict:
         """This school's index: the verified copy kept from the last sync when its

@@ -7,6 +7,9 @@ Roles::
     targets    online key; one delegated role per channel (role name = channel id,
                paths ``<channel>/*/*``) and one target per school index
                ``schools/<school_code>.json`` (which channels a school gets)
+    firmware   the ``firmware`` key (its own, delegated from targets like a channel):
+               the appliance software's releases ``firmware/<version>/...`` and the
+               rollout rules ``firmware/rollout.json`` (``hub_sync.formats.firmware_rollout``)
     <channel>  online key; one target per resource file, ``<channel>/<resource>/<sha256>``,
                with the curriculum metadata in the target's ``custom`` field; a big
                channel instead delegates to hash bins ``<channel>.bin-<hex>`` that hold
@@ -53,7 +56,10 @@ TIMESTAMP_RESIGN_BEFORE = timedelta(hours=12)
 
 SIGNED_AT = "signed_at"  # extra signed field of timestamp metadata: the hub's clock
 CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-RESERVED_ROLES = {"root", "targets", "snapshot", "timestamp", "schools"}
+FIRMWARE_ROLE = "firmware"
+# firmware/rollout.json, firmware/<V>/manifest.json, firmware/<V>/wheels/<name>.whl
+FIRMWARE_PATHS = [f"{FIRMWARE_ROLE}/*", f"{FIRMWARE_ROLE}/*/*", f"{FIRMWARE_ROLE}/*/*/*"]
+RESERVED_ROLES = {"root", "targets", "snapshot", "timestamp", "schools", FIRMWARE_ROLE}
 INDEX_PREFIX = "schools/"
 
 _SERIALIZER = JSONSerializer(compact=False)
@@ -90,16 +96,19 @@ class RepoState:
     targets_version: int
     channel_versions: dict[str, int]
     timestamp_expires: datetime
+    firmware_version: int = 0  # the firmware role's version (0: never published)
 
 
 class TufRepo:
     """A TUF repository in ``repo_dir/metadata`` (targets live in a BlobStore)."""
 
-    def __init__(self, repo_dir: str | Path, root_signer: Signer | None, online_signer: Signer) -> None:
+    def __init__(self, repo_dir: str | Path, root_signer: Signer | None, online_signer: Signer,
+                 firmware_signer: Signer | None = None) -> None:
         self.repo_dir = Path(repo_dir)
         self.metadata_dir = self.repo_dir / "metadata"
         self.root_signer = root_signer
         self.online_signer = online_signer
+        self.firmware_signer = firmware_signer  # the firmware role's key, when this hub has one
 
     # -- reading ----------------------------------------------------------------
     def exists(self) -> bool:
@@ -123,8 +132,9 @@ class TufRepo:
         targets_version = snap.meta["targets.json"].version
         delegations = self._load(f"{targets_version}.targets.json").signed.delegations
         delegated = (delegations.roles or {}) if delegations else {}
-        channels = {name: snap.meta[f"{name}.json"].version for name in delegated}
-        return RepoState(snap.version, targets_version, channels, ts.signed.expires)
+        channels = {name: snap.meta[f"{name}.json"].version for name in delegated if name != FIRMWARE_ROLE}
+        firmware = snap.meta[f"{FIRMWARE_ROLE}.json"].version if FIRMWARE_ROLE in delegated else 0
+        return RepoState(snap.version, targets_version, channels, ts.signed.expires, firmware)
 
     def snapshot_meta(self, snapshot_version: int) -> dict[str, MetaFile]:
         """``<role>.json`` -> version, as snapshot ``snapshot_version`` lists them."""
@@ -152,6 +162,13 @@ class TufRepo:
             if f"{name}.json" in meta:
                 out.update(self._load(f"{meta[f'{name}.json'].version}.{name}.json").signed.targets)
         return out
+
+    def firmware_targets(self) -> dict[str, TargetFile]:
+        """The targets of the firmware role as last published (empty if never)."""
+        state = self.state() if self.exists() else None
+        if state is None or not state.firmware_version:
+            return {}
+        return self._load(f"{state.firmware_version}.{FIRMWARE_ROLE}.json").signed.targets
 
     def layout_outdated(self, channel: str, n_targets: int) -> bool:
         """True when a published channel of ``n_targets`` files should have more hash
@@ -219,6 +236,22 @@ class TufRepo:
             self._write("root.json", md)
             self._publish_locked({}, {}, now, changed_channels=set())
 
+    def publish_firmware(self, targets: dict[str, TargetFile]) -> RepoState:
+        """Publish a new moment whose firmware role lists ``targets`` (signed with the
+        firmware key); channels and school indexes stay as published."""
+        if self.firmware_signer is None:
+            raise SyncError("发布软件更新需要 firmware 密钥", "the firmware key is needed to publish appliance software")
+        for path in targets:
+            if not DelegatedRole(name=FIRMWARE_ROLE, keyids=[], threshold=1, terminating=True,
+                                 paths=FIRMWARE_PATHS).is_delegated_path(path):
+                raise FormatError(f"软件更新的路径 {path} 无效", f"firmware target path {path!r} is invalid")
+        with self.locked():
+            state = self.state()
+            # unchanged channels are only renewed when due, so their targets are not needed here
+            channels: dict[str, dict[str, TargetFile]] = {ch: {} for ch in state.channel_versions}
+            indexes = self._load(f"{state.targets_version}.targets.json").signed.targets
+            return self._publish_locked(channels, indexes, now_utc(), changed_channels=set(), firmware=targets)
+
     def publish(self, channels: dict[str, dict[str, TargetFile]], indexes: dict[str, TargetFile],
                 changed_channels: set[str] | None = None) -> RepoState:
         """Publish a new moment: channel roles (only ``changed_channels`` get a new
@@ -228,7 +261,7 @@ class TufRepo:
         with self.locked():
             return self._publish_locked(channels, indexes, now_utc(), changed_channels)
 
-    def _publish_locked(self, channels, indexes, now, changed_channels) -> RepoState:
+    def _publish_locked(self, channels, indexes, now, changed_channels, firmware=None) -> RepoState:
         old = self.state() if self.exists() else RepoState(0, 0, {}, now)
         old_meta = self.snapshot_meta(old.snapshot_version) if old.snapshot_version else {}
         online = self.online_signer
@@ -243,7 +276,13 @@ class TufRepo:
                 snap_meta.update(self._write_channel(ch, channels[ch], old_meta, now, resign=changed_channels is None))
             else:
                 snap_meta.update(self._renew_due(ch, old_meta, now))
-        delegations = Delegations(keys={online.public_key.keyid: online.public_key}, roles=roles)
+        keys = {online.public_key.keyid: online.public_key}
+        firmware_key = self._firmware_entries(old, firmware, now, snap_meta)
+        if firmware_key is not None:
+            roles[FIRMWARE_ROLE] = DelegatedRole(name=FIRMWARE_ROLE, keyids=[firmware_key.keyid], threshold=1,
+                                                 terminating=True, paths=list(FIRMWARE_PATHS))
+            keys[firmware_key.keyid] = firmware_key
+        delegations = Delegations(keys=keys, roles=roles)
         targets = Targets(version=old.targets_version + 1, expires=now + TARGETS_LIFETIME, targets=dict(indexes),
                           delegations=delegations)
         if old.targets_version:
@@ -304,6 +343,29 @@ class TufRepo:
         self._write(f"{role.version}.{ch}.json", self._sign(role, online))
         out[f"{ch}.json"] = MetaFile(version=role.version)
         return out
+
+    def _firmware_entries(self, old: RepoState, firmware: dict[str, TargetFile] | None, now: datetime,
+                          snap_meta: dict[str, MetaFile]):
+        """Sign the firmware role anew (``firmware`` given) or keep the published one
+        (renewed when due and this repository holds its key); return the key the
+        targets role delegates it to, or None when the hub never published firmware."""
+        if firmware is not None:
+            version = old.firmware_version + 1
+            self._write(f"{version}.{FIRMWARE_ROLE}.json", self._sign(
+                Targets(version=version, expires=now + CHANNEL_LIFETIME, targets=dict(firmware)), self.firmware_signer))
+            snap_meta[f"{FIRMWARE_ROLE}.json"] = MetaFile(version=version)
+            return self.firmware_signer.public_key
+        if not old.firmware_version:
+            return None
+        top = self._load(f"{old.targets_version}.targets.json").signed
+        key = top.delegations.keys[top.delegations.roles[FIRMWARE_ROLE].keyids[0]]
+        role = self._load(f"{old.firmware_version}.{FIRMWARE_ROLE}.json").signed
+        signer = self.firmware_signer
+        if signer is not None and signer.public_key.keyid == key.keyid and _due(role, now, CHANNEL_LIFETIME):
+            role.version, role.expires = role.version + 1, now + CHANNEL_LIFETIME
+            self._write(f"{role.version}.{FIRMWARE_ROLE}.json", self._sign(role, signer))
+            snap_meta[f"{FIRMWARE_ROLE}.json"] = MetaFile(version=role.version)
+        return key
 
     def _renew_due(self, ch: str, old_meta: dict[str, MetaFile], now: datetime) -> dict[str, MetaFile]:
         """Re-sign, unchanged, the role of an unchanged channel and those of its bins

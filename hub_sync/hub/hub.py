@@ -29,7 +29,7 @@ from hub_sync.core.file_modes import tighten_tree
 from hub_sync.core.keys import generate_key, load_signer
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import open_db
-from hub_sync.hub import channels, downlink, ingest, registry, usb_offers
+from hub_sync.hub import channels, downlink, firmware_repo, ingest, registry, usb_offers
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import repo_for
 from hub_sync.hub.registry import Registry
@@ -38,7 +38,8 @@ HUB_DB = "hub.db"
 
 # The migration sets of the hub's storage modules, applied in this order when a hub is opened.
 HUB_MIGRATIONS: tuple[Migrations, ...] = (registry.migrations, channels.migrations, ingest.migrations,
-                                          downlink.migrations, usb_offers.migrations)
+                                          downlink.migrations, usb_offers.migrations,
+                                          firmware_repo.migrations)
 
 
 class Hub:

@@ -20,6 +20,7 @@ from tuf.api.metadata import TargetFile
 
 from hub_sync.core.atomic_file import fsync_dir
 from hub_sync.core.blobstore import is_sha256
+from hub_sync.core.keys import load_signer
 from hub_sync.formats.envelope import canonical_json
 from hub_sync.formats.tuf_repo import RepoState, TufRepo, index_path, target_path
 from hub_sync.hub.channels import Channels
@@ -30,10 +31,14 @@ if TYPE_CHECKING:  # the Hub imports this module; a type-only import keeps the l
 
 log = logging.getLogger(__name__)
 
+FIRMWARE_KEY_FILE = "firmware.pem"  # in the hub's keys folder: signs the firmware role and its releases
+
 
 def repo_for(hub: Hub) -> TufRepo:
     """The hub's TUF repository (created on first use)."""
-    repo = TufRepo(hub.repo_dir, hub.root_signer, hub.online_signer)
+    firmware_key = hub.data_dir / "keys" / FIRMWARE_KEY_FILE  # made by the first ``hub firmware publish``
+    repo = TufRepo(hub.repo_dir, hub.root_signer, hub.online_signer,
+                   load_signer(firmware_key) if firmware_key.is_file() else None)
     if not repo.exists():
         repo.init()
     return repo
