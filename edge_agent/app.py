@@ -25,6 +25,7 @@ from edge_agent.config import EdgeConfig
 from edge_agent.const import MIB
 from edge_agent.library import content_api
 from edge_agent.sync import api as sync_api
+from edge_agent.sync import interaction_api as live_interaction_api
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def create_app(config: EdgeConfig | Mapping[str, Any] | None = None, appliance: 
     app.register_blueprint(content_api.bp)  # catalogue, content files, status
     spaces.register(app)  # learning spaces' JSON API
     app.register_blueprint(sync_api.bp)  # sync now, its progress, channel choice
+    app.register_blueprint(live_interaction_api.bp)  # live lessons: timetable now/next, pupils' hands and questions
     pages.register(app)  # classroom pages
     for bp in blueprints:
         app.register_blueprint(bp)

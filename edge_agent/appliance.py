@@ -36,6 +36,8 @@ from edge_agent.journal import migrations as journal_migrations
 from edge_agent.library.schema import migrations as library_migrations
 from edge_agent.sync.schema import migrations as sync_migrations
 from edge_agent.sync.schema import usage_migrations, usb_migrations
+from edge_agent.sync.live_outbox import migrations as live_outbox_migrations
+from edge_agent.sync.live_timetable import migrations as live_timetable_migrations
 from edge_agent.sync.schema import sync_status
 from edge_agent.spaces.idempotency import migrations as idempotency_migrations
 from edge_agent.spaces.schema import migrations as spaces_migrations
@@ -67,6 +69,8 @@ MIGRATIONS: tuple[Migrations, ...] = (
     downlink_migrations,     # county messages applied
     idempotency_migrations,  # Idempotency-Key answers of the JSON API
     usb_migrations,          # usage batches exported to sticks
+    live_timetable_migrations,  # the live lessons' timetable from the county
+    live_outbox_migrations,  # pupils' hands, questions, poll answers going up
 )
 
 

@@ -196,6 +196,9 @@ from provisioning.cli import provision as _provision_group  # noqa: E402
 from edge_agent.sync_cli import register as _register_sync_commands  # noqa: E402
 
 _register_hub_commands(hub)
+from hub_sync.hub.timetable_commands import register as _register_live_commands  # noqa: E402
+
+_register_live_commands(hub)
 from hub_sync.hub.firmware_commands import firmware as _hub_firmware_group  # noqa: E402
 
 hub.add_command(_hub_firmware_group)

@@ -16,6 +16,7 @@ change naming a class this school does not have) is rolled back alone, logged as
                       here until the hub acknowledges it, like every usage event)
     transfer_in    -> the learner is created with their space (roster_apply)
     share_status   -> spaces.uploads.set_share_status
+    live_timetable -> sync.live_timetable.apply_timetable (the whole timetable, replaced)
 """
 
 from __future__ import annotations
@@ -235,5 +236,11 @@ def _roster_row(db: sqlite_utils.Database, person_id: int) -> dict:
     return row
 
 
+def _live_timetable(appliance, body: dict) -> None:
+    from edge_agent.sync.live_timetable import apply_timetable
+
+    apply_timetable(appliance.db, body)
+
+
 APPLY = {"notice": _notice, "roster_change": _roster_change, "share_status": _share_status,
-         "transfer_in": _transfer_in, "transfer_out": _transfer_out}
+         "transfer_in": _transfer_in, "transfer_out": _transfer_out, "live_timetable": _live_timetable}

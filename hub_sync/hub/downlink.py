@@ -9,6 +9,8 @@ Every school has one queue of messages, each with a per-school sequence number
     transfer_in    {"transfer_id", "row", "space"}             a learner arrives with their space
                                                                (a transfer: waiting -> received -> delivered)
     share_status   {"resource_id", "status", "note"}           an offered teacher upload's state
+    live_timetable {"lessons", "issued_at"}                    the school's whole live-lesson timetable
+                                                               (``hub_sync.hub.live_timetable``)
 
 A device says which sequence it last applied; the hub answers with the messages
 after it (``answer``; at most ``MAX_MESSAGES`` / ``MAX_ANSWER_BYTES`` at once, and
@@ -53,7 +55,7 @@ from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
 
 log = logging.getLogger(__name__)
 
-KINDS = ("notice", "roster_change", "transfer_out", "transfer_in", "share_status")
+KINDS = ("notice", "roster_change", "transfer_out", "transfer_in", "share_status", "live_timetable")
 MAX_MESSAGES = 20                      # per answer: keeps one answer short on a thin link
 MAX_ANSWER_BYTES = 2 * MIB            # ... and a transferred space or two at most
 NOTICE_MAX_CHARS = 2000
