@@ -196,6 +196,9 @@ from provisioning.cli import provision as _provision_group  # noqa: E402
 from edge_agent.sync_cli import register as _register_sync_commands  # noqa: E402
 
 _register_hub_commands(hub)
+from hub_sync.hub.lrs_commands import register as _register_lrs_commands  # noqa: E402
+
+_register_lrs_commands(hub)
 from hub_sync.hub.timetable_commands import register as _register_live_commands  # noqa: E402
 
 _register_live_commands(hub)

@@ -2,12 +2,13 @@
 
 Each event becomes one statement (xAPI 1.0.3):
 
-* ``id``: a UUID derived from (device, seq), so exporting twice gives the same ids
-  and an LRS stores each statement once;
+* ``id``: a UUID derived from the device, the sequence number and the event
+  (``statement_id``: uuid5 in ``STATEMENT_ID_NAMESPACE``), so exporting or relaying
+  twice gives the same ids and an LRS stores each statement once;
 * ``actor``: an Agent with an ``account`` (``name`` = the learner's id,
   ``homePage`` = the school's page built from ``XAPI_SCHOOL_HOMEPAGE``);
-* ``verb``: an ADL / well-known vocabulary IRI where one exists (``VERB_IRIS``),
-  otherwise one under ``XAPI_BASE``;
+* ``verb``: ADL's vocabulary IRI where ADL has the verb (``VERB_IRIS``), otherwise one
+  in the project's own namespace ``XAPI_BASE`` (every IRI is listed in docs/xapi.md);
 * ``object``: an Activity whose id is ``XAPI_BASE/resources/<object id>``;
 * ``result``: from the event's data (``correct`` -> success, ``answer`` -> response,
   ``score`` -> score.raw, ``s`` -> duration, ``pct`` -> the cmi5 progress extension);
@@ -24,22 +25,37 @@ from typing import Any, Iterable
 from urllib.parse import quote
 
 XAPI_VERSION = "1.0.3"
-XAPI_BASE = "https://school-edge.invalid/xapi"
-XAPI_SCHOOL_HOMEPAGE = "https://school-edge.invalid/schools/{school_code}"
-_NAMESPACE = uuid.UUID("5b0c2d1e-8f4a-4c7e-9a51-3f6d2b7c9e10")
+# The project's own namespace (a w3id.org permanent identifier; docs/xapi.md lists what is under it):
+# verbs ADL has no word for, activities, extensions, school home pages.
+XAPI_BASE = "https://w3id.org/school-edge/xapi"
+XAPI_SCHOOL_HOMEPAGE = XAPI_BASE + "/schools/{school_code}"
+ADL_VERBS = "http://adlnet.gov/expapi/verbs/"
+ADL_W3ID_VERBS = "https://w3id.org/xapi/adl/verbs/"  # ADL's newer verbs (logged-in, logged-out ...)
+# statement ids are uuid5(STATEMENT_ID_NAMESPACE, "<device>/<seq>/<actor>/<verb>/<object>")
+STATEMENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, XAPI_BASE + "/statement-ids")
 _PROGRESS = "https://w3id.org/xapi/cmi5/result/extensions/progress"
 
+# journal verb -> (IRI, zh-CN display, en-US display)
 VERB_IRIS = {
-    "viewed": ("http://id.tincanapi.com/verb/viewed", "浏览", "viewed"),
-    "progressed": ("http://adlnet.gov/expapi/verbs/progressed", "进度", "progressed"),
-    "completed": ("http://adlnet.gov/expapi/verbs/completed", "完成", "completed"),
-    "answered": ("http://adlnet.gov/expapi/verbs/answered", "作答", "answered"),
-    "submitted": ("http://activitystrea.ms/schema/1.0/submit", "提交", "submitted"),
-    "graded": ("http://adlnet.gov/expapi/verbs/scored", "评分", "scored"),
-    "shared": ("http://adlnet.gov/expapi/verbs/shared", "分享", "shared"),
-    "logged_in": ("https://w3id.org/xapi/adl/verbs/logged-in", "登录", "logged in"),
-    "logged_out": ("https://w3id.org/xapi/adl/verbs/logged-out", "退出", "logged out"),
+    "viewed": (ADL_VERBS + "experienced", "浏览", "experienced"),
+    "progressed": (ADL_VERBS + "progressed", "进度", "progressed"),
+    "completed": (ADL_VERBS + "completed", "完成", "completed"),
+    "answered": (ADL_VERBS + "answered", "作答", "answered"),
+    "submitted": (XAPI_BASE + "/verbs/submitted", "提交", "submitted"),
+    "graded": (ADL_VERBS + "scored", "评分", "scored"),
+    "shared": (ADL_VERBS + "shared", "分享", "shared"),
+    "logged_in": (ADL_W3ID_VERBS + "logged-in", "登录", "logged in"),
+    "logged_out": (ADL_W3ID_VERBS + "logged-out", "退出", "logged out"),
 }
+
+
+def statement_id(device_id: str, event: Any) -> str:
+    """The statement id of ``event`` from ``device_id``: the same event always gives the same id
+    (a repeat is a no-op at the LRS); another device, sequence number or event another id."""
+    # not the time: the journal keeps microseconds, a usage batch milliseconds; an export from the
+    # appliance and the hub's relay give the same ids
+    name = "/".join(quote(str(part), safe="") for part in (device_id, event.seq, event.actor, event.verb, event.object))
+    return str(uuid.uuid5(STATEMENT_ID_NAMESPACE, name))
 
 
 def statement(event: Any, device_id: str, school_code: str) -> dict:
@@ -62,7 +78,7 @@ def statement(event: Any, device_id: str, school_code: str) -> dict:
     if data:
         result.setdefault("extensions", {})[f"{XAPI_BASE}/extensions/data"] = data
     out = {
-        "id": str(uuid.uuid5(_NAMESPACE, f"{device_id}:{event.seq}")),
+        "id": statement_id(device_id, event),
         "actor": {"objectType": "Agent",
                   "account": {"homePage": XAPI_SCHOOL_HOMEPAGE.format(school_code=quote(school_code or "unknown")),
                               "name": event.actor}},

@@ -31,6 +31,7 @@ from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import open_db
 from hub_sync.hub import channels, downlink, firmware_repo, ingest, registry, usb_offers
 from hub_sync.hub import live_interaction, live_timetable
+from hub_sync.hub import hub_settings, lrs_relay
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import repo_for
 from hub_sync.hub.registry import Registry
@@ -41,7 +42,8 @@ HUB_DB = "hub.db"
 HUB_MIGRATIONS: tuple[Migrations, ...] = (registry.migrations, channels.migrations, ingest.migrations,
                                           downlink.migrations, usb_offers.migrations,
                                           live_timetable.migrations, live_interaction.migrations,
-                                          firmware_repo.migrations)
+                                          firmware_repo.migrations,
+                                          hub_settings.migrations, lrs_relay.migrations)
 
 
 class Hub:

@@ -1,0 +1,109 @@
+"""The hub's own settings: a small typed table in the hub database.
+
+Set with ``school-edge hub config set KEY VALUE`` (``hub config`` lists them);
+every key is declared in ``HUB_SETTINGS`` with its type, default and a
+Chinese/English description, and a value is checked before it is stored, so a
+wrong one is refused with one line and the stored one is kept. All SQL of the
+settings is here; ``Hub.open`` applies the table's migrations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlsplit
+
+import sqlite_utils
+
+from hub_sync.core.errors import FormatError
+from hub_sync.core.migrations import Migrations
+from hub_sync.core.sqlite_db import transaction
+
+migrations = Migrations("hub_settings")
+
+
+@migrations
+def m001_settings(db: sqlite_utils.Database) -> None:
+    db.execute("create table hub_settings (key text primary key, value text not null, updated_at real not null)")
+
+
+def _url(value: str) -> str:
+    value = value.strip()
+    if value == "":
+        return ""  # unset: nothing is relayed
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("an http(s) address without query, e.g. https://lrs.example.org/xAPI/")
+    return value.rstrip("/") + "/"
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return number
+    return parse
+
+
+@dataclass(frozen=True)
+class HubSetting:
+    key: str
+    parse: Callable[[str], object]
+    default: object
+    help: str
+
+
+HUB_SETTINGS: dict[str, HubSetting] = {s.key: s for s in (
+    HubSetting("hub_lrs_url", _url, "",
+               "学习记录库 (LRS) 的 xAPI 地址，空则不转发 xAPI endpoint of the county's LRS (…/xAPI/); empty: no relay"),
+    HubSetting("hub_lrs_batch", _int_between(1, 5000), 500,
+               "每次 POST 的语句数 Statements per POST /statements"),
+    HubSetting("hub_lrs_interval_min", _int_between(1, 24 * 60), 10,
+               "hub serve 多久转发一次（分钟） Minutes between the relay's passes in hub serve"),
+    HubSetting("hub_lrs_timeout_s", _int_between(1, 600), 30,
+               "等待 LRS 回答的秒数 Seconds to wait for the LRS to answer one POST"),
+    HubSetting("hub_lrs_attempts", _int_between(1, 20), 5,
+               "每批最多尝试次数（指数退避） Attempts per batch (exponential backoff between them)"),
+)}
+
+
+class HubSettings:
+    """Read and change the hub's settings (typed values, defaults for unset keys)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def get(self, key: str):
+        setting = _setting(key)
+        row = self.db.execute("select value from hub_settings where key = ?", [key]).fetchone()
+        return setting.parse(row[0]) if row else setting.default
+
+    def all(self) -> dict[str, object]:
+        """Every setting's current value (defaults included)."""
+        return {key: self.get(key) for key in HUB_SETTINGS}
+
+    def set(self, key: str, value: str):
+        """Check and store ``value``; FormatError (nothing stored) if the key or value is wrong."""
+        setting = _setting(key)
+        try:
+            parsed = setting.parse(str(value))
+        except ValueError as exc:
+            raise FormatError(f"设置 {key} 的值 {value!r} 无效：{setting.help}",
+                              f"invalid value {value!r} for {key}: expected {exc}") from None
+        with transaction(self.db):
+            self.db.execute("insert or replace into hub_settings (key, value, updated_at) values (?, ?, ?)",
+                            [key, str(parsed), time.time()])
+        return parsed
+
+
+def _setting(key: str) -> HubSetting:
+    try:
+        return HUB_SETTINGS[key]
+    except KeyError:
+        raise FormatError(f"没有名为 {key} 的平台设置，可用：{', '.join(HUB_SETTINGS)}",
+                          f"no hub setting named {key}; known: {', '.join(HUB_SETTINGS)}") from None
