@@ -187,6 +187,12 @@ def hub_status(data_dir: Path) -> None:
     hub_obj = Hub.open(data_dir)
     for key, value in hub_obj.status().items():
         click.echo(f"{key:20} {value}")
+    from hub_sync.formats.firmware_rollout import describe
+    from hub_sync.hub.firmware_repo import device_lines, rules
+
+    click.echo(f"{'firmware':20} " + " | ".join(describe(rules(hub_obj))))
+    for line in device_lines(hub_obj.db):
+        click.echo(f"  {line}")
 
 
 # Command groups of the other packages

@@ -1,4 +1,4 @@
-"""``school-edge edge sync|channels|subscribe|unsubscribe`` (added to the ``edge`` group)."""
+"""``school-edge edge sync|update|channels|subscribe|unsubscribe`` (added to the ``edge`` group)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,31 @@ def edge_sync(data_dir: Path, force: bool) -> None:
                        f"{result.fetched.files} files fetched ({result.fetched.bytes_received} bytes, {result.fetched.transport or '-'})")
     finally:
         appliance.close()
+
+
+@click.command("update")
+@EDGE_DATA
+@click.option("--force", is_flag=True, help="忽略同步时段，立即下载 Download now, even outside the sync window")
+@click.option("--no-install", is_flag=True, help="只下载并校验，不安装 Fetch and verify only, do not install")
+def edge_update(data_dir: Path, force: bool, no_install: bool) -> None:
+    """从县级平台获取给本机的软件版本并安装。 Fetch the software release meant for this appliance and install it."""
+    from edge_agent.sync.firmware_sync import update_firmware
+    from edge_agent.sync.scheduler import in_window
+
+    appliance = _open(data_dir)
+    try:
+        result = update_firmware(appliance, allow_download=force or in_window(appliance.config.sync_window),
+                                 install=not no_install, progress=lambda line: click.echo(f"  {line}"))
+    finally:
+        appliance.close()
+    texts = {"none": "没有给本机的软件更新 No release for this appliance",
+             "current": f"已是县里发布的版本 Already at the county's version {result.version}",
+             "not_newer": f"县里的版本 {result.version} 不比本机新 The county's version {result.version} is not newer",
+             "waiting_for_window": f"软件 {result.version} 等待同步时段 waiting for the sync window; 用 --force 立即下载 use --force",
+             "staged": f"软件 {result.version} 已下载并校验 fetched and verified: {result.release_dir}",
+             "installed": f"软件 {result.version} 已安装 installed"}
+    click.echo(texts[result.action] + (f" ({result.bytes_received} / {result.release_size} bytes moved)"
+                                       if result.action in ("staged", "installed") else ""))
 
 
 @click.command("channels")
@@ -85,5 +110,5 @@ def edge_unsubscribe(data_dir: Path, channel: str) -> None:
 
 
 def register(group: click.Group) -> None:
-    for cmd in (edge_sync, edge_channels, edge_subscribe, edge_unsubscribe):
+    for cmd in (edge_sync, edge_update, edge_channels, edge_subscribe, edge_unsubscribe):
         group.add_command(cmd)

@@ -18,7 +18,8 @@ verified against the hub's online key and a batch this device exported, then
 pruned by ``edge_agent.sync.usage_sync.apply_ack``), the county's messages in
 ``<school>/down/<device_id>/downlink.json`` (verified and applied exactly as over the
 network by ``edge_agent.sync.downlink``; the manifest tells the hub the last one applied)
-and a newer content pack. The batches exported are remembered in ``usb_exports`` and
+and a newer content pack, and installs a signed software release carried in
+``school-edge/firmware/<version>/`` (``provisioning.firmware_stick``). The batches exported are remembered in ``usb_exports`` and
 ``usb_state``, tables of ``edge_agent.sync.schema`` the appliance creates when it opens.
 """
 
@@ -38,6 +39,7 @@ from hub_sync.formats.sealed_box import seal_to
 
 from provisioning import stick
 from provisioning.content_pack import pack_folder, plan_from_pack, read_pack_marker
+from provisioning.firmware_stick import apply_firmware, release_folders
 from provisioning.errors import IncompleteError, NothingToDoError, UsbError, WrongSchoolError
 from provisioning.verified_copy import import_verified
 
@@ -234,6 +236,9 @@ def import_usb(appliance, stick_path: Path, progress: Callable[[int], None] | No
         raise UsbError("设备尚未开通；如果这是开通U盘，请运行 school-edge provision apply",
                        "the appliance is not provisioned; for a provisioning stick run 'school-edge provision apply'")
     school_folder = stick.school_dir(stick_path, appliance.school_code)
+    if not school_folder.is_dir() and release_folders(Path(stick_path)):  # a stick with only a software release
+        return {"school_code": appliance.school_code, "device_id": appliance.device_id,
+                "firmware": apply_firmware(appliance, Path(stick_path))}
     if not school_folder.is_dir():
         others = stick.schools_on(Path(stick_path))
         if not others:
@@ -244,6 +249,7 @@ def import_usb(appliance, stick_path: Path, progress: Callable[[int], None] | No
     report["usage"] = _apply_acks(appliance, stick_path)
     report["messages"] = _apply_downlink(appliance, stick_path)
     report["content"] = _apply_pack(appliance, school_folder, progress)
+    report["firmware"] = apply_firmware(appliance, Path(stick_path))  # after the pack: its metadata may carry the key
     acked = appliance.journal.acknowledged()
     up = school_folder / UP / appliance.device_id
     if up.is_dir():  # exports the hub has fully acknowledged are no longer needed on the stick

@@ -91,7 +91,7 @@ def schools_on(stick: Path) -> list[str]:
             check_name(entry.name)
         except UnsafePathError:
             continue
-        if entry.is_dir() and not entry.is_symlink():
+        if entry.is_dir() and not entry.is_symlink() and entry.name != "firmware":  # releases (firmware_stick)
             found.append(entry.name)
     return found
 

@@ -179,6 +179,12 @@ def edge_import_usb(stick_path: Path, data_dir: Path) -> None:
             report = import_usb(appliance, stick_path, progress=progress)
     finally:
         appliance.close()
+    firmware = report.get("firmware")
+    if firmware is not None:
+        state = firmware.get("refused") or firmware.get("skipped") or firmware.get("action")
+        click.echo(f"软件 software {firmware['version']}: {state}")
+    if "usage" not in report:  # a stick with only a software release
+        return
     usage, content = report["usage"], report["content"]
     click.echo(f"确认 acknowledgements: {usage['acks']} applied, {usage['pruned']} events pruned, acked up to {usage['acked_seq']}")
     for line in usage["ignored"]:

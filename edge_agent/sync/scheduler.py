@@ -1,7 +1,8 @@
 """When the appliance talks to its hub: an apscheduler job, backoff, a window.
 
 Every attempt uploads usage (whenever the link is up) and refreshes the signed
-metadata; large content downloads happen only inside ``sync_window`` (default
+metadata; large content downloads (and software updates,
+``edge_agent.sync.firmware_sync``) happen only inside ``sync_window`` (default
 22:00-06:00, local time) unless a technician forces one with
 ``school-edge edge sync --force``. When the hub cannot be reached the next
 attempt waits an exponentially growing, jittered delay ("full jitter"), so a
@@ -55,6 +56,14 @@ def in_window(window: str, now: datetime | None = None) -> bool:
     return t >= start or t < end
 
 
+def _update_firmware(appliance, allow_download: bool) -> None:
+    """The appliance software meant for this device: checked at every attempt, its
+    files fetched only inside the window, then installed (``edge_agent.sync.firmware_sync``)."""
+    from edge_agent.sync.firmware_sync import update_firmware
+
+    update_firmware(appliance, allow_download=allow_download)
+
+
 def _upload_usage(appliance) -> None:
     """Usage goes up whenever the link is up (edge_agent.sync.usage_sync, if present)."""
     try:
@@ -93,10 +102,11 @@ class SyncScheduler:
             delay = self.interval_s
             if is_provisioned(self.appliance):
                 link_down = False
-                # usage goes up whenever the link is up; content sync is tried either way
+                # usage goes up whenever the link is up; content sync and software updates are tried either way
+                window = in_window(self.appliance.config.sync_window)
                 for name, step in (("usage upload", lambda: _upload_usage(self.appliance)),
-                                   ("content sync", lambda: sync_content(
-                                       self.appliance, allow_download=in_window(self.appliance.config.sync_window)))):
+                                   ("content sync", lambda: sync_content(self.appliance, allow_download=window)),
+                                   ("software update", lambda: _update_firmware(self.appliance, window))):
                     try:
                         step()
                     except LinkError as exc:

@@ -152,6 +152,13 @@ def hub_devices(data_dir: Path) -> None:
         state = "在用 active" if d["status"] == "active" else f"已吊销 revoked {_when(d['revoked_at'])}"
         click.echo(f"{d['device_id']:22} {d['school_code']:12} {_when(d['enrolled_at']):17} "
                    f"{_when(d['last_seen_at'], '从未 never'):21} {state}")
+    from hub_sync.hub.firmware_repo import device_lines
+
+    lines = device_lines(_open(data_dir).db)
+    if lines:
+        click.echo(f"{'设备 device':22} {'学校 school':12} {'软件 version':10} {'上次更新 last update':12}")
+        for line in lines:
+            click.echo(line)
 
 
 @click.command("revoke")

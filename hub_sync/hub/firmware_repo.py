@@ -17,7 +17,6 @@ through the root it pins and fetches only the version meant for it.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -48,8 +47,6 @@ def m001_firmware(db: sqlite_utils.Database) -> None:
     db["firmware_releases"].create({"version": str, "manifest_sha256": str, "size": int, "files": int,
                                     "downgrade": int, "published_at": float}, pk="version")
     db["firmware_rollout"].create({"id": int, "rules": str, "updated_at": float}, pk="id")
-    db["device_firmware"].create({"device_id": str, "version": str, "last_result": str, "rollbacks": int,
-                                  "summary": str, "reported_at": float}, pk="device_id")
 
 
 def firmware_signer(hub: Hub):
@@ -204,29 +201,37 @@ def export_release(hub: Hub, version: str, out_dir: Path) -> Path:
 
 
 # -- what devices report ------------------------------------------------------------
-def record_device(db: sqlite_utils.Database, device_id: str, summary: dict) -> None:
-    """Keep the firmware summary a device reported (``firmware.state.summary``)."""
-    if not isinstance(summary, dict):
-        raise FormatError("设备软件状态格式无效", "the device's firmware summary is malformed")
-    rollbacks = summary.get("rollbacks")
-    count = len(rollbacks) if isinstance(rollbacks, list) else int(rollbacks or 0) if isinstance(rollbacks, int) else 0
-    with transaction(db):
-        db["device_firmware"].upsert({"device_id": device_id, "version": str(summary.get("version") or ""),
-                                      "last_result": str(summary.get("last_result") or ""), "rollbacks": count,
-                                      "summary": json.dumps(summary, ensure_ascii=False, sort_keys=True),
-                                      "reported_at": time.time()}, pk="device_id")
+def device_firmware(db: sqlite_utils.Database) -> list[dict]:
+    """Each enrolled device's software as its last signed device report said
+    (``hub_sync.hub.fleet``): device, school, version, last update result and reason,
+    rollbacks; "-" for a device that never reported."""
+    from hub_sync.hub.fleet import Fleet
+
+    if not db["fleet_devices"].exists():
+        return []
+    out = []
+    for row in Fleet(db).list():
+        fw = row.get("firmware") or {}
+        out.append({"device_id": row["device_id"], "school_code": row["school_code"],
+                    "version": fw.get("version") or row.get("version") or "-",
+                    "last_result": fw.get("last_result") or "-", "last_reason": fw.get("last_reason") or "",
+                    "rollbacks": int(fw.get("rollbacks") or 0) if isinstance(fw.get("rollbacks"), int) else 0,
+                    "pending_version": fw.get("pending_version")})
+    return out
 
 
-def devices(db: sqlite_utils.Database) -> dict[str, dict]:
-    """device id -> {"version", "last_result", "rollbacks", "reported_at"} as last reported."""
-    return {r[0]: {"version": r[1], "last_result": r[2], "rollbacks": r[3], "reported_at": r[4]}
-            for r in db.execute("select device_id, version, last_result, rollbacks, reported_at from device_firmware")}
+def device_lines(db: sqlite_utils.Database) -> list[str]:
+    """One line per device for ``hub status`` and ``hub devices``."""
+    return [f"{d['device_id']:22} {d['school_code']:12} {d['version']:10} {d['last_result']:12} "
+            f"回退 rollbacks {d['rollbacks']}" + (f"  ({d['last_reason']})" if d["last_reason"] and d["last_result"]
+                                                  not in ("-", "none", "committed") else "")
+            for d in device_firmware(db)]
 
 
 def status(hub: Hub) -> dict:
     """What ``hub firmware status`` shows: rules, releases, devices per version."""
     per_version: dict[str, int] = {}
-    for d in devices(hub.db).values():
-        per_version[d["version"] or "?"] = per_version.get(d["version"] or "?", 0) + 1
+    for d in device_firmware(hub.db):
+        per_version[d["version"]] = per_version.get(d["version"], 0) + 1
     return {"rules": rules(hub), "releases": releases(hub), "devices_per_version": per_version,
             "role_version": repo_for(hub).state().firmware_version}
