@@ -128,7 +128,7 @@ class LiveLink:
                 log.info("live link: recording of %s not fetched yet: %s", lesson.lesson, exc.en)
 
     def run(self) -> None:
-        with httpx.Client(timeout=TIMEOUT) as client:
+        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
             while not self.stop_event.is_set():
                 try:
                     wait = self.round(client)
