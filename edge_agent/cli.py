@@ -208,6 +208,9 @@ _register_lrs_commands(hub)
 from hub_sync.hub.timetable_commands import register as _register_live_commands  # noqa: E402
 
 _register_live_commands(hub)
+from hub_sync.hub.account_commands import hub_user as _hub_user_group  # noqa: E402
+
+hub.add_command(_hub_user_group)
 from hub_sync.hub.firmware_commands import firmware as _hub_firmware_group  # noqa: E402
 
 hub.add_command(_hub_firmware_group)

@@ -10,37 +10,20 @@ fresh clone works and a stale ``.mo`` can never hide an edited ``.po``.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, current_app, redirect, request
 from flask_babel import Babel, get_locale
 
-import classroom_ui
-from hub_sync.core.atomic_file import atomic_open
+from classroom_ui.catalogues import COUNTY_DIR, PO_DIR, TEMPLATES_DIR, UI_DIR, compile_catalogues, extract
+from hub_sync.core.redirect_target import safe_next
+
+__all__ = ["safe_next", "compile_catalogues", "extract_messages", "init_app", "html_lang", "UI_DIR", "PO_DIR"]
 
 LANGUAGES = ("zh_CN", "en")
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE_S = 365 * 24 * 3600
-UI_DIR = Path(classroom_ui.__file__).resolve().parent
-PO_DIR = UI_DIR / "translations"
 
 bp = Blueprint("i18n", __name__)
-
-
-def compile_catalogues(dest: Path, source: Path = PO_DIR) -> Path:
-    """Compile every ``.po`` under ``source`` to ``.mo`` under ``dest`` if missing or stale."""
-    for po in source.glob("*/LC_MESSAGES/*.po"):
-        mo = dest / po.relative_to(source).with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
-            continue
-        mo.parent.mkdir(parents=True, exist_ok=True)
-        with po.open("rb") as f:
-            catalog = read_po(f, locale=po.parts[-3])
-        with atomic_open(mo) as out:  # another worker never reads half a file
-            write_mo(out, catalog)
-    return dest
 
 
 def select_locale() -> str:
@@ -68,36 +51,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def safe_next(target: str | None) -> str:
-    """A same-site path to go back to, else ``/`` (no open redirect).
-
-    Only a plain absolute path is kept. Browsers read a backslash as a slash and
-    drop tabs and newlines inside URLs, so ``/\\evil``, ``/\t/evil`` and ``//evil``
-    all lead off the appliance; the same written with %-escapes (``/%5Cevil``,
-    ``/%2F%2Fevil``, twice escaped ...) may be decoded on the way by a proxy or a
-    script. Each decoding of ``target`` must pass, so none of them gets through."""
-    if not target:
-        return "/"
-    text = target
-    for _ in range(4):  # %-decoded until it no longer changes (at most 3 layers of escaping)
-        if not _plain_path(text):
-            return "/"
-        decoded = unquote(text)
-        if decoded == text:
-            return target
-        text = decoded
-    return "/"
-
-
-def _plain_path(text: str) -> bool:
-    if not text.startswith("/") or text[1:2] in ("/", "\\"):
-        return False
-    if "\\" in text or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        return False
-    parts = urlsplit(text)
-    return not parts.scheme and not parts.netloc
-
-
 @bp.get("/lang/<code>")
 def choose(code: str):
     """Switch language and go back where the user was."""
@@ -108,21 +61,11 @@ def choose(code: str):
 
 
 def extract_messages() -> dict[str, list[str]]:
-    """Every translatable msgid in the page templates and views -> where it is used.
+    """Every translatable msgid in the classroom page templates and views -> where it is used.
 
     Used by ``scripts/translations.py`` (to update the ``.po``) and by the test that
-    no string is left untranslated.
+    no string is left untranslated. The county console's templates (``county/``) are
+    another domain, extracted by ``hub_sync.hub.console``.
     """
-    from babel.messages.extract import extract
-    from jinja2.ext import babel_extract
-
-    found: dict[str, list[str]] = {}
-    sources = [(p, babel_extract) for p in sorted((UI_DIR / "templates").rglob("*.html"))]
-    sources += [(p, "python") for p in sorted(Path(__file__).parent.glob("*.py"))]
-    for path, method in sources:
-        with path.open("rb") as f:
-            for lineno, message, _comments, _context in extract(method, f, keywords={"_": None, "gettext": None, "lazy_gettext": None, "_l": None, "ngettext": (1, 2)}, options={"extensions": "jinja2.ext.i18n"} if method is babel_extract else None):
-                for msgid in (message if isinstance(message, tuple) else (message,)):
-                    if msgid:
-                        found.setdefault(msgid, []).append(f"{path.name}:{lineno}")
-    return found
+    templates = [p for p in TEMPLATES_DIR.rglob("*.html") if COUNTY_DIR not in p.parents]
+    return extract(templates, Path(__file__).parent.glob("*.py"))

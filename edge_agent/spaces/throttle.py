@@ -1,174 +1,55 @@
-"""Login throttling that holds under parallel requests.
+"""The appliance's login throttle: ``hub_sync.core.login_throttle``'s rules with the
+learning spaces' limits (``const``) and their ``LockedError``.
 
-Every login attempt is throttled on two keys: the account (``acct:<id>``, or
-``number:<n>`` for a staff number nobody has, so that unknown numbers lock like
-known ones) and the client address (``client:<addr>``, see
-``client_address.py``). The rule, per key:
-
-1. ``reserve`` - in one ``BEGIN IMMEDIATE`` transaction, *before* the secret is
-   checked: refuse if the key is locked, or if this window's budget of attempts
-   (``ACCOUNT_MAX_FAILURES`` / ``CLIENT_MAX_FAILURES``) is already spent by
-   attempts counted earlier or still being checked; otherwise count this attempt
-   as a failure. Parallel requests queue on SQLite's write lock, so at most the
-   budget's worth of them is ever let through to the check.
-2. The caller checks the secret (outside any transaction: argon2 may take 0.1 s).
-3. ``settle(..., right=False)`` - the attempt stays counted; if the budget is
-   spent and the key is not locked yet, lock it. Each lock lasts ``LOCK_GROWTH``
-   times the previous one (up to ``LOCK_MAX_S``) until the key has had no lock
-   for ``LOCK_FORGET_S``. A lock is only ever raised here, never lowered.
-   ``settle(..., right=True)`` - the account's count starts again (its lock, if
-   a parallel wrong attempt set one meanwhile, stays); the client's count gives
-   this one attempt back (a shared tablet is not punished for its pupils'
-   successful logins). ``release`` - nothing was checked (e.g. no argon2 turn
-   free): the attempt is given back on every key.
-
-A locked key refuses the right secret too, until the lock ends; only a new
-credential (a teacher's reset) clears an account's lock. The counters live in
-SQLite, so a restart keeps every lock, and all worker processes share them.
+The rules (reserve in ``BEGIN IMMEDIATE`` before the secret is checked, per account
+and per client address, locks that grow) are in ``hub_sync.core.login_throttle``,
+shared with the county hub's console; see ``docs/login-security.md``. The limits are
+read from ``const`` at each call, so tests can patch them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from dataclasses import dataclass
 from typing import Iterator
-from datetime import datetime
 
 import sqlite_utils
 
-from hub_sync.core.sqlite_db import transaction
+from hub_sync.core import login_throttle as rules
+from hub_sync.core.login_throttle import Attempt, release
 
 from edge_agent.spaces import const
 from edge_agent.spaces.errors import LockedError
 
-_COLS = "failures, first_at, locked_until, lock_level, locked_at"
+__all__ = ["Attempt", "reserve", "settle", "release", "clear", "limits"]
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """An attempt reserved by ``reserve``: the keys it was counted on."""
-
-    account: str | None
-    client: str
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (self.account, self.client) if self.account else (self.client,)
-
-
-def _limits(key: str) -> tuple[int, float, float]:
-    """(budget, window, first lock) of a key."""
-    if key.startswith("client:"):
-        return const.CLIENT_MAX_FAILURES, const.CLIENT_WINDOW_S, const.CLIENT_LOCK_S
-    return const.ACCOUNT_MAX_FAILURES, const.ACCOUNT_WINDOW_S, const.ACCOUNT_LOCK_S
-
-
-def _next_lock_s(key: str, lock_level: int, locked_at: float, now: float) -> float:
-    level = 0 if now - locked_at > const.LOCK_FORGET_S else lock_level
-    return min(_limits(key)[2] * const.LOCK_GROWTH ** level, const.LOCK_MAX_S)
-
-
-def _row(db: sqlite_utils.Database, key: str) -> tuple | None:
-    return db.execute(f"select {_COLS} from login_failures where key = ?", [key]).fetchone()
+def limits() -> rules.Limits:
+    """The learning spaces' budgets and lock times, as ``const`` says now."""
+    return rules.Limits(const.ACCOUNT_MAX_FAILURES, const.ACCOUNT_WINDOW_S, const.ACCOUNT_LOCK_S,
+                        const.CLIENT_MAX_FAILURES, const.CLIENT_WINDOW_S, const.CLIENT_LOCK_S,
+                        const.LOCK_GROWTH, const.LOCK_MAX_S, const.LOCK_FORGET_S)
 
 
 @contextlib.contextmanager
-def _written_not_synced(db: sqlite_utils.Database) -> Iterator[None]:
-    """Commit without waiting for the disk (``synchronous = normal``), then back as it was (full).
-
-    For a reservation: the login's next commit (its session, or its failure) is a
-    full one, and it makes this one durable too (the WAL is one file, written in
-    order, and that commit syncs it). A class logging in at once then waits for one
-    disk sync per login instead of two. A power cut in between loses only
-    reservations whose checks never answered anyone.
-    """
-    if db.conn.in_transaction:  # joining a caller's transaction: its commit decides
-        yield
-        return
-    level = db.execute("pragma synchronous").fetchone()[0]
-    db.execute("pragma synchronous = normal")
+def _as_space_error() -> Iterator[None]:
     try:
         yield
-    finally:
-        db.execute(f"pragma synchronous = {int(level)}")
-
-
-def locked(key: str, wait_s: float, now: float) -> LockedError:
-    """The refusal for a locked (or spent) key: what happened and when to try again."""
-    wait = max(1, int(wait_s + 0.999))
-    at = datetime.fromtimestamp(now + wait).strftime("%H:%M")
-    zh_wait = f"{wait} 秒" if wait < 60 else f"{(wait + 59) // 60} 分钟"
-    en_wait = f"{wait} s" if wait < 60 else f"{(wait + 59) // 60} min"
-    if key.startswith("client:"):
-        return LockedError(f"这台设备登录失败的次数太多，已暂时锁定。请 {zh_wait}后（{at} 以后）再试",
-                           f"too many failed logins from this device; locked. Try again in {en_wait} (after {at})",
-                           retry_after_s=wait)
-    return LockedError(f"这个账号尝试次数太多，已暂时锁定，正确的密码现在也不能登录。请 {zh_wait}后（{at} 以后）再试，或请老师重置",
-                       f"too many attempts on this account; locked, even the right secret is refused now. "
-                       f"Try again in {en_wait} (after {at}), or ask a teacher to reset it", retry_after_s=wait)
+    except rules.LoginLockedError as exc:  # the spaces' API answers with its own error class
+        raise LockedError(exc.zh, exc.en, **exc.details) from None
 
 
 def reserve(db: sqlite_utils.Database, account: str | None, client: str, now: float | None = None) -> Attempt:
     """Count one attempt on ``account`` and ``client`` before its secret is checked,
     or raise ``LockedError`` (nothing counted) if either is locked or spent."""
-    now = time.time() if now is None else now
-    attempt = Attempt(account, client)
-    with _written_not_synced(db), transaction(db):  # BEGIN IMMEDIATE: check and count under the write lock
-        rows = {key: _row(db, key) for key in attempt.keys}
-        waits = [(row[2] - now, key) for key, row in rows.items() if row and row[2] > now]
-        if waits:
-            raise locked(max(waits)[1], max(waits)[0], now)
-        updates = []
-        for key, row in rows.items():
-            budget, window_s, _ = _limits(key)
-            failures, first_at, _, lock_level, locked_at = row or (0, now, 0, 0, 0)
-            if now - first_at >= window_s:
-                failures, first_at = 0, now
-            if failures >= budget:  # spent by attempts still being checked: their lock is coming
-                raise locked(key, _next_lock_s(key, lock_level, locked_at, now), now)
-            updates.append((key, failures + 1, first_at))
-        for key, failures, first_at in updates:
-            db.execute("insert into login_failures (key, failures, first_at) values (?, ?, ?)"
-                       " on conflict (key) do update set failures = excluded.failures, first_at = excluded.first_at",
-                       [key, failures, first_at])
-    return attempt
+    with _as_space_error():
+        return rules.reserve(db, limits(), account, client, now)
 
 
 def settle(db: sqlite_utils.Database, attempt: Attempt, right: bool, now: float | None = None) -> None:
-    """Record the outcome of a reserved attempt (see the module docstring)."""
-    now = time.time() if now is None else now
-    with transaction(db):
-        for key in attempt.keys:
-            row = _row(db, key)
-            if row is None:  # reset meanwhile (a teacher gave a new PIN)
-                continue
-            failures, first_at, locked_until, lock_level, locked_at = row
-            if right:
-                failures = max(0, failures - 1) if key == attempt.client else 0
-                db.execute("update login_failures set failures = ? where key = ?", [failures, key])
-                continue
-            db.execute("update login_failures set wrong_total = wrong_total + 1 where key = ?", [key])
-            if failures >= _limits(key)[0] and locked_until <= now:
-                lock_s = _next_lock_s(key, lock_level, locked_at, now)
-                level = 1 if now - locked_at > const.LOCK_FORGET_S else lock_level + 1
-                # a fresh count after the lock; max() so that no lock is ever lowered
-                db.execute("update login_failures set failures = 0, first_at = ?, locked_until = max(locked_until, ?),"
-                           " lock_level = ?, locked_at = ? where key = ?", [now, now + lock_s, level, now, key])
-        if right:
-            forget_before = now - const.LOCK_FORGET_S
-            db.execute("delete from login_failures where locked_until < ? and locked_at < ? and first_at < ?",
-                       [now, forget_before, forget_before])
-
-
-def release(db: sqlite_utils.Database, attempt: Attempt) -> None:
-    """Give a reserved attempt back: its secret was never checked."""
-    with transaction(db):
-        for key in attempt.keys:
-            db.execute("update login_failures set failures = max(0, failures - 1) where key = ?", [key])
+    """Record the outcome of a reserved attempt."""
+    rules.settle(db, limits(), attempt, right, now)
 
 
 def clear(db: sqlite_utils.Database, account: str) -> None:
     """Forget an account's attempts and lock: it has a new credential."""
-    with transaction(db):
-        db.execute("delete from login_failures where key = ?", [account])
+    rules.clear(db, account)

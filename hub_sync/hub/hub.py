@@ -32,6 +32,7 @@ from hub_sync.core.sqlite_db import open_db
 from hub_sync.hub import channels, downlink, firmware_repo, ingest, registry, usb_offers
 from hub_sync.hub import live_interaction, live_timetable
 from hub_sync.hub import hub_settings, lrs_relay
+from hub_sync.hub import accounts, audit, sessions
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import repo_for
 from hub_sync.hub.registry import Registry
@@ -43,7 +44,8 @@ HUB_MIGRATIONS: tuple[Migrations, ...] = (registry.migrations, channels.migratio
                                           downlink.migrations, usb_offers.migrations,
                                           live_timetable.migrations, live_interaction.migrations,
                                           firmware_repo.migrations,
-                                          hub_settings.migrations, lrs_relay.migrations)
+                                          hub_settings.migrations, lrs_relay.migrations,
+                                          sessions.migrations, accounts.migrations, audit.migrations)
 
 
 class Hub:
