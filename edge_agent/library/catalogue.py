@@ -23,6 +23,7 @@ term is a substring scan.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -113,31 +114,41 @@ class Catalogue:
     # -- writing ---------------------------------------------------------------
     def upsert(self, resource: Resource) -> None:
         """Insert or replace a resource and its file list in one transaction."""
-        validate(resource)
-        now = time.time()
-        row = resource.row() | {"updated_at": now}
-        with transaction(self.db):
-            existing = self.db.execute("select created_at from resources where id = ?", [resource.id]).fetchone()
-            row["created_at"] = existing[0] if existing else now
-            self.db["resources"].upsert(row, pk="id")
-            rowid = self.db.execute("select rowid from resources where id = ?", [resource.id]).fetchone()[0]
-            self.db.execute("delete from resources_bigrams where rowid = ?", [rowid])
-            self.db.execute("insert into resources_bigrams (rowid, grams) values (?, ?)",
-                            [rowid, bigrams_of(*(getattr(resource, c) for c in TEXT_COLUMNS))])
-            self.db.execute("delete from resource_files where resource_id = ?", [resource.id])
-            self.db["resource_files"].insert_all(
-                ({"resource_id": resource.id, **f.__dict__, "answer_key": int(is_answer_file(resource.kind, f))}
-                 for f in resource.files)
-            )
+        self.upsert_many([resource])
 
     def upsert_many(self, resources: Iterable[Resource]) -> int:
-        """Upsert several resources in a single transaction; return how many."""
-        count = 0
+        """Insert or replace several resources and their file lists in a single transaction; return how many.
+
+        One statement per table for the whole batch (a sync switches thousands of rows at
+        once); a resource listed twice is stored as its last listing. ``created_at`` of a
+        resource already held is kept, its rowid too (the search indexes are keyed by it)."""
+        listed = list(resources)
+        batch = {r.id: r for r in listed}
+        for resource in batch.values():
+            validate(resource)
+        if not batch:
+            return 0
+        now = time.time()
+        rows = [resource.row() | {"created_at": now, "updated_at": now} for resource in batch.values()]
+        columns = list(rows[0])
+        kept = {"id", "created_at"}
+        conn = self.db.conn
         with transaction(self.db):
-            for r in resources:
-                self.upsert(r)
-                count += 1
-        return count
+            conn.executemany(
+                f"insert into resources ({', '.join(columns)}) values ({', '.join('?' * len(columns))}) "
+                f"on conflict (id) do update set {', '.join(f'{c} = excluded.{c}' for c in columns if c not in kept)}",
+                [[row[c] for c in columns] for row in rows])
+            rowids = dict(conn.execute("select id, rowid from resources where id in (select value from json_each(?))",
+                                       [json.dumps(list(batch))]).fetchall())
+            conn.executemany("delete from resources_bigrams where rowid = ?", [[rowids[rid]] for rid in batch])
+            conn.executemany("insert into resources_bigrams (rowid, grams) values (?, ?)",
+                             [[rowids[rid], bigrams_of(*(getattr(r, c) for c in TEXT_COLUMNS))] for rid, r in batch.items()])
+            conn.executemany("delete from resource_files where resource_id = ?", [[rid] for rid in batch])
+            conn.executemany("insert into resource_files (resource_id, path, sha256, size, mime, answer_key) "
+                             "values (?, ?, ?, ?, ?, ?)",
+                             [[rid, f.path, f.sha256, f.size, f.mime, int(is_answer_file(r.kind, f))]
+                              for rid, r in batch.items() for f in r.files])
+        return len(listed)
 
     def delete(self, resource_id: str) -> None:
         with transaction(self.db):

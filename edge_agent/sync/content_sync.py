@@ -156,12 +156,10 @@ def apply_plan(appliance: Appliance, plan: Plan, resources: list[Resource]) -> b
         for rid in held.keys() - new.keys():
             appliance.catalogue.delete(rid)
             db.execute("delete from sync_resources where resource_id = ?", [rid])
-        changed_rows = []
-        for rid, (resource, digest) in new.items():
-            if held.get(rid) != digest:
-                appliance.catalogue.upsert(resource)
-                changed_rows.append({"resource_id": rid, "channel": resource.channel, "digest": digest})
-        db["sync_resources"].upsert_all(changed_rows, pk="resource_id")
+        changed = [(resource, digest) for rid, (resource, digest) in new.items() if held.get(rid) != digest]
+        appliance.catalogue.upsert_many(resource for resource, _ in changed)
+        db["sync_resources"].upsert_all(({"resource_id": r.id, "channel": r.channel, "digest": digest} for r, digest in changed),
+                                        pk="resource_id")
         db.execute("delete from sync_channels")
         db["sync_channels"].insert_all(({"channel": c.get("id"), "title": c.get("title", ""), "mandatory": int(bool(c.get("mandatory"))),
                                          "version": plan.channel_versions.get(c.get("id"), 0)} for c in plan.channels))
