@@ -208,6 +208,9 @@ _register_lrs_commands(hub)
 from hub_sync.hub.timetable_commands import register as _register_live_commands  # noqa: E402
 
 _register_live_commands(hub)
+from hub_sync.hub.live_media_commands import register as _register_live_media_commands  # noqa: E402
+
+_register_live_media_commands(hub.commands["live"])
 from hub_sync.hub.account_commands import hub_user as _hub_user_group  # noqa: E402
 
 hub.add_command(_hub_user_group)
@@ -222,6 +225,9 @@ from edge_agent.spaces_cli import register as _register_space_commands  # noqa: 
 
 _register_space_commands(edge)
 main.add_command(_provision_group)
+from edge_agent.live_cli import register as _register_live_cli  # noqa: E402
+
+_register_live_cli(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

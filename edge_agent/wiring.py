@@ -18,6 +18,8 @@ from edge_agent.app import create_app
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 from edge_agent.library.integrity import start_scrubber
+from edge_agent.live import lan_api as live_lan_api
+from edge_agent.live.job import start_live_puller
 from edge_agent.runner import Job, run_appliance
 from edge_agent.sync.scheduler import start_scheduler
 from provisioning import usb_api
@@ -28,13 +30,13 @@ __all__ = ["blueprints", "jobs", "create_served_app", "serve_appliance"]
 
 def blueprints() -> list[Blueprint]:
     """Areas served besides the appliance's own: the technician's USB endpoints."""
-    return [usb_api.bp]
+    return [usb_api.bp, live_lan_api.bp]
 
 
 def jobs() -> list[Job]:
     """Background jobs of a served appliance: scheduled sync, the USB stick watcher,
     the slow re-hashing of stored files (quarantining damaged ones)."""
-    return [start_scheduler, start_watcher, start_scrubber]
+    return [start_scheduler, start_watcher, start_scrubber, start_live_puller]
 
 
 def create_served_app(config: EdgeConfig | Mapping[str, Any] | None = None,

@@ -28,6 +28,7 @@ pytest_plugins = [
     "fixtures.firmware_hub",
     "fixtures.browser",
     "fixtures.lan",
+    "fixtures.live",
     "fixtures.avahi",
 ]
 

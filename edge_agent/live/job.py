@@ -1,0 +1,102 @@
+"""The served appliance's background job for live lessons: pull every lesson the hub has on
+now (and every lesson asked for with ``LiveStore.want``), one thread per lesson, and put each
+finished lesson's recording in the catalogue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import httpx
+
+from hub_sync.core.errors import Problem
+from hub_sync.formats.live_manifest import Lesson
+
+from edge_agent.library.importer import import_files
+from edge_agent.live.puller import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, Puller
+from edge_agent.live.store import LiveStore
+from edge_agent.sync.hub_key import load_hub_key
+
+if TYPE_CHECKING:  # the Appliance sits above this layer
+    from edge_agent.appliance import Appliance
+
+log = logging.getLogger(__name__)
+
+INDEX_POLL_S = 5.0  # how often the hub's list of lessons on now is read
+STOP_JOIN_S = 15.0
+
+
+def catalogue_recording(appliance: Appliance) -> Callable[[Path, Lesson], str]:
+    """The function that puts a finished lesson's MP4 in ``appliance``'s catalogue (录播)."""
+
+    def add(mp4: Path, lesson: Lesson) -> str:
+        resource = import_files(appliance, [mp4], resource_id=f"live-{lesson.lesson}", title=f"录播 {lesson.title}",
+                                kind="video", subject=lesson.subject, grade=lesson.grade, source="county",
+                                keywords=f"录播 专递课堂 {lesson.teacher} {lesson.date}",
+                                description=f"专递课堂录播 {lesson.teacher} {lesson.date}")
+        return resource.id
+
+    return add
+
+
+class LiveJob:
+    """The thread that starts pullers; ``stop`` ends them all."""
+
+    def __init__(self, appliance: Appliance) -> None:
+        self.appliance = appliance
+        self.store = LiveStore(appliance.data_dir)
+        self.stop_event = threading.Event()
+        self.pullers: dict[str, threading.Thread] = {}
+        self.thread = threading.Thread(target=self._run, name="live-puller", daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S), trust_env=False) as client:
+            while not self.stop_event.is_set():
+                try:
+                    self._start_pullers(client)
+                except (httpx.HTTPError, Problem, ValueError) as exc:
+                    log.debug("live lessons: %s", exc)
+                self.stop_event.wait(INDEX_POLL_S)
+
+    def _start_pullers(self, client: httpx.Client) -> None:
+        hub_url = self.appliance.config.hub_url.rstrip("/")
+        if not hub_url:
+            return
+        wanted = [name for name in self.store.lessons() if not self.store.recorded(name)]
+        answer = client.get(hub_url + "/live/index.json")
+        if answer.status_code == 200:
+            wanted += [entry["lesson"] for entry in answer.json().get("lessons", []) if not entry.get("ended")]
+        hub_key = load_hub_key(self.appliance.data_dir)
+        for lesson in dict.fromkeys(wanted):
+            running = self.pullers.get(lesson)
+            if running is not None and running.is_alive():
+                continue
+            if self.store.recorded(lesson):
+                continue
+            puller = Puller(self.store, hub_url, lesson, hub_key, catalogue_recording(self.appliance))
+            thread = threading.Thread(target=self._pull, args=(puller,), name=f"live-{lesson}", daemon=True)
+            self.pullers[lesson] = thread
+            thread.start()
+
+    def _pull(self, puller: Puller) -> None:
+        try:
+            puller.run(self.stop_event)
+        except Problem as exc:
+            log.warning("live %s: %s", puller.lesson, exc)
+        finally:
+            puller.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in [self.thread, *self.pullers.values()]:
+            if thread.is_alive():
+                thread.join(STOP_JOIN_S)
+
+
+def start_live_puller(appliance: Appliance) -> Callable[[], None]:
+    """The background job (``edge_agent.wiring.jobs``): start it, return its stop."""
+    job = LiveJob(appliance)
+    job.thread.start()
+    return job.stop

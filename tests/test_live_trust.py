@@ -1,0 +1,96 @@
+"""Live lessons (专递课堂): what the appliance trusts and keeps. A real publisher (ffmpeg's test
+source) sends a short lesson to a real hub on 127.0.0.1; the appliance's puller verifies every
+segment against the publisher's signed manifests, refuses a swapped one, and puts the finished
+lesson in the catalogue as a 录播 resource."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+
+import httpx
+import pytest
+
+from hub_sync.core.errors import FormatError, SignatureError
+from hub_sync.core.keys import generate_key
+from hub_sync.formats.live_manifest import LiveFile, Manifest, Rung, open_manifest, seal_manifest
+from edge_agent.live.job import catalogue_recording
+from edge_agent.live.puller import Puller
+from edge_agent.live.store import LiveStore
+
+from hub_sync.core.processes import wait_until
+
+LESSON = "math-0301"
+RUNGS = [Rung("v500", 330000, "avc1.42c01e,mp4a.40.2", "320x180"), Rung("a48", 52800, "mp4a.40.2")]
+
+
+def _manifest(seq: int = 1, files=None, lesson: str = LESSON) -> Manifest:
+    return Manifest(lesson, seq, 1.0, RUNGS, files or [LiveFile("v500/00000.ts", "0" * 64, 10, "v500", 0, 1.0)])
+
+
+def test_a_manifest_opens_only_with_its_key_lesson_and_number(tmp_path):
+    signer, other = generate_key(tmp_path / "a.pem"), generate_key(tmp_path / "b.pem")
+    signed = seal_manifest(_manifest(3), signer)
+    assert open_manifest(signed, signer.public_key, LESSON, 3).files[0].path == "v500/00000.ts"
+    with pytest.raises(SignatureError):
+        open_manifest(signed, other.public_key, LESSON, 3)  # another publisher
+    with pytest.raises(SignatureError, match="expected"):
+        open_manifest(signed, signer.public_key, LESSON, 4)  # replayed as another update
+    with pytest.raises(SignatureError, match="expected"):
+        open_manifest(signed, signer.public_key, "math-0302", 3)  # replayed for another lesson
+
+
+@pytest.mark.parametrize("path", ["../etc/passwd", "v500/1.ts", "slides/../x.png", "v250/00000.ts", "v500/00000.mp4"])
+def test_a_manifest_naming_a_path_outside_its_ladder_is_never_signed(tmp_path, path):
+    signer = generate_key(tmp_path / "a.pem")
+    with pytest.raises(FormatError):
+        seal_manifest(_manifest(files=[LiveFile(path, "0" * 64, 10, "v500", 0, 1.0)]), signer)
+
+
+@pytest.mark.slow
+def test_the_hub_refuses_an_update_not_signed_by_the_lessons_publisher(live_hub, tmp_path):
+    intruder = generate_key(tmp_path / "intruder.pem")
+    data = b"not the lesson"
+    f = LiveFile("v500/00000.ts", hashlib.sha256(data).hexdigest(), len(data), "v500", 0, 1.0)
+    answer = httpx.post(f"{live_hub.url}/api/v1/hub/live/{LESSON}/update", trust_env=False,
+                        files=[("manifest", ("m.json", seal_manifest(_manifest(files=[f]), intruder))),
+                               ("v500/00000.ts", ("00000.ts", data))])
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "bad_signature"
+    assert live_hub.relay.head(LESSON) == {"seq": 0, "ended": False}  # nothing changed
+    assert not (live_hub.relay.folder(LESSON) / "v500").exists()
+
+
+@pytest.mark.slow
+def test_a_swapped_segment_is_refused_and_the_lesson_is_recorded_once_the_real_one_arrives(live_hub, appliance):
+    live_hub.publish(5)
+    head = live_hub.relay.head(LESSON)
+    assert head["ended"] and head["seq"] >= 2
+    # a proxy (or a broken relay) swaps segment 2 of the top rung
+    swapped = live_hub.relay.path(LESSON, "v500/00002.ts")
+    original = swapped.read_bytes()
+    swapped.write_bytes(original[:-188] + bytes(188))
+    store = LiveStore(appliance.data_dir)
+    puller = Puller(store, live_hub.url, LESSON, live_hub.hub.online_signer.public_key, catalogue_recording(appliance))
+    stop = threading.Event()
+    try:
+        assert puller.round(stop) is False
+        lan = appliance.data_dir / "live" / LESSON
+        assert not (lan / "v500" / "00002.ts").exists()  # never written, so never served
+        status = json.loads((lan / "status.json").read_text("utf-8"))
+        assert status["held_index"] == 1 and status["recording"] is None
+        assert "00002.ts" not in (lan / "site.m3u8").read_text("utf-8")  # the LAN plays up to the hole
+        assert "00001.ts" in (lan / "site.m3u8").read_text("utf-8")
+        assert appliance.catalogue.count() == 0
+        swapped.write_bytes(original)  # the real segment is back
+        wait_until(lambda: puller.round(stop), 30, "the lesson to be recorded")
+    finally:
+        puller.close()
+    assert (lan / "v500" / "00002.ts").read_bytes() == original
+    playlist = (lan / "site.m3u8").read_text("utf-8")
+    assert playlist.rstrip().endswith("#EXT-X-ENDLIST") and "#EXT-X-DISCONTINUITY" not in playlist
+    resource = appliance.catalogue.get(f"live-{LESSON}")
+    assert resource.kind == "video" and resource.subject == "数学" and resource.grade == "三年级"
+    assert "录播" in resource.keywords and "王老师" in resource.keywords and "2026-03-01" in resource.keywords
+    assert resource.files[0].mime == "video/mp4" and resource.files[0].size > 50_000
+    assert json.loads((lan / "status.json").read_text("utf-8"))["state"] == "recorded"
