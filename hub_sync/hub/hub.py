@@ -29,7 +29,7 @@ from hub_sync.core.file_modes import tighten_tree
 from hub_sync.core.keys import generate_key, load_signer
 from hub_sync.core.migrations import Migrations
 from hub_sync.core.sqlite_db import open_db
-from hub_sync.hub import channels, downlink, firmware_repo, ingest, registry, usb_offers
+from hub_sync.hub import channels, downlink, firmware_repo, fleet, ingest, registry, rollup, usb_offers
 from hub_sync.hub import live_interaction, live_timetable
 from hub_sync.hub import hub_settings, lrs_relay
 from hub_sync.hub import accounts, audit, sessions
@@ -42,8 +42,8 @@ HUB_DB = "hub.db"
 # The migration sets of the hub's storage modules, applied in this order when a hub is opened.
 HUB_MIGRATIONS: tuple[Migrations, ...] = (registry.migrations, channels.migrations, ingest.migrations,
                                           downlink.migrations, usb_offers.migrations,
-                                          live_timetable.migrations, live_interaction.migrations,
-                                          firmware_repo.migrations,
+                                          live_timetable.migrations, live_interaction.migrations, rollup.migrations,
+                                          firmware_repo.migrations, fleet.migrations,
                                           hub_settings.migrations, lrs_relay.migrations,
                                           sessions.migrations, accounts.migrations, audit.migrations)
 
