@@ -1,0 +1,72 @@
+"""Report charts as SVG drawn on the hub (pygal), readable without JavaScript.
+
+pygal's default adds a tooltip script from a CDN; ``js=[]`` leaves it out, and the
+small inline configuration script pygal still writes is removed from the tree, so a
+chart is one self-contained SVG without any script (inline in the page, where the
+console's Content-Security-Policy allows no inline script, or as ``image/svg+xml``).
+A suppressed cell ("<5") is drawn as a gap, never as a number; a table with no
+rows draws an empty chart with "no data", not an error.
+"""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree
+
+import pygal
+from pygal.style import Style
+
+from hub_sync.hub.report_tables import Table
+
+STYLE = Style(background="white", plot_background="white", foreground="#333", foreground_strong="#111",
+              foreground_subtle="#999", colors=("#2a7ab0", "#d9822b", "#3a9a5b", "#9a3a8a"),
+              font_family="sans-serif", title_font_size=16, label_font_size=12, legend_font_size=12)
+CHART_SIZE = (720, 320)
+ElementTree.register_namespace("", "http://www.w3.org/2000/svg")  # serialise as <svg>, not <ns0:svg>
+ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+
+
+def _config(title: str) -> dict:
+    return {"title": title, "style": STYLE, "js": [], "width": CHART_SIZE[0], "height": CHART_SIZE[1],
+            "disable_xml_declaration": True, "no_data_text": "无数据 no data", "show_legend": True,
+            "legend_at_bottom": True, "x_label_rotation": 30, "print_values": False}
+
+
+def _number(value) -> float | None:
+    return value if isinstance(value, (int, float)) else None  # "<5" and text become gaps
+
+
+def _col(table: Table, key: str) -> int:
+    return [c.key for c in table.columns].index(key)
+
+
+def bars(table: Table, keys: tuple[str, ...] = ("events", "learners"), limit: int = 15) -> str:
+    """A bar chart of the first column's values (subject, grade, kind, resource) by ``keys``."""
+    chart = pygal.Bar(**_config(f"{table.zh} {table.en}"))
+    rows = list(table.rows)[:limit]
+    chart.x_labels = [str(r[0])[:20] for r in rows]
+    for key in keys:
+        i = _col(table, key)
+        col = table.columns[i]
+        chart.add(f"{col.zh} {col.en}", [_number(r[i]) for r in rows])
+    return _svg(chart)
+
+
+def trend(table: Table, keys: tuple[str, ...] = ("learners", "teachers")) -> str:
+    """A line chart of the weekly table."""
+    chart = pygal.Line(**_config(f"{table.zh} {table.en}"))
+    rows = list(table.rows)
+    chart.x_labels = [str(r[0]) for r in rows]
+    for key in keys:
+        i = _col(table, key)
+        col = table.columns[i]
+        chart.add(f"{col.zh} {col.en}", [_number(r[i]) for r in rows])
+    return _svg(chart)
+
+
+def _svg(chart) -> str:
+    tree = chart.render_tree()
+    for parent in list(tree.iter()):
+        for child in list(parent):
+            if isinstance(child.tag, str) and child.tag.rsplit("}", 1)[-1] == "script":
+                parent.remove(child)
+    return ElementTree.tostring(tree, encoding="unicode")
