@@ -31,6 +31,7 @@ pytest_plugins = [
     "fixtures.lan",
     "fixtures.live",
     "fixtures.avahi",
+    "fixtures.parallel",
 ]
 
 
