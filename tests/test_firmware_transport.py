@@ -117,3 +117,75 @@ def test_tampered_release_folder_refused_at_publish(fwenv):
     out = fwenv.cli("publish", str(src))
     assert out.exit_code == 1 and "tampered" in out.output and out.output.count("\n") == 1
     assert fwenv.published() == before and rules(fwenv.hub).default is None
+
+
+def test_file_tampered_on_the_hub_is_refused_and_nothing_changes(fwenv):
+    src = fwenv.release(NEXT)
+    assert fwenv.cli("publish", str(src)).exit_code == 0
+    sha = json.loads((src / "manifest.json").read_bytes())["files"]["wheels/tuf-5.0.0-py3-none-any.whl"]["sha256"]
+    blob = fwenv.hub.store.path_for(sha)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-3] + b"bad")  # same length, other bytes (the published link is the same inode)
+    store = sync_dir(fwenv.app) / "firmware-store"
+    with pytest.raises(Problem, match="does not match"):
+        _fetch(fwenv)
+    assert not (sync_dir(fwenv.app) / RELEASES_DIR / NEXT).exists()
+    assert sha not in {p.parent.name + p.name for p in store.rglob("*") if p.is_file()}
+
+
+# -- releases on a stick -------------------------------------------------------------
+def _stick_release(fwenv, tmp_path, version: str, *publish_args: str):
+    """Publish ``version``, let the appliance see the metadata (not the files: outside the
+    window), export the signed release onto a stick folder."""
+    assert fwenv.cli("publish", str(fwenv.release(version)), *publish_args).exit_code == 0
+    update_firmware(fwenv.app, allow_download=False, install=False)
+    folder = tmp_path / "stick" / "school-edge" / "firmware" / version
+    out = fwenv.cli("export", version, "--out", str(folder))
+    assert out.exit_code == 0, out.output
+    return folder
+
+
+def _appliance_state(fwenv) -> dict:
+    return fwenv.tree(sync_dir(fwenv.app) / "firmware-store") | {
+        "releases": str(sorted((sync_dir(fwenv.app) / RELEASES_DIR).glob("*")))}
+
+
+def test_stick_release_is_verified_and_staged(fwenv, tmp_path):
+    from edge_agent.sync.firmware_sync import stage_stick_release
+
+    folder = _stick_release(fwenv, tmp_path, NEXT)
+    assert (folder / "release.dsse").is_file()
+    result = stage_stick_release(fwenv.app, folder, install=False)
+    assert result.action == "staged" and result.version == NEXT
+    assert fwenv.tree(result.release_dir) == fwenv.tree(folder)
+    # its files are now the basis of the next network update: nothing left to move
+    assert _fetch(fwenv).bytes_received == 0
+
+
+@pytest.mark.parametrize("fault", ["tampered", "unknown key", "another school", "downgrade", "cut short"])
+def test_bad_stick_release_refused_with_one_line_and_nothing_changed(fwenv, tmp_path, fault):
+    from click.testing import CliRunner
+
+    from edge_agent.cli import main
+    from hub_sync.core.keys import generate_key
+    from hub_sync.formats.firmware_release import sign_release
+
+    version = "0.0.5" if fault == "downgrade" else NEXT
+    args = ("--schools", "OTHER1") if fault == "another school" else ()
+    folder = _stick_release(fwenv, tmp_path, version, *args)
+    wheel = folder / "wheels" / "flask-3.0.0-py3-none-any.whl"
+    if fault == "tampered":
+        wheel.write_bytes(b"x" + wheel.read_bytes()[1:])
+    elif fault == "cut short":
+        wheel.write_bytes(wheel.read_bytes()[:1000])
+    elif fault == "unknown key":
+        (folder / "release.dsse").write_bytes(sign_release((folder / "manifest.json").read_bytes(),
+                                                           generate_key(tmp_path / "other.pem")))
+    before = _appliance_state(fwenv)
+    result = CliRunner().invoke(main, ["edge", "import-usb", str(tmp_path / "stick"), "--data", str(fwenv.app.data_dir)])
+    assert result.exit_code == 0, result.output
+    line = [ln for ln in result.output.splitlines() if ln.startswith("软件 software")]
+    expected = {"tampered": "tampered", "unknown key": "unknown key", "another school": "other schools",
+                "downgrade": "older than the installed", "cut short": "cut short"}[fault]
+    assert len(line) == 1 and expected in line[0], result.output
+    assert _appliance_state(fwenv) == before
