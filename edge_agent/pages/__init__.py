@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from edge_agent.pages import assets, filters, headers, i18n, library, student, teacher, technician
+from edge_agent.pages import live
 
 __all__ = ["register"]
 
@@ -26,3 +27,4 @@ def register(app: Flask) -> None:
     app.register_blueprint(technician.bp)
     app.register_blueprint(student.bp)
     app.register_blueprint(teacher.bp)
+    app.register_blueprint(live.bp)  # the live lesson's classroom screen and tablet pages

@@ -1,0 +1,140 @@
+/* The live lesson's player (classroom screen and tablets) and the tablet's way back to the central teacher.
+   Plays /live/<L>/master.m3u8 from this appliance with the vendored hls.js (Chromium has no native HLS),
+   reads /live/<L>/status.json for how far behind live it is, audio-only and the current slide, and on a
+   tablet posts hands, questions and poll answers through the outbox (app.js) to /api/v1/live/<L>/. */
+(function () {
+  "use strict";
+  var box = document.getElementById("live");
+  if (!box || !box.dataset.lesson) { return; }
+  var lesson = box.dataset.lesson;
+  var base = "/live/" + encodeURIComponent(lesson) + "/";
+  var video = document.getElementById("live-video");
+  var slide = document.getElementById("live-slide");
+  var note = document.getElementById("live-note");
+  var sound = document.getElementById("live-sound");
+  var BEHIND_SHOWN_S = 8;  // a little behind live is normal (the player starts 3 segments back)
+  var hls = null;
+
+  function text(name, s) { return (box.dataset[name] || "").replace("{s}", s); }
+
+  function start() {
+    var src = base + "master.m3u8";
+    if (window.Hls && window.Hls.isSupported()) {
+      hls = new window.Hls({liveSyncDurationCount: 3, liveMaxLatencyDurationCount: 30, maxBufferLength: 30,
+                            manifestLoadingMaxRetry: 1e6, levelLoadingMaxRetry: 1e6, fragLoadingMaxRetry: 1e6});
+      hls.on(window.Hls.Events.ERROR, function (_e, data) {
+        // the lesson may not be there yet, or the appliance's Wi-Fi dropped: try again, never give up
+        if (data.fatal) { setTimeout(function () { hls.loadSource(src); hls.startLoad(); }, 3000); }
+      });
+      hls.loadSource(src);
+      hls.attachMedia(video);
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = src;
+    }
+    video.play().catch(function () {});
+  }
+
+  function behindS() {
+    if (hls && hls.liveSyncPosition && video.currentTime > 0) { return Math.max(0, hls.liveSyncPosition - video.currentTime); }
+    return 0;
+  }
+
+  function show(status) {
+    var lines = [];
+    var audioOnly = /^a/.test(status.rung || "") || (video.readyState > 1 && video.videoWidth === 0);
+    box.classList.toggle("audio-only", audioOnly);
+    if (status.state === "waiting") { lines.push(text("waiting")); }
+    if (status.state === "stalled") { lines.push(text("stalled")); }
+    var behind = Math.round(Math.max(status.behind_s || 0, behindS()));
+    if (behind >= BEHIND_SHOWN_S && status.state !== "ended" && status.state !== "recorded") { lines.push(text("behind", behind)); }
+    if (audioOnly) { lines.push(text("audio")); }
+    if (status.state === "ended") { lines.push(text("ended")); }
+    note.textContent = lines.join(" ");
+    if (status.state === "recorded" && status.recording) {
+      note.textContent = text("recorded") + " ";
+      var a = document.createElement("a");
+      a.href = "/library/" + encodeURIComponent(status.recording);
+      a.textContent = text("open");
+      note.appendChild(a);
+    }
+    // the slide: beside the picture while there is one, in its place when only sound goes on
+    if (status.slide) {
+      if (slide.getAttribute("src") !== status.slide) { slide.src = status.slide; }
+      slide.hidden = false;
+    } else {
+      slide.hidden = true;
+    }
+    box.dataset.state = status.state || "";
+  }
+
+  function poll() {
+    fetch(base + "status.json", {cache: "no-store"}).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) { if (s) { show(s); } else { note.textContent = text("waiting"); } })
+      .catch(function () {});
+  }
+
+  sound.addEventListener("click", function () { video.muted = false; video.play().catch(function () {}); sound.hidden = true; });
+  start();
+  poll();
+  setInterval(poll, 2000);
+  // the timetable moves on: a new lesson on (or none) reloads the page
+  setInterval(function () {
+    fetch(box.dataset.scheduleUrl, {credentials: "same-origin", cache: "no-store"}).then(function (r) { return r.json(); })
+      .then(function (s) { var now = s.current ? s.current.lesson : ""; if (now !== lesson) { location.reload(); } })
+      .catch(function () {});
+  }, 15000);
+
+  // -- the tablet: hands, questions, poll answers ---------------------------------------------------------
+  var talk = document.querySelector(".live-talk");
+  if (!talk || !window.SchoolEdge) { return; }
+  var api = "/api/v1/live/" + encodeURIComponent(lesson) + "/";
+  var mine = document.getElementById("live-mine");
+  var pollBox = document.getElementById("live-poll");
+  var shownPoll = "";
+
+  function send(path, body) { window.SchoolEdge.submit(api + path, body, {tag: "live"}); setTimeout(refresh, 500); }
+
+  function listMine(items) {
+    mine.replaceChildren.apply(mine, items.slice(-8).map(function (m) {
+      var li = document.createElement("li");
+      li.className = "live-msg " + m.state;
+      var what = m.kind === "hand" ? talk.dataset.hand : (m.kind === "question" ? m.text : talk.dataset.answered + (m.option + 1));
+      li.textContent = what + " · " + (m.state === "delivered" ? talk.dataset.delivered : talk.dataset.queued);
+      return li;
+    }));
+  }
+
+  function showPoll(p) {
+    if (!p) { pollBox.hidden = true; shownPoll = ""; return; }
+    if (p.id === shownPoll) { return; }
+    shownPoll = p.id;
+    document.getElementById("live-poll-q").textContent = p.question;
+    var opts = document.getElementById("live-poll-options");
+    opts.replaceChildren.apply(opts, p.options.map(function (o, i) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = o;
+      b.addEventListener("click", function () { send("answer", {poll: p.id, option: i}); });
+      return b;
+    }));
+    pollBox.hidden = false;
+  }
+
+  function refresh() {
+    fetch(box.dataset.scheduleUrl, {credentials: "same-origin", cache: "no-store"}).then(function (r) { return r.json(); })
+      .then(function (s) { listMine(s.mine || []); showPoll(s.poll || null); })
+      .catch(function () {});
+  }
+
+  document.getElementById("live-hand").addEventListener("click", function () { send("hand", {}); });
+  document.getElementById("live-question").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var input = ev.target.elements.text;
+    var q = input.value.trim();
+    if (!q) { return; }
+    send("question", {text: q});
+    input.value = "";
+  });
+  refresh();
+  setInterval(refresh, 3000);
+})();
