@@ -189,3 +189,32 @@ def test_bad_stick_release_refused_with_one_line_and_nothing_changed(fwenv, tmp_
                 "downgrade": "older than the installed", "cut short": "cut short"}[fault]
     assert len(line) == 1 and expected in line[0], result.output
     assert _appliance_state(fwenv) == before
+
+
+def test_changed_wheel_moves_only_its_changed_blocks_against_the_installed_copy(fwenv, tmp_path):
+    from edge_agent.sync.firmware_sync import firmware_client
+    from hub_sync.client.firmware_client import check_offer, fetch_release, keep_only
+    from hub_sync.formats.firmware_release import build_manifest, manifest_bytes
+
+    sizes = {"school_edge-app-py3-none-any.whl": 2_000_000, "six-1.16-py3-none-any.whl": 50_000}
+    first = fwenv.release("98.0.0", sizes=sizes)
+    assert fwenv.cli("publish", str(first)).exit_code == 0
+    installed = _fetch(fwenv).release_dir
+    keep_only(firmware_client(fwenv.app).store, installed)
+    # the next version changes one module inside the app wheel: 200 bytes in the middle
+    second = tmp_path / "second"
+    import shutil
+
+    shutil.copytree(first, second)
+    app = second / "wheels" / "school_edge-app-py3-none-any.whl"
+    data = bytearray(app.read_bytes())
+    data[1_000_000:1_000_200] = bytes(200)
+    app.write_bytes(bytes(data))
+    (second / "manifest.json").write_bytes(manifest_bytes(build_manifest(second, NEXT, "0.0.1", [], "", "3.11")))
+    assert fwenv.cli("publish", str(second)).exit_code == 0
+    client = firmware_client(fwenv.app)
+    offer = check_offer(client, fwenv.app.device_id, fwenv.app.school_code)
+    report = fetch_release(client, offer, tmp_path / "out", basis_dir=installed)
+    assert report.files == 1 and 0 < report.bytes_received < 0.05 * len(data), report
+    assert fwenv.tree(tmp_path / "out")["wheels/school_edge-app-py3-none-any.whl"] == fwenv.tree(second)[
+        "wheels/school_edge-app-py3-none-any.whl"]

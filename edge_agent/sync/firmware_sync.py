@@ -79,16 +79,16 @@ def _record(appliance: Appliance, **values: object) -> None:
             appliance.db["sync_state"].upsert({"key": f"firmware_{key}", "value": str(value)}, pk="key")
 
 
-def _seed_from_installed(appliance: Appliance, store: BlobStore) -> None:
-    """The installed release's files become the fetch's basis (a stick or the factory
-    may have installed it, so the store may not hold them yet)."""
-    try:
-        from firmware.slots import installed_release_dir  # U1's slot layout, when present
-    except ImportError:
-        return
+def _seed_from_installed(appliance: Appliance, store: BlobStore) -> Path | None:
+    """The installed release's files become the fetch's basis (a stick may have
+    installed it, so the store may not hold them yet); returns its folder (None for
+    the factory install)."""
+    from firmware.slots import installed_release_dir
+
     folder = installed_release_dir(appliance.data_dir)
     if folder is not None:
         seed_store(store, Path(folder))
+    return folder
 
 
 def install_release(appliance: Appliance, release_dir: Path):
@@ -128,11 +128,11 @@ def update_firmware(appliance: Appliance, allow_download: bool = True, install: 
         if not allow_download:
             _record(appliance, waiting=offer.version)
             return UpdateResult("waiting_for_window", offer.version, release_size=offer.size)
-        _seed_from_installed(appliance, client.store)
+        basis = _seed_from_installed(appliance, client.store)
         out = sync_dir(appliance) / RELEASES_DIR / offer.version
         if progress:
             progress(f"下载软件 fetching release {offer.version}")
-        report = fetch_release(client, offer, out)
+        report = fetch_release(client, offer, out, basis)
         _record(appliance, waiting="", fetched=offer.version, fetched_bytes=report.bytes_received)
         log.info("firmware %s fetched: %d files, %d bytes moved of %d", offer.version, report.files,
                  report.bytes_received, offer.size)

@@ -31,7 +31,7 @@ from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.blobstore import BlobStore
 from hub_sync.core.errors import FormatError, SignatureError
-from hub_sync.client.sync_client import FetchReport, Plan, SyncClient, translate
+from hub_sync.client.sync_client import PARTIAL_DIR, FetchReport, Plan, SyncClient, translate
 from hub_sync.formats.firmware_release import (MANIFEST_NAME, SIGNATURE_NAME, check_school, load_manifest,
                                                open_release, safe_relpath, verify_files)
 from hub_sync.formats.firmware_rollout import ROLLOUT_TARGET, Rules, load_rules, version_for
@@ -156,16 +156,45 @@ def seed_store(store: BlobStore, release_dir: Path) -> int:
     return added
 
 
-def fetch_release(client: SyncClient, offer: Offer, out_dir: Path) -> FetchReport:
+def fetch_release(client: SyncClient, offer: Offer, out_dir: Path, basis_dir: Path | None = None) -> FetchReport:
     """Fetch what the store lacks of ``offer``, then write the verified release folder
     ``out_dir`` (manifest, files, release.dsse). A cut transfer raises LinkError and
-    keeps its partial files; the next call resumes them."""
+    keeps its partial files; the next call resumes them. ``basis_dir``: the installed
+    release, whose older copy of a changed wheel rsync uses as the basis of a delta."""
     by_sha = {t.hashes["sha256"]: t for t in offer.files.values()}
     missing = sorted(sha for sha in by_sha if not client.store.has(sha))
     client.staging = client.state_dir / STAGING_DIR
+    if basis_dir is not None:
+        _place_bases(client.staging, offer, set(missing), Path(basis_dir))
     report = client.fetch(Plan(0, {}, [], [], by_sha), missing)
     assemble(client.store, offer, out_dir)
     return report
+
+
+def _dist_name(rel: str) -> str | None:
+    """The distribution a wheel path belongs to (``wheels/flask-3.0.0-py3-none-any.whl`` -> ``flask``)."""
+    name = rel.rsplit("/", 1)[-1]
+    return name.split("-", 1)[0].lower() if name.endswith(".whl") and "-" in name else None
+
+
+def _place_bases(staging: Path, offer: Offer, missing: set[str], basis_dir: Path) -> None:
+    """For each missing wheel whose distribution the installed release also has, put
+    the installed copy where rsync looks for a partial file (``--partial-dir``): rsync
+    then sends only the blocks that differ. The result is checked against its sha256
+    like any other, so a poor basis costs bytes, never correctness."""
+    try:
+        installed = load_manifest((basis_dir / MANIFEST_NAME).read_bytes())
+    except (OSError, FormatError):
+        return
+    old = {_dist_name(rel): basis_dir / rel for rel in installed.files if _dist_name(rel)}
+    for rel, target in offer.files.items():
+        sha = target.hashes["sha256"]
+        src = old.get(_dist_name(rel))
+        partial = staging / sha[:2] / PARTIAL_DIR / sha[2:]
+        if sha not in missing or src is None or not src.is_file() or partial.exists():
+            continue
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, partial)
 
 
 def assemble(store: BlobStore, offer: Offer, out_dir: Path) -> Path:
