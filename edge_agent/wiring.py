@@ -20,7 +20,9 @@ from edge_agent.config import EdgeConfig
 from edge_agent.library.integrity import start_scrubber
 from edge_agent.live import lan_api as live_lan_api
 from edge_agent.live.job import start_live_puller
+from edge_agent.live.store import LiveStore
 from edge_agent.runner import Job, run_appliance
+from edge_agent.sync.live_link import start_live_link
 from edge_agent.sync.scheduler import start_scheduler
 from provisioning import usb_api
 from provisioning.watcher import start_watcher
@@ -35,8 +37,15 @@ def blueprints() -> list[Blueprint]:
 
 def jobs() -> list[Job]:
     """Background jobs of a served appliance: scheduled sync, the USB stick watcher,
-    the slow re-hashing of stored files (quarantining damaged ones)."""
-    return [start_scheduler, start_watcher, start_scrubber, start_live_puller]
+    the slow re-hashing of stored files (quarantining damaged ones), the live lessons'
+    fast path and puller."""
+    return [start_scheduler, start_watcher, start_scrubber, live_link, start_live_puller]
+
+
+def live_link(appliance: Appliance):
+    """The live lessons' fast path (pupils' messages up, the open poll down); a lesson the
+    timetable says was missed is handed to the media pipeline's puller, which fetches its recording."""
+    return start_live_link(appliance, prefetch=LiveStore(appliance.data_dir).want)
 
 
 def create_served_app(config: EdgeConfig | Mapping[str, Any] | None = None,
