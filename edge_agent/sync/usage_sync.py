@@ -42,8 +42,10 @@ from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.usage_batch import BATCH_CONTENT_TYPE, BATCH_KIND, batch_hash, encode_batch
 
 from edge_agent.const import DEVICE_KEY_FILE
+from edge_agent.sync import device_report
 from edge_agent.sync.downlink import DownlinkResult, apply_answer, check_answer, open_answer, poll_request
 from edge_agent.sync.downlink import cursor as downlink_cursor
+from edge_agent.sync import offer_files
 from edge_agent.sync.hub_key import load_hub_key
 
 if TYPE_CHECKING:  # the Appliance sits above this layer; only its type is needed here
@@ -112,6 +114,8 @@ def upload_pending(appliance: Appliance, hub_url: str | None = None, timeout: ht
         if (result.batches == 0 or result.downlink.more) and _poll_downlink(appliance, client, hub_url, hub_key, result):
             # applying messages journals them (and a transfer's space): send that up now, not next time
             _upload_batches(appliance, client, hub_url, hub_key, max_events, result)
+        offer_files.send(appliance, client, hub_url)  # the files of teachers' offers, after the events that announce them
+        device_report.send(appliance, client, hub_url)  # the fleet page's state, after the usage it counts
     result.pending = appliance.journal.pending_count()
     return result
 
