@@ -108,7 +108,7 @@ def offer_to_county(db: sqlite_utils.Database, teacher: Person, resource_id: str
         db.execute("update teacher_resources set share_status = 'offered', status_note = '', updated_at = ? where resource_id = ?",
                    [time.time(), resource_id])
         Journal(db).append(f"person:{teacher.id}", "shared", f"resource:{resource_id}",
-                           {"title": resource.title, "kind": resource.kind,
+                           {"title": resource.title, "kind": resource.kind, "uploader": teacher.name,
                             "files": [{"path": f.path, "sha256": f.sha256, "size": f.size, "mime": f.mime} for f in resource.files],
                             **{k: getattr(resource, k) for k in ("stage", "grade", "subject", "edition", "chapter", "description")}})
     return own_resource(db, resource_id)

@@ -16,7 +16,7 @@ from hub_sync.core.const import MIB
 from hub_sync.core.errors import Problem
 from hub_sync.hub import fleet_api, live_api, repo_api, usage_api
 from hub_sync.hub import interaction_api
-from hub_sync.hub import console
+from hub_sync.hub import console, offer_api
 from hub_sync.hub.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def create_hub_app(hub: Hub) -> Flask:
 
     app.register_blueprint(interaction_api.bp)  # live lessons: pupils' messages, poll state, teacher page
     app.register_blueprint(usage_api.bp)  # POST /api/v1/hub/usage, /api/v1/hub/downlink
+    app.register_blueprint(offer_api.bp)  # the files of teachers' offered uploads, signed by the device
     app.register_blueprint(repo_api.bp)  # /tuf/, /content/, enrollment, channels
     app.register_blueprint(live_api.bp)  # /live/ and the publisher's POST (专递课堂)
     app.register_blueprint(fleet_api.bp)  # POST /api/v1/hub/device-report

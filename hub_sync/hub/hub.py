@@ -32,7 +32,7 @@ from hub_sync.core.sqlite_db import open_db
 from hub_sync.hub import channels, downlink, firmware_repo, fleet, ingest, registry, rollup, usb_offers
 from hub_sync.hub import live_interaction, live_timetable
 from hub_sync.hub import hub_settings, lrs_relay
-from hub_sync.hub import accounts, audit, sessions
+from hub_sync.hub import accounts, audit, offers, sessions
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.publisher import repo_for
 from hub_sync.hub.registry import Registry
@@ -45,7 +45,7 @@ HUB_MIGRATIONS: tuple[Migrations, ...] = (registry.migrations, channels.migratio
                                           live_timetable.migrations, live_interaction.migrations, rollup.migrations,
                                           firmware_repo.migrations, fleet.migrations,
                                           hub_settings.migrations, lrs_relay.migrations,
-                                          sessions.migrations, accounts.migrations, audit.migrations)
+                                          sessions.migrations, accounts.migrations, audit.migrations, offers.migrations)
 
 
 class Hub:

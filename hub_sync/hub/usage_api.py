@@ -31,6 +31,7 @@ from hub_sync.core.errors import FormatError
 from hub_sync.formats.usage_ack import ACK_CONTENT_TYPE, seal_ack
 from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.ingest import UsageIngest, peek_payload
+from hub_sync.hub.offers import Offers
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def usage():
     # every time, not only when this batch stored something: a hub killed between storing and
     # scanning catches up on the device's next request (one indexed lookup when nothing is new)
     downlink.scan(device, hub_box_opener(hub))
+    Offers(hub.db).collect(device.device_id, device.school_code)  # teachers' offers, for the review queue
     if after is not None:  # not an acknowledgement: the query string is not signed (the journal's downlink events are)
         answer = downlink.answer(device, after)
         if answer is not None:

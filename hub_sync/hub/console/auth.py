@@ -159,16 +159,30 @@ def show_csrf(_exc: CSRFError):
     return render_template("county/error.html", message=message, code="csrf"), 400
 
 
+def frame_headers(response):
+    """after_request: no other site may frame a console page (clickjacking); the
+    console itself may (the preview of a PDF or a lesson)."""
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    policy = response.headers.get("Content-Security-Policy")
+    if policy is None:
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
+    elif "frame-ancestors" not in policy:
+        response.headers["Content-Security-Policy"] = f"{policy}; frame-ancestors 'self'"
+    return response
+
+
 def console_blueprint(name: str) -> Blueprint:
-    """A blueprint of a console page area: CSRF on its forms, HTML refusals."""
+    """A blueprint of a console page area: CSRF on its forms, HTML refusals, no framing by other sites."""
     area = Blueprint(name, __name__)
     area.before_request(protect_forms)
+    area.after_request(frame_headers)
     area.register_error_handler(Problem, show_problem)
     area.register_error_handler(CSRFError, show_csrf)
     return area
 
 
 bp.before_request(protect_forms)
+bp.after_request(frame_headers)
 bp.register_error_handler(Problem, show_problem)
 bp.register_error_handler(CSRFError, show_csrf)
 

@@ -6,6 +6,7 @@ hub's ``cache/translations``; the console's domain is ``county``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flask import Blueprint, Flask, redirect, request
@@ -42,6 +43,11 @@ def pick(zh: str, en: str) -> str:
     return en if get_locale().language == "en" else zh
 
 
+def when(ts: float | None) -> str:
+    """A time as the county's staff read it (the hub's local time, to the minute)."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
 def init_app(app: Flask) -> None:
     hub = app.extensions["hub"]
     mo_dir = compile_catalogues(Path(hub.data_dir).resolve() / "cache" / "translations")
@@ -49,6 +55,7 @@ def init_app(app: Flask) -> None:
           default_translation_directories=str(mo_dir))
     app.jinja_env.globals["html_lang"] = html_lang
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.filters["when"] = when
 
 
 @bp.get("/console/lang/<code>")
