@@ -204,7 +204,7 @@ class Reports:
         for i in range(0, len(rows), 500):  # SQLite's limit on parameters
             chunk = ["r:" + r[0] for r in rows[i:i + 500]]
             learners |= self._sets(period, scope, f"dim in ({', '.join('?' * len(chunk))})", chunk)
-        titles = self._titles([r[0] for r in rows]) if limit else {}
+        titles = self._titles([r[0] for r in rows])
         return [{"resource": r, "title": titles.get(r, r), "subject": s, "grade": g, "kind": k, "events": ev,
                  "assigned": asg, "handed_in": hand, "learners": learners.get("r:" + r, (0, 0))[0]}
                 for r, s, g, k, ev, asg, hand in rows]

@@ -19,11 +19,13 @@ from __future__ import annotations
 from flask import Flask
 
 from hub_sync.hub.console import assets, audit_trail, auth, home, locale, preview, review, staff
+from hub_sync.hub.console import fleet, reports
 
 __all__ = ["init_app", "BLUEPRINTS"]
 
 # Every page area of the console, registered by ``init_app`` in this order.
-BLUEPRINTS = (assets.bp, locale.bp, auth.bp, home.bp, staff.bp, review.bp, preview.bp, audit_trail.bp)
+BLUEPRINTS = (assets.bp, locale.bp, auth.bp, home.bp, staff.bp, review.bp, preview.bp, audit_trail.bp,
+              fleet.bp, reports.bp)
 
 
 def init_app(app: Flask) -> None:

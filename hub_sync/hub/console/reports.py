@@ -1,0 +1,74 @@
+"""The usage and coverage report pages (资源应用情况, 教学点覆盖) over the roll-ups.
+
+    GET /console/reports?first=&last=&school=&point=         the report page: overview,
+                     use by subject / grade / kind, most used resources, weekly trend,
+                     teaching points with no use in the period's last week; charts as
+                     inline SVG (no script)
+    GET /console/reports/<table>.svg?...                      one chart as image/svg+xml
+    GET /console/reports/<table>.csv|.xlsx?...                one table as a file (the
+                     resources table with every resource, not only the top 20)
+
+Who: ``viewer``, ``reviewer``, ``bureau_admin`` (the county, any school or teaching
+point) and ``school_head`` (their own school only: another school is refused, 403).
+Every number comes through ``report_tables`` (fewer than five learners -> "<5").
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Response, current_app, render_template, request
+from markupsafe import Markup
+
+from hub_sync.hub import report_charts
+from hub_sync.hub.console.auth import check_school, console_blueprint, current_account, require_role, school_scope
+from hub_sync.hub.console_errors import NotFoundError
+from hub_sync.hub.report_export import CSV_TYPE, XLSX_TYPE, csv_lines, filename, xlsx_chunks
+from hub_sync.hub.report_tables import TABLE_NAMES, table
+from hub_sync.hub.reports import Period, Reports, Scope
+
+bp = console_blueprint("console_reports")
+ROLES = ("viewer", "reviewer", "school_head")
+CHARTS = {"weekly": report_charts.trend, "subject": report_charts.bars, "grade": report_charts.bars,
+          "kind": report_charts.bars, "resources": lambda t: report_charts.bars(t, limit=10)}
+
+
+def _asked() -> tuple[Period, Scope, Reports]:
+    """The period and scope of this request; a school head is held to their own school."""
+    reports = Reports(current_app.extensions["hub"].db)
+    period = Period.parse(request.args.get("first"), request.args.get("last"), today=date.today())
+    own = school_scope()
+    school = (request.args.get("school") or "").strip()
+    if own is not None:
+        check_school(school or own)  # another school: 403
+        school = own
+    return period, Scope.parse(school, request.args.get("point")), reports
+
+
+@bp.get("/console/reports")
+@require_role(*ROLES)
+def report_page():
+    period, scope, reports = _asked()
+    tables = {name: table(name, period, scope, reports) for name in TABLE_NAMES}
+    tables["resources"].rows = list(tables["resources"].rows)  # a generator: the page reads it once
+    totals = tables["totals"].rows[0]
+    charts = {name: Markup(CHARTS[name](tables[name])) for name in ("weekly", "subject", "kind")}
+    own = school_scope()
+    schools = [s for s in reports.schools() if own is None or s[0] == own]
+    return render_template("county/reports.html", me=current_account(), period=period, scope=scope, tables=tables,
+                           charts=charts, empty=totals[2] == 0, latest=reports.latest_day(), schools=schools,
+                           points=reports.points(scope.school), query=request.query_string.decode())
+
+
+@bp.get("/console/reports/<name>.<fmt>")
+@require_role(*ROLES)
+def report_file(name: str, fmt: str):
+    if name not in TABLE_NAMES or fmt not in ("svg", "csv", "xlsx") or (fmt == "svg" and name not in CHARTS):
+        raise NotFoundError("没有这个报表", "no such report table")
+    period, scope, reports = _asked()
+    if fmt == "svg":
+        return Response(CHARTS[name](table(name, period, scope, reports)), content_type="image/svg+xml; charset=utf-8")
+    t = table(name, period, scope, reports, limit=None)
+    body, ctype = (csv_lines(t), CSV_TYPE) if fmt == "csv" else (xlsx_chunks(t), XLSX_TYPE)
+    return Response(body, content_type=ctype,
+                    headers={"Content-Disposition": f"attachment; filename={filename(t, period.first, period.last, fmt)}"})
