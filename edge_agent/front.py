@@ -30,15 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import shutil
-import socket
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from hub_sync.core.processes import SupervisedProcess, wait_until
+from hub_sync.core import nginx_front
+from hub_sync.core.nginx_front import FrontPaths, json_error, listen, run_as_user, write_config
 
 from edge_agent.config import EdgeConfig
 from edge_agent.errors import ConfigError
@@ -48,10 +44,7 @@ log = logging.getLogger(__name__)
 NGINX_PATHS = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
 MIME_TYPES = "/etc/nginx/mime.types"
 RUN_DIR = "run"
-START_TIMEOUT_S = 10.0
 OPEN_FILE_CACHE_VALID_S = 10  # nginx may send a file it opened this long ago without looking again
-STOP_GRACE_S = 5.0
-RESTART_BACKOFF_S = 5.0
 BLOB_LOCATION = "/_blob/"  # internal: the app's X-Accel-Redirect target
 # lesson types that can run script (file_response.is_active_type: HTML, XSL, any XML) get this CSP
 SANDBOX = "sandbox allow-scripts allow-forms"
@@ -61,45 +54,10 @@ GZIP_TYPES = ("text/plain", "text/css", "text/xml", "application/javascript", "a
 UPLOAD_ROUTES = r"^/api/v1/(uploads|roster|assignments/[0-9]+/submissions)$"
 
 
-class FrontError(ConfigError):
+class FrontError(ConfigError, nginx_front.FrontError):
     """The front cannot run: nginx missing, its configuration refused, it exited."""
 
     code = "front"
-
-
-@dataclass(frozen=True)
-class FrontPaths:
-    """Where the front keeps its files, all inside ``<data>/run`` (0700)."""
-
-    run: Path
-
-    @classmethod
-    def of(cls, data_dir: Path) -> "FrontPaths":
-        return cls(Path(data_dir).resolve() / RUN_DIR)
-
-    @property
-    def conf(self) -> Path:
-        return self.run / "nginx.conf"
-
-    @property
-    def socket(self) -> Path:
-        return self.run / "app.sock"
-
-    @property
-    def public(self) -> Path:
-        return self.run / "public"
-
-    @property
-    def temp(self) -> Path:
-        return self.run / "nginx-tmp"
-
-    @property
-    def error_log(self) -> Path:
-        return self.run / "nginx-error.log"
-
-    @property
-    def output(self) -> Path:
-        return self.run / "nginx.out"
 
 
 def nginx_binary() -> str:
@@ -111,13 +69,8 @@ def nginx_binary() -> str:
     return found
 
 
-def _json_error(code: str, zh: str, en: str) -> str:
-    # one line of JSON in a single-quoted nginx string: no single quotes inside
-    return ('{"error": {"code": "%s", "message": "%s", "message_en": "%s"}}' % (code, zh, en)).replace("'", "")
-
-
-def _listen(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+_json_error = json_error
+_listen = listen
 
 
 def nginx_config(cfg: EdgeConfig, paths: FrontPaths, content_root: Path) -> str:
@@ -126,8 +79,7 @@ def nginx_config(cfg: EdgeConfig, paths: FrontPaths, content_root: Path) -> str:
     t = cfg.request_timeout_s
     rate = max(1, cfg.login_rate_per_min)
     burst = max(5, rate // 3)
-    # nginx run as root switches its workers to "nobody", who may not read a 0700 data folder
-    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    user = run_as_user()
     tmp = paths.temp
     too_many = _json_error("too_many_logins", "登录尝试太频繁，请一分钟后再试",
                            "too many login attempts from this device; try again in a minute")
@@ -278,88 +230,12 @@ def prepare(cfg: EdgeConfig, content_root: Path) -> FrontPaths:
     """Create ``run/`` (0700), write the configuration and have nginx check it; FrontError if refused."""
     nginx = nginx_binary()
     paths = FrontPaths.of(cfg.data_dir)
-    paths.run.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(paths.run, 0o700)
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (paths.temp / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-    paths.socket.unlink(missing_ok=True)  # left by a killed server: gunicorn binds afresh
-    tmp_conf = paths.conf.with_suffix(".conf.new")
-    tmp_conf.write_text(nginx_config(cfg, paths, content_root), "utf-8")
-    os.replace(tmp_conf, paths.conf)
-    check = subprocess.run([nginx, *_args(paths), "-t", "-q"], capture_output=True, text=True)
-    if check.returncode != 0:
-        detail = (check.stderr or check.stdout).strip().splitlines()
-        raise FrontError(f"nginx 拒绝了生成的配置 {paths.conf}：{detail[-1] if detail else ''}",
-                         f"nginx refused the generated configuration {paths.conf}: {detail[-1] if detail else ''}")
-    return paths
+    return write_config(nginx, paths, nginx_config(cfg, paths, content_root))
 
 
-def _args(paths: FrontPaths) -> list[str]:
-    # -e: nginx opens its error log before reading the configuration; keep it in run/ too
-    return ["-p", str(paths.run), "-c", str(paths.conf), "-e", str(paths.error_log)]
-
-
-class Front:
-    """nginx as a supervised child: started once gunicorn listens, restarted if it dies, stopped with it."""
+class Front(nginx_front.Front):
+    """nginx as a supervised child of ``edge serve`` (``hub_sync.core.nginx_front.Front``)."""
 
     def __init__(self, cfg: EdgeConfig, paths: FrontPaths) -> None:
+        super().__init__(nginx_binary(), paths, cfg.host, cfg.port)
         self.cfg = cfg
-        self.paths = paths
-        self.process: SupervisedProcess | None = None
-        self.restarts = 0
-        self._next_try = 0.0
-        self._supervising = False  # between start() and stop(): keep nginx running
-
-    def start(self) -> None:
-        """Start nginx and wait until it accepts connections; FrontError quoting its log if it exits."""
-        self._supervising = True
-        self.process = SupervisedProcess([nginx_binary(), *_args(self.paths), "-g", "daemon off;"],
-                                         log=self.paths.output)
-        process = self.process
-
-        def listening() -> bool:
-            if not process.running():
-                tail = self.paths.error_log.read_text("utf-8", "replace").strip().splitlines()[-1:] \
-                    if self.paths.error_log.exists() else []
-                raise FrontError(f"nginx 启动后退出：{' '.join(tail)}", f"nginx exited at start: {' '.join(tail)}")
-            return _accepts(self.cfg.host, self.cfg.port)
-
-        try:
-            wait_until(listening, START_TIMEOUT_S, "nginx to listen")
-        except TimeoutError as exc:
-            process.stop(grace_s=STOP_GRACE_S)
-            raise FrontError("nginx 没有开始监听", f"nginx did not start listening: {exc}") from None
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.running()
-
-    def check(self) -> None:
-        """Called about once a second by the server's master: start nginx again if it died
-        (at most every ``RESTART_BACKOFF_S``, so a port taken meanwhile is not a busy loop)."""
-        if not self._supervising or (self.process is not None and self.process.running()) \
-                or time.monotonic() < self._next_try:
-            return
-        self.restarts += 1
-        self._next_try = time.monotonic() + RESTART_BACKOFF_S
-        if self.process is not None:
-            log.warning("nginx exited (%s); starting it again", self.process.returncode)
-            self.process.stop(grace_s=0)  # reap what may be left of its group
-            self.process = None
-        self.start()
-
-    def stop(self) -> None:
-        """SIGTERM nginx's process group (SIGKILL after a grace); a no-op if it is not running."""
-        self._supervising = False
-        process, self.process = self.process, None
-        if process is not None:
-            process.stop(grace_s=STOP_GRACE_S)
-
-
-def _accepts(host: str, port: int) -> bool:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
-    try:
-        with socket.create_connection((shown, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-

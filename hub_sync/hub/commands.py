@@ -110,12 +110,16 @@ def hub_publish(data_dir: Path, channels: tuple[str, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址 Address")
 @click.option("--port", type=int, default=8090, show_default=True, help="HTTP 端口 HTTP port")
 @click.option("--rsync-port", type=int, default=None, help="rsync 端口 rsync daemon port (default: port+1; 0 = none)")
-def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None) -> None:
-    """运行县级平台：HTTP 接口和 rsync 内容服务。 Serve the hub: HTTP API and rsync content."""
+@click.option("--front/--no-front", default=True, show_default=True,
+              help="nginx 前端（--no-front 仅供开发） nginx in front (--no-front: gunicorn alone, for development)")
+def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None, front: bool) -> None:
+    """运行县级平台：nginx 前端、HTTP 接口、rsync 内容服务和定时任务（转发 xAPI）。
+    Serve the hub: nginx front, HTTP API, rsync content and background jobs (the xAPI relay)."""
+    from hub_sync.hub.lrs_relay import relay_job
     from hub_sync.hub.server import HubServer
 
     rsync_port = port + 1 if rsync_port is None else rsync_port
-    server = HubServer(_open(data_dir), host, port, rsync_port or None)
+    server = HubServer(_open(data_dir), host, port, rsync_port or None, front=front, jobs=[relay_job])
 
     def ready() -> None:
         click.echo(f"县级平台已启动 Hub serving: {server.url}/", nl=True)
