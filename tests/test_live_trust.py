@@ -94,3 +94,29 @@ def test_a_swapped_segment_is_refused_and_the_lesson_is_recorded_once_the_real_o
     assert "录播" in resource.keywords and "王老师" in resource.keywords and "2026-03-01" in resource.keywords
     assert resource.files[0].mime == "video/mp4" and resource.files[0].size > 50_000
     assert json.loads((lan / "status.json").read_text("utf-8"))["state"] == "recorded"
+
+
+@pytest.mark.slow
+def test_the_county_adds_a_finished_lesson_to_a_channel_and_refuses_an_unfinished_one(live_hub):
+    from click.testing import CliRunner
+
+    from edge_agent.cli import main
+    from hub_sync.hub.channels import Channels
+
+    chans = Channels(live_hub.hub.db)
+    chans.put_channel("recorded", "录播课", False)
+
+    def record():
+        return CliRunner().invoke(main, ["hub", "live", "record", "--data", str(live_hub.hub.data_dir), LESSON,
+                                         "--channel", "recorded"])
+
+    early = record()
+    assert early.exit_code == 1 and early.output.count("\n") == 1 and "还没有结束" in early.output
+    assert chans.resources("recorded") == []  # nothing changed
+    live_hub.publish(3)
+    done = record()
+    assert done.exit_code == 0, done.output
+    [(rid, meta, files)] = chans.resources("recorded")
+    assert rid == f"live-{LESSON}" and meta["kind"] == "video" and meta["subject"] == "数学"
+    assert "录播" in meta["keywords"] and files[0]["mime"] == "video/mp4"
+    assert live_hub.hub.store.path_for(files[0]["sha256"]).stat().st_size == files[0]["size"] > 20_000
