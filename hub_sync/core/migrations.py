@@ -26,6 +26,10 @@ class Migrations:
         self._steps.append((fn.__name__, fn))
         return fn
 
+    def names(self) -> list[str]:
+        """Names of every step, in order (a firmware release lists them as ``<set>/<step>``)."""
+        return [name for name, _ in self._steps]
+
     def pending(self, db: sqlite_utils.Database) -> list[str]:
         """Names of the steps not yet applied to ``db``."""
         _ensure_table(db)
