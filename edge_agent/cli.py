@@ -225,6 +225,9 @@ from edge_agent.spaces_cli import register as _register_space_commands  # noqa: 
 
 _register_space_commands(edge)
 main.add_command(_provision_group)
+from edge_agent.firmware_cli import register as _register_firmware_commands  # noqa: E402
+
+_register_firmware_commands(main)
 from edge_agent.live_cli import register as _register_live_cli  # noqa: E402
 
 _register_live_cli(main)

@@ -27,6 +27,7 @@ pytest_plugins = [
     "fixtures.fleet",
     "fixtures.lrs",
     "fixtures.firmware_hub",
+    "fixtures.firmware",
     "fixtures.browser",
     "fixtures.lan",
     "fixtures.live",
