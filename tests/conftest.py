@@ -24,6 +24,7 @@ pytest_plugins = [
     "fixtures.sync",
     "fixtures.link",
     "fixtures.county",
+    "fixtures.console",
     "fixtures.fleet",
     "fixtures.lrs",
     "fixtures.firmware_hub",

@@ -9,8 +9,8 @@ from urllib.parse import unquote, urlsplit
 __all__ = ["safe_next"]
 
 
-def safe_next(target: str | None) -> str:
-    """A same-site path to go back to, else ``/`` (no open redirect).
+def safe_next(target: str | None, fallback: str = "/") -> str:
+    """A same-site path to go back to, else ``fallback`` (no open redirect).
 
     Only a plain absolute path is kept. Browsers read a backslash as a slash and
     drop tabs and newlines inside URLs, so ``/\\evil``, ``/\t/evil`` and ``//evil``
@@ -18,16 +18,16 @@ def safe_next(target: str | None) -> str:
     ``/%2F%2Fevil``, twice escaped ...) may be decoded on the way by a proxy or a
     script. Each decoding of ``target`` must pass, so none of them gets through."""
     if not target:
-        return "/"
+        return fallback
     text = target
     for _ in range(4):  # %-decoded until it no longer changes (at most 3 layers of escaping)
         if not _plain_path(text):
-            return "/"
+            return fallback
         decoded = unquote(text)
         if decoded == text:
             return target
         text = decoded
-    return "/"
+    return fallback
 
 
 def _plain_path(text: str) -> bool:

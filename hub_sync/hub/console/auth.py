@@ -189,12 +189,12 @@ bp.register_error_handler(CSRFError, show_csrf)
 @bp.get("/console/login")
 def login_form():
     """The console's login page."""
-    return render_template("county/login.html", next=safe_next(request.args.get("next") or "/console/"), error=None)
+    return render_template("county/login.html", next=safe_next(request.args.get("next"), "/console/"), error=None)
 
 
 @bp.post("/console/login")
 def login():
-    target = safe_next(request.form.get("next") or "/console/")
+    target = safe_next(request.form.get("next"), "/console/")
     try:
         _account, token = Accounts(_db()).login(request.form.get("name", ""), request.form.get("password", ""),
                                                 client_address())

@@ -61,7 +61,7 @@ def init_app(app: Flask) -> None:
 @bp.get("/console/lang/<code>")
 def choose(code: str):
     """Switch language and go back where the reader was."""
-    rv = redirect(safe_next(request.args.get("next") or "/console/"))
+    rv = redirect(safe_next(request.args.get("next"), "/console/"))
     if code in LANGUAGES:
         rv.set_cookie(LANG_COOKIE, code, max_age=LANG_COOKIE_MAX_AGE_S, samesite="Lax", httponly=True)
     return rv
