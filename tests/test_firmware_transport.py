@@ -218,3 +218,29 @@ def test_changed_wheel_moves_only_its_changed_blocks_against_the_installed_copy(
     assert report.files == 1 and 0 < report.bytes_received < 0.05 * len(data), report
     assert fwenv.tree(tmp_path / "out")["wheels/school_edge-app-py3-none-any.whl"] == fwenv.tree(second)[
         "wheels/school_edge-app-py3-none-any.whl"]
+
+
+def test_hub_status_and_devices_show_each_devices_version_last_result_and_rollbacks(fwenv):
+    from dataclasses import replace
+
+    from edge_agent.sync.usage_sync import upload_pending
+    from firmware.state import RESULT_ROLLED_BACK, firmware_root, load_state, save_state
+
+    assert fwenv.cli("publish", str(fwenv.release(NEXT))).exit_code == 0
+    # as the installer leaves it after a new version failed its health check
+    root = firmware_root(fwenv.app.data_dir)
+    save_state(root, replace(load_state(root), rollbacks=1, last_result=RESULT_ROLLED_BACK,
+                             last_reason="the new version's status did not answer within 60 s"))
+    upload_pending(fwenv.app)  # the signed device report goes up with the usage
+    from click.testing import CliRunner
+
+    from edge_agent.cli import main
+
+    status = CliRunner().invoke(main, ["hub", "status", "--data", str(fwenv.hub.data_dir)])
+    devices = CliRunner().invoke(main, ["hub", "devices", "--data", str(fwenv.hub.data_dir)])
+    for out in (status, devices):
+        assert out.exit_code == 0, out.output
+        line = next(ln for ln in out.output.splitlines() if fwenv.app.device_id in ln and "rollbacks" in ln)
+        assert load_state(root).version in line and "rolled_back" in line and "rollbacks 1" in line
+        assert "did not answer" in line
+    assert f"default: {NEXT}" in status.output
