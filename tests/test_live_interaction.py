@@ -53,7 +53,7 @@ def test_hand_question_and_answer_arrive_in_order_once(school):
     assert result["sent"] == 3 and result["current"] == LESSON
     rows = stored(county)
     assert [(s, k) for s, k, _, _ in rows] == [(1, "hand"), (2, "question"), (3, "hand")]
-    assert json.loads(rows[1][3]) == {"text": "分母是什么？"}
+    assert json.loads(rows[1][3])["text"] == "分母是什么？"
     assert pending_count(app.db) == 0
     me = world.call("student", "GET", "/api/v1/live/schedule").json
     assert me["current"]["lesson"] == LESSON and [m["state"] for m in me["mine"]] == ["delivered", "delivered"]

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from edge_agent.cli import main
+from edge_agent.live.store import LiveStore
 from edge_agent.sync import downlink
+from edge_agent.sync.live_link import LIVE_FAST_S, LiveLink
 from edge_agent.sync.live_schedule import Lesson, schedule_at
 from edge_agent.sync.live_timetable import apply_timetable, current_schedule, lessons
 from edge_agent.sync.usage_sync import upload_pending
@@ -154,3 +157,19 @@ def test_apply_refuses_a_bad_payload_before_changing_anything(appliance):
             apply_timetable(db, {"lessons": [{"lesson": "b", "start": "2026-03-02T08:00:00+08:00", "minutes": 4000,
                                               "subject": "数学"}], "issued_at": 2.0})
     assert [m.lesson for m in lessons(db)] == ["a"]
+
+
+def test_a_missed_lesson_is_handed_to_the_puller_and_a_lesson_on_keeps_the_link_fast(county):
+    app = county.school("S001", "school-a")
+    app.set_identity(hub_url=county.url)
+    timetable = LiveTimetable(county.hub.db)
+    timetable.schedule("S001", {"lesson": "missed-1", "start": _iso(-120), "minutes": 40, "subject": "数学"})
+    timetable.schedule("S001", {"lesson": "now-1", "start": _iso(-5), "minutes": 40, "subject": "语文"})
+    upload_pending(app, county.url)
+    store = LiveStore(app.data_dir)
+    link = LiveLink(app, prefetch=store.want)
+    with httpx.Client(timeout=10) as client:
+        assert link.round(client) == LIVE_FAST_S
+        assert store.lessons() == ["missed-1"]  # the puller fetches its recording; the lesson on is pulled live
+        link.round(client)
+        assert link.prefetched == {"missed-1"}

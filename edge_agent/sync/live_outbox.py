@@ -57,7 +57,7 @@ def queue(appliance, person, lesson: str, kind: str, text: str | None = None, po
     Raises BadRequestError for a malformed one and LockedError past the per-minute limit; either
     queues nothing."""
     db = appliance.db
-    payload = {"device": appliance.device_id, "seq": 1, "lesson": lesson, "kind": kind, "pupil": person.name,
+    payload = {"device": appliance.device_id, "seq": 1, "lesson": lesson, "kind": kind, "pupil": person.name, "person": person.id,
                "at": time.time(), **({"text": text} if text is not None else {}),
                **({"poll": poll, "option": option} if kind == "answer" else {})}
     try:

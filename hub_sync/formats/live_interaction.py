@@ -6,9 +6,11 @@ Pure: no I/O.
 signed by the device key when the pupil sends it, payload::
 
     {"device": ID, "seq": N, "lesson": ID, "kind": "hand" | "question" | "answer",
-     "pupil": "name", "text": "...", "poll": "p-..", "option": 0, "at": <POSIX time>}
+     "pupil": "name", "person": N, "text": "...", "poll": "p-..", "option": 0, "at": <POSIX time>}
 
-``seq`` counts 1, 2, 3 ... per device: the hub stores each once, in order.
+``seq`` counts 1, 2, 3 ... per device: the hub stores each once, in order. ``person`` is the
+pupil's number in the appliance's own database (no personal data): two pupils of one name are
+two people, and a pupil's last poll answer replaces their earlier ones.
 
 **Live state** (hub to appliance, the fast path while a lesson is on): a ``live-state``
 envelope signed by the hub's online key, payload ``{"lesson", "poll": None | {"id",
@@ -53,7 +55,10 @@ def check_interaction(payload: Any) -> dict:
         raise FormatError("互动消息序号无效", "interaction seq must be a positive whole number")
     if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
         raise FormatError("互动消息时间无效", "interaction time is invalid")
-    out = {"device": text_field(payload, "device", 64, required=True), "seq": seq, "lesson": lesson_id(payload.get("lesson")),
+    person = payload.get("person", 0)
+    if isinstance(person, bool) or not isinstance(person, int) or person < 0:
+        raise FormatError("互动消息的学生编号无效", "interaction person must be a whole number")
+    out = {"device": text_field(payload, "device", 64, required=True), "person": person, "seq": seq, "lesson": lesson_id(payload.get("lesson")),
            "kind": kind, "pupil": text_field(payload, "pupil", MAX_FIELD_CHARS), "at": float(at)}
     if kind == "question":
         out["text"] = text_field(payload, "text", QUESTION_MAX_CHARS, required=True)

@@ -85,7 +85,7 @@ class LiveInteraction:
                     continue  # stored before: a resend after a lost answer is stored once
                 if m["seq"] != held + 1:
                     break  # a gap: the device sends the missing ones first, in order
-                body = {k: m[k] for k in ("text", "poll", "option") if k in m}
+                body = {k: m[k] for k in ("text", "poll", "option", "person") if k in m}
                 self.db.execute("insert into live_messages values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                 [device_id, m["seq"], device.school_code, m["lesson"], m["kind"], m["pupil"],
                                  json.dumps(body, ensure_ascii=False), m["at"], now])
@@ -142,14 +142,14 @@ class LiveInteraction:
             entry = {"pupil": pupil, "at": sent_at, **({"text": json.loads(body)["text"]} if kind == "question" else {})}
             site(code)["hands" if kind == "hand" else "questions"].append(entry)
         if poll:
-            latest: dict[tuple[str, str], int] = {}
-            for code, pupil, body in self.db.execute(
-                    "select school_code, pupil, body from live_messages where lesson = ? and kind = 'answer'"
+            latest: dict[tuple[str, str, int], int] = {}
+            for code, device_id, body in self.db.execute(
+                    "select school_code, device_id, body from live_messages where lesson = ? and kind = 'answer'"
                     " order by device_id, seq", [lesson]):
                 data = json.loads(body)
                 if data.get("poll") == poll["id"] and 0 <= data.get("option", -1) < len(poll["options"]):
-                    latest[(code, pupil)] = data["option"]
-            for (code, _pupil), option in latest.items():
+                    latest[(code, device_id, data.get("person", 0))] = data["option"]  # a pupil's last answer counts
+            for (code, _device, _person), option in latest.items():
                 site(code)["counts"][option] += 1
         for s in per.values():
             s["questions"] = s["questions"][-FEED_QUESTIONS:]
