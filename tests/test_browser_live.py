@@ -6,18 +6,22 @@ tablet reach the central teacher's page on the hub."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fixtures.browser import LAPTOP, SCREEN, TABLET, Site, prepare_school, student_login
+from fixtures.browser import LAPTOP, SCREEN, TABLET, Site, png_photo, prepare_school, student_login
 from fixtures.live import LESSON, REPO, prepare_appliance, publisher_argv
 from fixtures.usage import enroll
 
 from edge_agent.appliance import Appliance
 from edge_agent.config import EdgeConfig
 from edge_agent.demo.run import load_sample_library
+from edge_agent.sync.live_timetable import apply_timetable
 from edge_agent.sync.usage_sync import upload_pending
+from hub_sync.core.sqlite_db import transaction
 from hub_sync.core.processes import SupervisedProcess, wait_until
 from hub_sync.hub.live_interaction import LiveInteraction
 from hub_sync.hub.live_timetable import LiveTimetable
@@ -98,3 +102,59 @@ def test_screen_and_three_tablets_play_from_the_appliance_and_a_hand_reaches_the
     finally:
         publisher.stop()
     wait_until(lambda: not publisher.running(), 10, "the publisher to stop")
+
+
+@pytest.fixture
+def screen_site(tmp_path):
+    """A served appliance with a lesson on now, whose LAN files the test writes as the puller would."""
+    data = tmp_path / "screen"
+    appliance = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 1, "advertise": False}))
+    try:
+        with transaction(appliance.db):
+            apply_timetable(appliance.db, {"issued_at": time.time(), "lessons": [
+                {"lesson": LESSON, "start": (datetime.now(timezone.utc) - timedelta(minutes=3)).isoformat(), "minutes": 40,
+                 "subject": "数学", "grade": "三年级", "teacher": "王老师", "title": "分数的初步认识"},
+                {"lesson": "chinese-0302", "start": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(),
+                 "minutes": 40, "subject": "语文", "teacher": "李老师", "title": "古诗两首"}]})
+    finally:
+        appliance.close()
+    site = Site(data).start()
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+def write_status(site: Site, **status) -> None:
+    folder = site.data_dir / "live" / LESSON
+    (folder / "slides").mkdir(parents=True, exist_ok=True)
+    (folder / "slides" / "s1.png").write_bytes(png_photo(64, 48))
+    (folder / "status.json.tmp").write_text(json.dumps({"lesson": LESSON, "state": "live", "rung": "v250", "behind_s": 0,
+                                                        "slide": None, "recording": None, **status}), "utf-8")
+    (folder / "status.json.tmp").rename(folder / "status.json")
+
+
+def test_the_screen_says_when_it_is_behind_live_audio_only_or_recorded_in_chinese_and_english(screen_site, pages):
+    site = screen_site
+    write_status(site, state="stalled", rung="a48", behind_s=25, slide=f"/live/{LESSON}/slides/s1.png")
+    screen = pages.open(SCREEN)
+    screen.goto(site.base + "/classroom/live")
+    assert "分数的初步认识" in screen.inner_text("#live-title")
+    assert "古诗两首" in screen.inner_text("#live-next") and "李老师" in screen.inner_text("#live-next")
+    screen.wait_for_function("document.getElementById('live-note').textContent.includes('比直播慢 25 秒')")
+    note = screen.inner_text("#live-note")
+    assert "网络中断了" in note and "只有声音" in note
+    slide = screen.wait_for_selector("#live-slide:not([hidden])")
+    assert slide.get_attribute("src") == f"/live/{LESSON}/slides/s1.png"
+    assert screen.evaluate("document.getElementById('live-slide').naturalWidth") == 64  # served by the front
+    assert "audio-only" in screen.get_attribute("#live", "class")
+
+    write_status(site, state="recorded", recording="live-" + LESSON)
+    screen.wait_for_selector(f"#live-note a[href='/library/live-{LESSON}']")
+    assert "录播已存入资源库" in screen.inner_text("#live-note")
+    assert screen.is_hidden("#live-slide")
+
+    write_status(site, state="live", rung="v250", behind_s=30)
+    screen.goto(site.base + "/lang/en?next=/classroom/live")
+    screen.wait_for_function("document.getElementById('live-note').textContent.includes('30 seconds behind live')")
+    assert "On now" in screen.inner_text("#live-title") and "sound only" not in screen.inner_text("#live-note")
