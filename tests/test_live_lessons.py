@@ -20,6 +20,9 @@ pytestmark = NETNS
 LESSON_S = 30
 CUT_S = 10
 VIEWERS_2 = 6
+# a 1x1 PNG: the teacher's slide
+SLIDE = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cf"
+                      "c0f01f0005000201f9a3d6c40000000049454e44ae426082")
 
 
 def _viewer(lan, base: str, source: str, stop: threading.Event, log: dict) -> None:
@@ -51,7 +54,10 @@ def run(tmp_path_factory):
         for site in sites:
             site.shape("2mbit")
             site.serve()
-        publisher = county.publish(LESSON_S)
+        slides = county.tmp / "slides"
+        slides.mkdir()
+        (slides / "01.png").write_bytes(SLIDE)
+        publisher = county.publish(LESSON_S, slides=slides)
         logs = [{} for _ in range(1 + VIEWERS_2)]
         wait_until(lambda: all(s.data.joinpath("live", LESSON, "site.m3u8").is_file() for s in sites), 60,
                    "both sites to hold the lesson's first segments")
@@ -136,3 +142,11 @@ def test_the_recording_is_a_catalogue_resource_at_each_site(run):
         body = answer.json()
         assert body["kind"] == "video" and body["subject"] == "数学" and "录播" in body["keywords"]
         assert body["files"][0]["mime"] == "video/mp4"
+
+
+def test_the_teachers_slide_reaches_each_lan(run):
+    for site in run["sites"]:
+        status = _status(site)
+        assert status["slide"] == f"/live/{LESSON}/slides/01.png"
+        answer = site.lan.get(site.server.base + status["slide"])
+        assert answer.status_code == 200 and answer.content == SLIDE and answer.headers["content-type"] == "image/png"

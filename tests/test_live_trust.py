@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import threading
 
 import httpx
@@ -93,6 +94,11 @@ def test_a_swapped_segment_is_refused_and_the_lesson_is_recorded_once_the_real_o
     assert resource.kind == "video" and resource.subject == "数学" and resource.grade == "三年级"
     assert "录播" in resource.keywords and "王老师" in resource.keywords and "2026-03-01" in resource.keywords
     assert resource.files[0].mime == "video/mp4" and resource.files[0].size > 50_000
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name",
+                                       "-of", "json", str(appliance.store.path_for(resource.files[0].sha256))],
+                                      capture_output=True, text=True, check=True, timeout=30).stdout)
+    assert {st["codec_name"] for st in probe["streams"]} == {"h264", "aac"}
+    assert 4.0 <= float(probe["format"]["duration"]) <= 5.5  # the whole lesson, the swapped second included
     assert json.loads((lan / "status.json").read_text("utf-8"))["state"] == "recorded"
 
 
@@ -120,3 +126,21 @@ def test_the_county_adds_a_finished_lesson_to_a_channel_and_refuses_an_unfinishe
     assert rid == f"live-{LESSON}" and meta["kind"] == "video" and meta["subject"] == "数学"
     assert "录播" in meta["keywords"] and files[0]["mime"] == "video/mp4"
     assert live_hub.hub.store.path_for(files[0]["sha256"]).stat().st_size == files[0]["size"] > 20_000
+
+
+def test_without_nginx_the_app_serves_the_live_folder_and_nothing_beside_it(appliance):
+    from edge_agent.wiring import create_served_app
+
+    lesson_dir = appliance.data_dir / "live" / LESSON
+    (lesson_dir / "v500").mkdir(parents=True)
+    (lesson_dir / "site.m3u8").write_text("#EXTM3U\n", "utf-8")
+    (lesson_dir / "v500" / "00000.ts").write_bytes(b"\x47" * 188)
+    client = create_served_app(appliance.config, appliance=appliance).test_client()
+    with client.get(f"/live/{LESSON}/site.m3u8") as playlist:
+        assert playlist.status_code == 200 and playlist.mimetype == "application/vnd.apple.mpegurl"
+        assert "max-age=0" in playlist.headers["Cache-Control"]
+    with client.get(f"/live/{LESSON}/v500/00000.ts") as segment:
+        assert segment.data == b"\x47" * 188
+    for outside in ("/live/../settings.json", "/live/%2e%2e/settings.json", f"/live/{LESSON}/../../settings.json"):
+        with client.get(outside) as refused:
+            assert refused.status_code == 404
