@@ -59,9 +59,14 @@ def edge_update(data_dir: Path, force: bool, no_install: bool) -> None:
              "not_newer": f"县里的版本 {result.version} 不比本机新 The county's version {result.version} is not newer",
              "waiting_for_window": f"软件 {result.version} 等待同步时段 waiting for the sync window; 用 --force 立即下载 use --force",
              "staged": f"软件 {result.version} 已下载并校验 fetched and verified: {result.release_dir}",
-             "installed": f"软件 {result.version} 已安装 installed"}
+             "installed": f"软件 {result.version} 已安装 installed",
+             "install_started": f"软件 {result.version} 已开始安装 install started in its own process",
+             "rolled_back": f"软件 {result.version} 未通过检查，已回退 failed its checks and was rolled back: "
+                            f"{getattr(result.install, 'reason', '')}"}
     click.echo(texts[result.action] + (f" ({result.bytes_received} / {result.release_size} bytes moved)"
-                                       if result.action in ("staged", "installed") else ""))
+                                       if result.release_dir else ""))
+    if result.action == "rolled_back":
+        raise SystemExit(1)
 
 
 @click.command("channels")

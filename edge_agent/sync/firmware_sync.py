@@ -47,7 +47,7 @@ RELEASES_DIR = "firmware-releases"  # in the sync folder: verified release folde
 class UpdateResult:
     """What one update attempt did."""
 
-    action: str  # "none", "current", "waiting_for_window", "not_newer", "installed", "staged"
+    action: str  # none, current, waiting_for_window, not_newer, staged, installed, install_started, rolled_back
     version: str | None = None
     bytes_received: int = 0
     release_size: int = 0
@@ -138,10 +138,19 @@ def update_firmware(appliance: Appliance, allow_download: bool = True, install: 
                  report.bytes_received, offer.size)
     result = UpdateResult("staged", offer.version, report.bytes_received, offer.size, report.files, out)
     if install:
-        result.install = install_release(appliance, out)
-        result.action = "installed"
-        finish(appliance, out)
+        _install(appliance, result)
     return result
+
+
+# what the installer's result means for the caller: committed, handed off to its own process
+# (inside the running service), or rolled back by itself (the reason is in the firmware state)
+_INSTALL_ACTIONS = {"committed": "installed", "started": "install_started", "rolled_back": "rolled_back"}
+
+
+def _install(appliance: Appliance, result: UpdateResult) -> None:
+    result.install = install_release(appliance, result.release_dir)
+    result.action = _INSTALL_ACTIONS.get(getattr(result.install, "result", ""), "installed")
+    finish(appliance, result.release_dir)
 
 
 def finish(appliance: Appliance, release_dir: Path) -> None:
@@ -192,7 +201,5 @@ def stage_stick_release(appliance: Appliance, folder: Path, install: bool = True
     _record(appliance, fetched=offer.version, fetched_bytes=0)
     result = UpdateResult("staged", offer.version, 0, offer.size, 0, out)
     if install:
-        result.install = install_release(appliance, out)
-        result.action = "installed"
-        finish(appliance, out)
+        _install(appliance, result)
     return result

@@ -179,9 +179,11 @@ def _dist_name(rel: str) -> str | None:
 
 def _place_bases(staging: Path, offer: Offer, missing: set[str], basis_dir: Path) -> None:
     """For each missing wheel whose distribution the installed release also has, put
-    the installed copy where rsync looks for a partial file (``--partial-dir``): rsync
-    then sends only the blocks that differ. The result is checked against its sha256
-    like any other, so a poor basis costs bytes, never correctness."""
+    the installed copy where the new file will land: rsync then updates it in place of
+    a whole transfer, sending only the blocks that differ (a basis in ``--partial-dir``
+    is used far less well). Its time is set to 0 so rsync's quick check never takes it
+    for the new file; the result is checked against its sha256 like any other, so a
+    poor basis costs bytes, never correctness. A partial file of a cut transfer wins."""
     try:
         installed = load_manifest((basis_dir / MANIFEST_NAME).read_bytes())
     except (OSError, FormatError):
@@ -190,11 +192,13 @@ def _place_bases(staging: Path, offer: Offer, missing: set[str], basis_dir: Path
     for rel, target in offer.files.items():
         sha = target.hashes["sha256"]
         src = old.get(_dist_name(rel))
-        partial = staging / sha[:2] / PARTIAL_DIR / sha[2:]
-        if sha not in missing or src is None or not src.is_file() or partial.exists():
+        dest = staging / sha[:2] / sha[2:]
+        if sha not in missing or src is None or not src.is_file() or dest.exists() \
+                or (staging / sha[:2] / PARTIAL_DIR / sha[2:]).exists():
             continue
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, partial)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        os.utime(dest, (0, 0))
 
 
 def assemble(store: BlobStore, offer: Offer, out_dir: Path) -> Path:
