@@ -27,6 +27,7 @@ from typing import Callable
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.workers.gthread import ThreadWorker
 
 from hub_sync.core.const import GRACEFUL_SHUTDOWN_S
 from hub_sync.core.errors import PortInUseError
@@ -69,6 +70,21 @@ class _Arbiter(Arbiter):
                 self.on_tick()
             except Exception:  # a supervision hiccup must not take the server down
                 log.exception("error in the master's supervision tick")
+
+
+class FrontWorker(ThreadWorker):
+    """gunicorn's gthread worker for an app behind the nginx front (on its unix socket).
+
+    A stopping gthread worker keeps its idle kept-alive connections open for a while
+    (``STOP_KEEPALIVE_LINGER``, 2 s) in case a client is already sending on one. Behind
+    the front the one client is nginx, whose idle upstream connections stay open until
+    nginx itself stops - after the workers - so every stop waited those 2 s for nothing.
+    Here the idle ones close at once: nginx drops an upstream connection that closes
+    (retrying a request caught on one), and the listener is already closed anyway.
+    Requests in progress still finish within the graceful timeout."""
+
+    def _cap_keepalive(self, deadline):  # gunicorn >= 23 calls it as the worker starts to stop
+        super()._cap_keepalive(min(deadline, time.monotonic()))
 
 
 class _Gunicorn(BaseApplication):
@@ -120,6 +136,7 @@ def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
     if unix_socket is not None:
         options["bind"] = f"unix:{unix_socket}"
         options["umask"] = 0o177  # the socket is 0600: only this user (nginx's workers run as it) connects
+        options["worker_class"] = f"{__name__}.FrontWorker"  # nginx is the one client: no linger at stop
     options["pre_fork"] = lambda server, worker: _before_fork()  # in the master
 
     def worker_started(worker) -> None:
