@@ -37,6 +37,7 @@ from edge_agent.library.schema import migrations as library_migrations
 from edge_agent.sync.schema import migrations as sync_migrations
 from edge_agent.sync.schema import usage_migrations, usb_migrations
 from edge_agent.sync.live_outbox import migrations as live_outbox_migrations
+from edge_agent.sync.live_outbox import status as live_outbox_status
 from edge_agent.sync.live_timetable import migrations as live_timetable_migrations
 from edge_agent.sync.schema import sync_status
 from edge_agent.spaces.idempotency import migrations as idempotency_migrations
@@ -232,4 +233,5 @@ class Appliance:
             "pending_usage_events": self.journal.pending_count(),
             **sync_status(self.db),
             **downlink_status(self.db),
+            **live_outbox_status(self.db),
         }

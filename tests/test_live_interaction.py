@@ -49,6 +49,7 @@ def test_hand_question_and_answer_arrive_in_order_once(school):
     assert r.status_code == 201 and r.json == {"seq": 2, "state": "queued"}
     assert world.call("student2", "POST", f"/api/v1/live/{LESSON}/hand").status_code == 201
     assert pending_count(app.db) == 3 and stored(county) == []
+    assert app.status()["live_messages_waiting"] == 3  # what `edge status` shows a technician
     result = exchange(app, client, county.url)
     assert result["sent"] == 3 and result["current"] == LESSON
     rows = stored(county)

@@ -118,3 +118,8 @@ def set_poll(db: sqlite_utils.Database, lesson: str, poll: dict | None) -> None:
 def current_poll(db: sqlite_utils.Database, lesson: str) -> dict | None:
     row = db.execute("select poll from live_polls where lesson = ?", [lesson]).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def status(db: sqlite_utils.Database) -> dict:
+    """For ``edge status``: pupils' live-lesson messages not yet held by the hub."""
+    return {"live_messages_waiting": pending_count(db)}
