@@ -174,10 +174,10 @@ def test_the_same_batch_twice_or_a_replay_does_not_count_again(hub, tmp_path):
     first = encode_batch(events[:30], "edge-a", SCHOOL)
     env1 = seal("usage-batch", first, signer)
     ingest.ingest(env1)
-    before = [hub.db.execute(f"select * from {t} order by 1, 2, 3, 4").fetchall() for t in ("rollup_counts", "rollup_sets")]
+    before = [hub.db.execute(f"select * from {t} order by 1, 2, 3, 4").fetchall() for t in ("rollup", "rollup_people")]
     ingest.ingest(env1)  # the same batch again
     assert [hub.db.execute(f"select * from {t} order by 1, 2, 3, 4").fetchall()
-            for t in ("rollup_counts", "rollup_sets")] == before
+            for t in ("rollup", "rollup_people")] == before
     # a resend overlapping what is held (20-50 after 1-30 was stored) adds only 31-50
     overlap = encode_batch(events[19:], "edge-a", SCHOOL, batch_hash(encode_batch(events[:19], "edge-a", SCHOOL)))
     with pytest.raises(ReplayError):  # it does not chain to a batch the hub holds: refused, nothing changed

@@ -15,6 +15,7 @@ here returns anything about one person.
 
 from __future__ import annotations
 
+import json
 from calendar import monthrange
 from collections import defaultdict
 from dataclasses import dataclass
@@ -130,16 +131,6 @@ def _weeks_and_days(first: date, last: date) -> list[tuple[str, int]]:
     return out
 
 
-def _buckets_sql(buckets: list[tuple[str, int]]) -> tuple[str, list]:
-    parts, params = [], []
-    for level in "mwd":
-        starts = [s for lv, s in buckets if lv == level]
-        if starts:
-            parts.append(f"(level = ? and start in ({', '.join('?' * len(starts))}))")
-            params += [level, *starts]
-    return "(" + " or ".join(parts) + ")", params
-
-
 def shown(n: int) -> int | str:
     """A learner count as it may be shown: 1-4 become "<5"."""
     return SUPPRESSED if 0 < n < MIN_LEARNERS else n
@@ -153,61 +144,71 @@ class Reports:
         register_functions(db)
 
     # -- raw (unsuppressed) numbers -----------------------------------------------
-    def _where(self, period: Period, scope: Scope) -> tuple[str, list]:
-        b, bp = _buckets_sql(cover(period))
-        s, sp = scope.sql()
-        return f"{b} and {s}", bp + sp
+    def _cells(self, period: Period, scope: Scope, dims: str, params: list) -> dict[str, list[int]]:
+        """dim -> [events, assigned, handed_in, learners, teachers] over the period and scope, exact.
 
-    def _sets(self, period: Period, scope: Scope, dims: str, params: list) -> dict[str, tuple[int, int]]:
-        """dim -> (learners, teachers) over the period and scope, exact."""
-        where, wp = self._where(period, scope)
-        per: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for dim, device, lb, tb in self.db.execute(
-                f"select dim, device_id, learners, teachers from rollup_sets where {where} and {dims}", wp + params):
-            acc = per[(dim, device)]
-            acc[0] |= int.from_bytes(lb, "little")
-            acc[1] |= int.from_bytes(tb, "little")
-        out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for (dim, _), (lb, tb) in per.items():
-            out[dim][0] += lb.bit_count()
-            out[dim][1] += tb.bit_count()
-        return {k: (v[0], v[1]) for k, v in out.items()}
+        One narrow primary-key range per bucket (``dims`` is a condition on ``dim``)."""
+        s, sp = scope.sql()
+        per: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        for level, start in cover(period):
+            for dim, device, ev, asg, hand, lb, tb in self.db.execute(
+                    f"select dim, device_id, events, assigned, handed_in, learners, teachers from rollup"
+                    f" where level = ? and start = ? and {dims} and {s}", [level, start, *params, *sp]):
+                acc = per[(dim, device)]
+                acc[0] += ev
+                acc[1] += asg
+                acc[2] += hand
+                acc[3] |= int.from_bytes(lb, "little")
+                acc[4] |= int.from_bytes(tb, "little")
+        out: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        for (dim, _), (ev, asg, hand, lb, tb) in per.items():
+            o = out[dim]
+            o[0] += ev
+            o[1] += asg
+            o[2] += hand
+            o[3] += lb.bit_count()
+            o[4] += tb.bit_count()
+        return out
 
     def totals(self, period: Period, scope: Scope) -> dict:
         """Active learners and teachers, events, assignments given and handed in (raw counts)."""
-        where, wp = self._where(period, scope)
-        ev, asg, hand = self.db.execute(
-            f"select coalesce(sum(events), 0), coalesce(sum(assigned), 0), coalesce(sum(handed_in), 0)"
-            f" from rollup_counts where {where}", wp).fetchone()
-        learners, teachers = self._sets(period, scope, "dim = ?", ["*"]).get("*", (0, 0))
+        ev, asg, hand, learners, teachers = self._cells(period, scope, "dim = ?", ["*"]).get("*", [0, 0, 0, 0, 0])
         return {"learners": learners, "teachers": teachers, "events": ev, "assigned": asg, "handed_in": hand}
 
     def by(self, period: Period, scope: Scope, field: str) -> list[dict]:
         """Use by ``subject``, ``grade`` or ``kind``: value, events, learners; most events first."""
         if field not in ("subject", "grade", "kind"):
             raise ReportError(f"未知的分组 {field}", f"unknown grouping {field}")
-        where, wp = self._where(period, scope)
-        rows = self.db.execute(f"select {field}, sum(events), sum(assigned), sum(handed_in) from rollup_counts"
-                               f" where {where} and resource != '' group by {field} order by 2 desc", wp).fetchall()
         p = field[0] + ":"
-        sets = self._sets(period, scope, "dim >= ? and dim < ?", [p, field[0] + ";"])
-        return [{"value": v, "events": ev, "assigned": asg, "handed_in": hand,
-                 "learners": sets.get(p + v, (0, 0))[0]} for v, ev, asg, hand in rows]
+        cells = self._cells(period, scope, "dim >= ? and dim < ?", [p, field[0] + ";"])
+        rows = [{"value": dim[2:], "events": ev, "assigned": asg, "handed_in": hand, "learners": lrn}
+                for dim, (ev, asg, hand, lrn, _) in cells.items()]
+        return sorted(rows, key=lambda r: (-r["events"], r["value"]))
 
     def resources(self, period: Period, scope: Scope, limit: int | None = 20) -> list[dict]:
-        """The most used resources (by events): id, title, subject, grade, kind, events, learners."""
-        where, wp = self._where(period, scope)
-        sql = (f"select resource, max(subject), max(grade), max(kind), sum(events), sum(assigned), sum(handed_in)"
-               f" from rollup_counts where {where} and resource != '' group by resource order by 5 desc, 1")
-        rows = self.db.execute(sql + (" limit ?" if limit else ""), wp + ([limit] if limit else [])).fetchall()
-        learners: dict[str, tuple[int, int]] = {}
-        for i in range(0, len(rows), 500):  # SQLite's limit on parameters
-            chunk = ["r:" + r[0] for r in rows[i:i + 500]]
-            learners |= self._sets(period, scope, f"dim in ({', '.join('?' * len(chunk))})", chunk)
-        titles = self._titles([r[0] for r in rows])
-        return [{"resource": r, "title": titles.get(r, r), "subject": s, "grade": g, "kind": k, "events": ev,
-                 "assigned": asg, "handed_in": hand, "learners": learners.get("r:" + r, (0, 0))[0]}
-                for r, s, g, k, ev, asg, hand in rows]
+        """The most used resources (by events; all of them when ``limit`` is None): id, title,
+        subject, grade, kind, events, assignments, hand-ins, learners."""
+        s, sp = scope.sql()
+        ranked: dict[str, int] = defaultdict(int)
+        for level, start in cover(period):  # counts first, summed in SQLite; learners only for the chosen rows
+            for dim, ev in self.db.execute(f"select dim, sum(events) from rollup where level = ? and start = ?"
+                                           f" and dim >= 'r:' and dim < 'r;' and {s} group by dim", [level, start, *sp]):
+                ranked[dim] += ev
+        chosen = sorted(ranked, key=lambda d: (-ranked[d], d))[:limit] if limit else sorted(ranked, key=lambda d: (-ranked[d], d))
+        cells: dict[str, list[int]] = {}
+        for i in range(0, len(chosen), 500):  # SQLite's limit on parameters
+            chunk = chosen[i:i + 500]
+            cells |= self._cells(period, scope, f"dim in ({', '.join('?' * len(chunk))})", chunk)
+        meta = self._meta([d[2:] for d in chosen])
+        out = []
+        for dim in chosen:
+            ev, asg, hand, lrn, _ = cells.get(dim, [0, 0, 0, 0, 0])
+            rid = dim[2:]
+            m = meta.get(rid, {})
+            out.append({"resource": rid, "title": m.get("title") or rid, "subject": m.get("subject") or "",
+                        "grade": m.get("grade") or "", "kind": m.get("kind") or "", "events": ev, "assigned": asg,
+                        "handed_in": hand, "learners": lrn})
+        return out
 
     def weekly(self, period: Period, scope: Scope) -> list[dict]:
         """One row per (partial) week of the period: its first and last day, learners, teachers, events."""
@@ -216,10 +217,13 @@ class Reports:
     def idle_points(self, period: Period, scope: Scope) -> tuple[list[dict], Period]:
         """Teaching points with no use in the last week of the period (教学点覆盖), and that week."""
         week = period.weeks()[-1]
-        where, wp = _buckets_sql(cover(week))
+        used = set()
+        for level, start in cover(week):
+            used |= {d for (d,) in self.db.execute("select device_id from rollup where level = ? and start = ? and dim = '*'",
+                                                   [level, start])}
         params: list = []
         sql = ("select f.school_code, coalesce(max(d.school_name), '') as school_name, f.teaching_point,"
-               " count(*) as devices, max(d.last_seen_at) as last_seen_at from fleet_devices f"
+               " count(*) as devices, group_concat(f.device_id, char(10)) as ids from fleet_devices f"
                " join devices d on d.device_id = f.device_id where f.teaching_point != '' and d.status != 'revoked'")
         if scope.kind != "county":
             sql += " and f.school_code = ?"
@@ -227,10 +231,9 @@ class Reports:
         if scope.kind == "point":
             sql += " and f.teaching_point = ?"
             params.append(scope.point)
-        sql += (f" group by f.school_code, f.teaching_point having not exists (select 1 from rollup_counts c where {where}"
-                " and c.device_id in (select device_id from fleet_devices g where g.school_code = f.school_code"
-                " and g.teaching_point = f.teaching_point)) order by f.school_code, f.teaching_point")
-        return [dict(r) for r in self.db.query(sql, params + wp)], week
+        rows = self.db.query(sql + " group by f.school_code, f.teaching_point order by f.school_code, f.teaching_point", params)
+        idle = [r for r in rows if not used.intersection(r.pop("ids").split("\n"))]
+        return idle, week
 
     def point_count(self, scope: Scope) -> int:
         """How many teaching points the scope has (for "n of m idle")."""
@@ -260,15 +263,15 @@ class Reports:
 
     def latest_day(self) -> date | None:
         """The last day any usage was rolled up for (to suggest a period with data)."""
-        row = self.db.execute("select max(start) from rollup_counts where level = 'd'").fetchone()
+        row = self.db.execute("select max(start) from rollup where level = 'd'").fetchone()
         return None if row[0] is None else date(1970, 1, 1) + timedelta(days=row[0])
 
-    def _titles(self, ids: list[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def _meta(self, ids: list[str]) -> dict[str, dict]:
+        """The catalogue metadata of resources (title, subject, grade, kind), by id."""
+        out: dict[str, dict] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
-            for rid, title in self.db.execute(
-                    f"select id, json_extract(meta, '$.title') from hub_resources where id in ({', '.join('?' * len(chunk))})",
-                    chunk):
-                out[rid] = title or rid
+            for rid, meta in self.db.execute(
+                    f"select id, meta from hub_resources where id in ({', '.join('?' * len(chunk))})", chunk):
+                out[rid] = json.loads(meta)
         return out

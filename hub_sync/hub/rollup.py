@@ -7,22 +7,23 @@ overlapping what is held, or a replay adds nothing, and a crash leaves both the
 events and their roll-up or neither. Reports read only these tables, never the
 raw events.
 
-Three tables, each kept at three levels of time bucket (``level`` ``d`` a day,
-``w`` a week starting Monday, ``m`` a calendar month; ``start`` the bucket's first
-day as days since 1970-01-01 in the county's time zone, UTC+8):
+One table of cells, ``rollup``, kept at three levels of time bucket (``level`` ``d``
+a day, ``w`` a week starting Monday, ``m`` a calendar month; ``start`` the bucket's
+first day as days since 1970-01-01 in the county's time zone, UTC+8), per bucket x
+dimension x device. A dimension is ``*`` (everything the device recorded),
+``s:<subject>``, ``g:<grade>``, ``k:<kind>`` (as the hub's catalogue had the resource
+when its events arrived; '' when unknown) or ``r:<resource>``. A cell holds the
+events, assignments given, work handed in, and the set of learners (and for ``*``
+teachers) as a bitset over the device's person numbers, so distinct counts over any
+period and any set of devices are exact: OR the buckets of a device, count the
+bits, add the devices (a person number belongs to one device). Every report reads
+narrow ranges of the primary key (bucket, dimension), never a scan.
 
-* ``rollup_counts``: per bucket x device x resource the events, assignments given
-  and work handed in, with the resource's subject, grade and kind as the hub's
-  catalogue had them when the first event arrived (``''`` for events about no
-  resource: logins, messages);
-* ``rollup_sets``: per bucket x device x dimension (``*`` all, ``s:<subject>``,
-  ``g:<grade>``, ``k:<kind>``, ``r:<resource>``) the set of learners (and for ``*``
-  teachers) as a bitset over the device's person numbers, so distinct counts over
-  any period and any set of devices are exact: OR the buckets of a device, count
-  the bits, add the devices (a person number belongs to one device);
-* ``rollup_people``: the device's person numbers, and whether the person is a
-  teacher (anyone who ever assigned, graded, uploaded or shared; from then on their
-  views count as a teacher's, not a learner's).
+``rollup_people`` holds the device's person numbers and whether the person is a
+teacher (anyone who ever assigned, graded, uploaded or shared; from then on their
+views count as a teacher's, not a learner's); ``rollup_assignments`` the resource
+each assignment is about, so a hand-in (which names only the assignment) counts
+for its resource.
 
 A person who uses two devices counts once per device.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import date, timedelta
+from functools import lru_cache
 
 import sqlite_utils
 
@@ -49,16 +51,12 @@ LEVELS = ("d", "w", "m")
 
 @migrations
 def m001_rollup(db: sqlite_utils.Database) -> None:
-    db.execute("create table rollup_counts (level text not null, start integer not null, device_id text not null,"
-               " resource text not null, subject text not null, grade text not null, kind text not null,"
-               " events integer not null, assigned integer not null, handed_in integer not null,"
-               " primary key (level, start, device_id, resource)) without rowid")
-    db.execute("create table rollup_sets (level text not null, start integer not null, device_id text not null,"
-               " dim text not null, learners blob not null, teachers blob not null,"
+    db.execute("create table rollup (level text not null, start integer not null, dim text not null,"
+               " device_id text not null, events integer not null, assigned integer not null,"
+               " handed_in integer not null, learners blob not null, teachers blob not null,"
                " primary key (level, start, dim, device_id)) without rowid")
     db.execute("create table rollup_people (device_id text not null, actor text not null, idx integer not null,"
                " teacher integer not null, primary key (device_id, actor)) without rowid")
-    # which resource an assignment is about, so a hand-in (which names only the assignment) is attributed
     db.execute("create table rollup_assignments (device_id text not null, assignment text not null,"
                " resource text not null, primary key (device_id, assignment)) without rowid")
 
@@ -72,6 +70,7 @@ def day_date(n: int) -> date:
     return EPOCH + timedelta(days=n)
 
 
+@lru_cache(maxsize=8192)
 def bucket_start(level: str, day: int) -> int:
     """The first day of the ``level`` bucket holding ``day``."""
     if level == "d":
@@ -138,9 +137,7 @@ class Rollup:
             if is_teacher[a]:
                 teachers[day] |= bit[a]
             elif verb in LEARNER_VERBS:
-                learners[(day, "*")] |= bit[a]
-                if resource:
-                    learners[(day, resource)] |= bit[a]
+                learners[(day, resource)] |= bit[a]
         self._write(device_id, counts, learners, teachers, catalogue)
         return n - first
 
@@ -164,33 +161,35 @@ class Rollup:
 
     # -- writing ------------------------------------------------------------------
     def _write(self, device_id: str, counts, learners, teachers, catalogue: "_Catalogue") -> None:
-        rows_c: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-        rows_s: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0])
+        """Add the batch's per-day tallies to every level and dimension, one upsert per cell."""
+        cells: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+
+        def dims(resource: str) -> tuple[str, ...]:
+            return ("*",) + (catalogue.dims(resource) if resource else ())
+
         for (day, resource), (ev, asg, hand) in counts.items():
             for level in LEVELS:
-                r = rows_c[(level, bucket_start(level, day), resource)]
-                r[0] += ev
-                r[1] += asg
-                r[2] += hand
-        for (day, key), bits in learners.items():
-            dims = ("*",) if key == "*" else catalogue.dims(key)
+                start = bucket_start(level, day)
+                for dim in dims(resource):
+                    c = cells[(level, start, dim)]
+                    c[0] += ev
+                    c[1] += asg
+                    c[2] += hand
+        for (day, resource), bits in learners.items():
             for level in LEVELS:
                 start = bucket_start(level, day)
-                for dim in dims:
-                    rows_s[(level, start, dim)][0] |= bits
+                for dim in dims(resource):
+                    cells[(level, start, dim)][3] |= bits
         for day, bits in teachers.items():
             for level in LEVELS:
-                rows_s[(level, bucket_start(level, day), "*")][1] |= bits
+                cells[(level, bucket_start(level, day), "*")][4] |= bits
         self.db.conn.executemany(
-            "insert into rollup_counts values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set"
+            "insert into rollup values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set"
             " events = events + excluded.events, assigned = assigned + excluded.assigned,"
-            " handed_in = handed_in + excluded.handed_in",
-            [(level, start, device_id, res, *catalogue.meta(res), ev, asg, hand)
-             for (level, start, res), (ev, asg, hand) in rows_c.items()])
-        self.db.conn.executemany(
-            "insert into rollup_sets values (?, ?, ?, ?, ?, ?) on conflict do update set"
-            " learners = bits_or(learners, excluded.learners), teachers = bits_or(teachers, excluded.teachers)",
-            [(level, start, device_id, dim, to_bits(lb), to_bits(tb)) for (level, start, dim), (lb, tb) in rows_s.items()])
+            " handed_in = handed_in + excluded.handed_in, learners = bits_or(learners, excluded.learners),"
+            " teachers = bits_or(teachers, excluded.teachers)",
+            [(level, start, dim, device_id, ev, asg, hand, to_bits(lb), to_bits(tb))
+             for (level, start, dim), (ev, asg, hand, lb, tb) in cells.items()])
 
 
 class _Catalogue:
