@@ -6,6 +6,7 @@ teaching point through the signed live state; bad input changes nothing."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -19,6 +20,7 @@ from edge_agent.sync.usage_sync import upload_pending
 from hub_sync.core.keys import generate_key
 from hub_sync.formats.envelope import canonical_json, seal
 from hub_sync.formats.live_interaction import INTERACTION_KIND
+from hub_sync.hub.accounts import Accounts
 from hub_sync.hub.live_interaction import LiveInteraction
 from hub_sync.hub.live_timetable import LiveTimetable
 
@@ -173,3 +175,22 @@ def test_a_lesson_not_in_the_timetable_and_a_flood_are_refused(school):
     codes = [world.call("student", "POST", f"/api/v1/live/{LESSON}/hand").status_code for _ in range(8)]
     assert codes == [201] * 6 + [429, 429]
     assert pending_count(world.appliance.db) == 6
+
+
+def test_a_bureau_admin_signed_in_to_the_county_console_sees_the_feed_without_a_token(school):
+    world, county, _client = school
+    Accounts(county.hub.db).add("jiaoyuju", "bureau_admin", "a-long-county-password")
+    Accounts(county.hub.db).add("kanban", "viewer", "a-long-county-password")
+    world.call("student", "POST", f"/api/v1/live/{LESSON}/hand")
+    exchange(world.appliance, _client, county.url)
+    for name, status in (("kanban", 403), ("jiaoyuju", 200)):
+        with httpx.Client(base_url=county.url, timeout=10) as browser:
+            form = browser.get("/console/login").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            r = browser.post("/console/login", data={"name": name, "password": "a-long-county-password", "csrf_token": csrf})
+            assert r.status_code in (302, 303), r.text
+            feed = browser.get(f"/api/v1/hub/live/{LESSON}/feed")
+            assert feed.status_code == status, (name, feed.text)
+            if status == 200:
+                assert len(feed.json()["schools"][0]["hands"]) == 1
+                assert 'id="sites"' in browser.get(f"/live/{LESSON}/teacher").text

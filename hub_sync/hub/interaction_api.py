@@ -12,8 +12,9 @@
     GET  /api/v1/hub/live/<L>/feed        the teacher's view: hands, questions, poll counts per teaching point
     POST /api/v1/hub/live/<L>/polls       {"question", "options"}: start a poll; ``/polls/close`` ends it
 
-The teacher's routes need the lesson's token (the sign-in cookie, or the header ``X-Live-Token``);
-their POSTs also need ``X-Requested-With`` (a cross-site form cannot set it).
+The teacher's routes need the lesson's token (the sign-in cookie, or the header ``X-Live-Token``),
+or a county console session of a bureau admin (``hub_sync.hub.console``); their POSTs also need
+``X-Requested-With`` (a cross-site form cannot set it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hub_sync.core.errors import FormatError, Problem
 from hub_sync.formats.envelope import canonical_json, seal
 from hub_sync.formats.live_interaction import POLL_MAX_OPTIONS, QUESTION_MAX_CHARS, STATE_CONTENT_TYPE, STATE_KIND
 from hub_sync.formats.live_timetable import lesson_id
+from hub_sync.hub.console.auth import allowed as console_allowed
 from hub_sync.hub.live_interaction import LiveInteraction
 from hub_sync.hub.live_timetable import LiveTimetable
 from hub_sync.hub.usage_api import _signer as online_signer
@@ -45,10 +47,15 @@ def _hub():
     return current_app.extensions["hub"]
 
 
+def _signed_in(live: LiveInteraction, lesson: str) -> bool:
+    """The lesson's token (header or the sign-in cookie), or a county console session of a bureau admin."""
+    token = request.headers.get(TOKEN_HEADER) or request.cookies.get(COOKIE + lesson, "")
+    return live.teacher_may(lesson, token) or console_allowed()
+
+
 def _teacher(lesson: str) -> LiveInteraction:
     live = LiveInteraction(_hub().db)
-    token = request.headers.get(TOKEN_HEADER) or request.cookies.get(COOKIE + lesson, "")
-    if not live.teacher_may(lesson, token):
+    if not _signed_in(live, lesson):
         raise TeacherOnlyError("需要本节课的教师令牌（school-edge hub live teacher-token）",
                                "this needs the lesson's teacher token (school-edge hub live teacher-token)")
     if request.method == "POST" and not request.headers.get("X-Requested-With"):
@@ -77,7 +84,7 @@ def state(lesson: str):
 @bp.get("/live/<lesson>/teacher")
 def teacher_page(lesson: str):
     lesson = lesson_id(lesson)
-    signed_in = LiveInteraction(_hub().db).teacher_may(lesson, request.cookies.get(COOKIE + lesson, ""))
+    signed_in = _signed_in(LiveInteraction(_hub().db), lesson)
     return render_template("live_teacher.html", lesson=lesson, signed_in=signed_in, refused=bool(request.args.get("refused")),
                            question_max=QUESTION_MAX_CHARS, options_max=POLL_MAX_OPTIONS)
 
