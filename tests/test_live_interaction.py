@@ -194,3 +194,16 @@ def test_a_bureau_admin_signed_in_to_the_county_console_sees_the_feed_without_a_
             if status == 200:
                 assert len(feed.json()["schools"][0]["hands"]) == 1
                 assert 'id="sites"' in browser.get(f"/live/{LESSON}/teacher").text
+
+
+def test_pupils_messages_are_forgotten_after_a_month_and_the_count_goes_on(school):
+    world, county, client = school
+    app = world.appliance
+    world.call("student", "POST", f"/api/v1/live/{LESSON}/question", {"text": "上个月的问题"})
+    exchange(app, client, county.url)
+    county.hub.db.execute("update live_messages set received_at = received_at - 31 * 86400")
+    county.hub.db.conn.commit()
+    world.call("student", "POST", f"/api/v1/live/{LESSON}/question", {"text": "今天的问题"})
+    assert exchange(app, client, county.url)["sent"] == 1
+    assert [(s, json.loads(b)["text"]) for s, _, _, b in stored(county)] == [(2, "今天的问题")]
+    assert LiveInteraction(county.hub.db).held(app.device_id) == 2

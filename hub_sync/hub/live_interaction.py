@@ -10,7 +10,8 @@ without a gap, which the device takes as its acknowledgement.
 The central teacher starts a quick poll (``start_poll``; a new one closes the
 last), sees what came in per teaching point (``feed``), and signs in to the
 teacher page with a per-lesson token printed by ``school-edge hub live
-teacher-token`` (only its SHA-256 is kept).
+teacher-token`` (only its SHA-256 is kept). Pupils' names and questions are forgotten
+``KEEP_DAYS`` after they arrived.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hub_sync.hub.registry import Registry
 
 MAX_BATCH = 200            # envelopes per request: a long outbox goes up in a few requests
 FEED_QUESTIONS = 50        # newest questions shown per teaching point
+KEEP_DAYS = 30             # pupils' names and questions are forgotten a month after they arrived
 
 migrations = Migrations("hub_live_interaction")
 
@@ -46,6 +48,14 @@ def m001_live_interaction(db: sqlite_utils.Database) -> None:
     db.execute("create table live_polls (poll_id text primary key, lesson text not null, question text not null,"
                " options text not null, started_at real not null, closed_at real)")
     db.execute("create table live_teachers (lesson text primary key, token_hash text not null, created_at real not null)")
+
+
+@migrations
+def m002_live_held(db: sqlite_utils.Database) -> None:
+    # each device's highest seq stored, kept apart from the messages: they are forgotten after
+    # KEEP_DAYS, the count must not go back (the device would then send into a gap forever)
+    db.execute("create table live_held (device_id text primary key, held integer not null)")
+    db.execute("insert into live_held select device_id, max(seq) from live_messages group by device_id")
 
 
 def _hash(token: str) -> str:
@@ -90,11 +100,15 @@ class LiveInteraction:
                                 [device_id, m["seq"], device.school_code, m["lesson"], m["kind"], m["pupil"],
                                  json.dumps(body, ensure_ascii=False), m["at"], now])
                 held = m["seq"]
+            self.db.execute("insert into live_held values (?, ?) on conflict (device_id) do update set held = excluded.held",
+                            [device_id, held])
+            self.db.execute("delete from live_messages where received_at < ?", [now - KEEP_DAYS * 86400])
         return held
 
     def held(self, device_id: str) -> int:
         """The highest seq of ``device_id`` stored (they are stored without gaps)."""
-        return self.db.execute("select coalesce(max(seq), 0) from live_messages where device_id = ?", [device_id]).fetchone()[0]
+        row = self.db.execute("select held from live_held where device_id = ?", [device_id]).fetchone()
+        return row[0] if row else 0
 
     # -- polls --------------------------------------------------------------------
     def start_poll(self, lesson: str, question: str, options: list) -> dict:
