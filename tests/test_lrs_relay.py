@@ -94,6 +94,10 @@ def test_statements_arrive_batched_with_their_ids_and_verbs_and_a_repeat_adds_no
 def test_an_lrs_down_for_a_while_loses_nothing_and_duplicates_nothing(hub, tmp_path, lrs):
     first = ingest(hub, tmp_path, "edge-a", 300)
     point_at(hub, lrs.url, ("hub_lrs_attempts", "1"), ("hub_lrs_batch", "100"))
+    run(hub, "lrs", "credentials", "--user", lrs.username, "--password", "not-the-password")
+    refused = run(hub, "lrs", "push")  # a wrong password is not retried: one line, nothing moved
+    assert refused.exit_code == 1 and "refused the credentials (401)" in refused.output
+    assert LrsRelay(hub).cursors() == {} and lrs.statements() == []
     run(hub, "lrs", "credentials", "--user", lrs.username, "--password", lrs.password)
     lrs.stop()
     down = run(hub, "lrs", "push")
