@@ -29,6 +29,7 @@ from edge_agent.const import PINNED_ROOT_FILE
 
 from provisioning.apply import apply_bundle, device_signer
 from provisioning.content_pack import pack_folder, plan_from_pack, read_pack_marker
+from provisioning.firmware_stick import apply_firmware
 from provisioning.errors import IncompleteError
 from provisioning.usb_provision import BUNDLE_DIR, StickInfo, choose_school, read_sealed_roster, verify_stick
 from provisioning.verified_copy import import_verified
@@ -192,6 +193,8 @@ def apply_stick(appliance, stick_path: Path, passphrase: str | None = None, scho
         if content is not None:
             commit_scratch(appliance, client)
     summary["changed"] = True
+    # a software release on the stick (provisioning.firmware_stick), once the pack's metadata is trusted
+    summary["firmware"] = apply_firmware(appliance, Path(stick_path))
     summary["enrollment_request"] = str(info.folder / BUNDLE_DIR / f"enrollment-request-{appliance.device_id}.json")
     return summary
 

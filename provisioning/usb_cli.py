@@ -131,6 +131,9 @@ def apply_stick_cli(stick_path: Path, data_dir: Path, passphrase_file: Path | No
         if summary.get("content"):
             c = summary["content"]
             click.echo(f"  资源 content: {c['resources']} resources, {c['bytes_copied']} bytes copied")
+        if summary.get("firmware"):
+            f = summary["firmware"]
+            click.echo(f"  软件 software {f['version']}: {f.get('refused') or f.get('skipped') or f.get('action')}")
         click.echo(f"  登记请求已写回U盘 enrollment request written to the stick: {summary['enrollment_request']}")
     finally:
         appliance.close()
