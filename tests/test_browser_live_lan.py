@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fixtures.browser import CHROMIUM, CHROMIUM_ARGS, SCREEN, TABLET, prepare_school
+from fixtures.browser import CHROMIUM, CHROMIUM_ARGS, SCREEN, TABLET, png_photo, prepare_school
 from fixtures.lan import NETNS
 from fixtures.live import LESSON, LiveCounty
 from fixtures.usage import enroll
@@ -36,28 +36,34 @@ def _questions(county) -> list[str]:
             county.hub.db.execute("select body from live_messages where kind = 'question' order by seq")]
 
 
+def teaching_point(county: LiveCounty, rate: str):
+    """One teaching point enrolled on the county's hub, the lesson on now in its timetable (sent down the
+    WAN), its WAN shaped to ``rate`` and its appliance served; returns (site, school, LAN base URL)."""
+    site = county.add_site()
+    appliance = Appliance.open(EdgeConfig.load(site.data, {"free_space_reserve_mb": 1, "advertise": False}))
+    try:
+        enroll(appliance, county.hub, school_code=SCHOOL)
+        load_sample_library(appliance)
+        school = prepare_school(appliance)
+        LiveTimetable(county.hub.db).schedule(SCHOOL, {
+            "lesson": LESSON, "start": (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(),
+            "minutes": 30, "subject": "数学", "grade": "三年级", "teacher": "王老师", "title": "分数的初步认识"})
+        county.serve_hub()
+        with site.lan.appliance.inside():  # the timetable comes down the WAN, signed, like every county message
+            assert upload_pending(appliance, site.hub_url).downlink.applied == 1
+    finally:
+        appliance.close()
+    site.shape(rate)
+    return site, school, site.serve().base
+
+
 def test_screen_and_tablets_play_through_a_wan_cut_and_a_question_asked_during_it_arrives(tmp_path):
     from playwright.sync_api import sync_playwright
 
     county = LiveCounty(tmp_path)
     publisher = None
     try:
-        site = county.add_site()
-        appliance = Appliance.open(EdgeConfig.load(site.data, {"free_space_reserve_mb": 1, "advertise": False}))
-        try:
-            enroll(appliance, county.hub, school_code=SCHOOL)
-            load_sample_library(appliance)
-            school = prepare_school(appliance)
-            LiveTimetable(county.hub.db).schedule(SCHOOL, {
-                "lesson": LESSON, "start": (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(),
-                "minutes": 30, "subject": "数学", "grade": "三年级", "teacher": "王老师", "title": "分数的初步认识"})
-            county.serve_hub()
-            with site.lan.appliance.inside():  # the timetable comes down the WAN, signed, like every county message
-                assert upload_pending(appliance, site.hub_url).downlink.applied == 1
-        finally:
-            appliance.close()
-        site.shape("2mbit")
-        base = site.serve().base
+        site, school, base = teaching_point(county, "2mbit")
         publisher = county.publish(LESSON_S)
 
         with site.lan.clients.inside(), sync_playwright() as p:
@@ -107,6 +113,42 @@ def test_screen_and_tablets_play_through_a_wan_cut_and_a_question_asked_during_i
         assert seen and all(url.startswith(base) or url.startswith(("blob:", "data:")) for url in seen), \
             [u for u in seen if not u.startswith(base)][:5]
         assert sum(url.endswith(".ts") for url in seen) > 10
+    finally:
+        if publisher is not None:
+            publisher.stop()
+        county.close()
+
+
+def test_on_a_link_too_thin_for_video_the_sound_and_the_slides_go_on(tmp_path):
+    """80 kbit/s: the appliance takes the audio-only rung; the screen says so, shows the teacher's
+    slide large, and the lesson's sound goes on playing."""
+    from playwright.sync_api import sync_playwright
+
+    county = LiveCounty(tmp_path)
+    publisher = None
+    try:
+        site, _school, base = teaching_point(county, "80kbit")
+        slides = tmp_path / "slides"
+        slides.mkdir()
+        (slides / "p1.png").write_bytes(png_photo(64, 48))
+        publisher = county.publish(30, slides=slides)
+        with site.lan.clients.inside(), sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                errors: list[str] = []
+                screen = browser.new_context(viewport=SCREEN, locale="zh-CN").new_page()
+                screen.on("pageerror", lambda exc: errors.append(str(exc)))
+                screen.goto(base + "/classroom/live")
+                screen.wait_for_function("document.getElementById('live').classList.contains('audio-only')", timeout=60_000)
+                screen.wait_for_function("document.getElementById('live-note').textContent.includes('只有声音')")
+                assert json.loads((site.data / "live" / LESSON / "status.json").read_text("utf-8"))["rung"] == "a48"
+                screen.wait_for_selector("#live-slide:not([hidden])", timeout=30_000)
+                screen.wait_for_function(PLAYING, timeout=60_000)
+                t = screen.evaluate(CURRENT)
+                screen.wait_for_function(f"{CURRENT} > {t} + 2", timeout=20_000)
+                assert errors == []
+            finally:
+                browser.close()
     finally:
         if publisher is not None:
             publisher.stop()
