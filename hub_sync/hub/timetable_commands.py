@@ -22,7 +22,7 @@ def _open(data_dir: Path):
 
 @click.group("live")
 def live() -> None:
-    """直播课（专递课堂）：课表、教师令牌。 Live lessons: timetable, teacher token."""
+    """直播课（专递课堂）：登记、课表、教师令牌、录播。 Live lessons: register, timetable, teacher token, recording."""
 
 
 @live.command("schedule")
