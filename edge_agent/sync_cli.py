@@ -43,7 +43,8 @@ def edge_sync(data_dir: Path, force: bool) -> None:
 @EDGE_DATA
 @click.option("--force", is_flag=True, help="忽略同步时段，立即下载 Download now, even outside the sync window")
 @click.option("--no-install", is_flag=True, help="只下载并校验，不安装 Fetch and verify only, do not install")
-def edge_update(data_dir: Path, force: bool, no_install: bool) -> None:
+@click.option("--retry", is_flag=True, help="再试一次曾经回退的版本 Try again a version that rolled back here before")
+def edge_update(data_dir: Path, force: bool, no_install: bool, retry: bool) -> None:
     """从县级平台获取给本机的软件版本并安装。 Fetch the software release meant for this appliance and install it."""
     from edge_agent.sync.firmware_sync import update_firmware
     from edge_agent.sync.scheduler import in_window
@@ -51,12 +52,14 @@ def edge_update(data_dir: Path, force: bool, no_install: bool) -> None:
     appliance = _open(data_dir)
     try:
         result = update_firmware(appliance, allow_download=force or in_window(appliance.config.sync_window),
-                                 install=not no_install, progress=lambda line: click.echo(f"  {line}"))
+                                 install=not no_install, progress=lambda line: click.echo(f"  {line}"), retry=retry)
     finally:
         appliance.close()
     texts = {"none": "没有给本机的软件更新 No release for this appliance",
              "current": f"已是县里发布的版本 Already at the county's version {result.version}",
              "not_newer": f"县里的版本 {result.version} 不比本机新 The county's version {result.version} is not newer",
+             "failed_before": f"软件 {result.version} 曾在本机回退，不再自动重试 rolled back here before; "
+                              "not tried again (--retry to try)",
              "waiting_for_window": f"软件 {result.version} 等待同步时段 waiting for the sync window; 用 --force 立即下载 use --force",
              "staged": f"软件 {result.version} 已下载并校验 fetched and verified: {result.release_dir}",
              "installed": f"软件 {result.version} 已安装 installed",

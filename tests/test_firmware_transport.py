@@ -244,3 +244,18 @@ def test_hub_status_and_devices_show_each_devices_version_last_result_and_rollba
         assert load_state(root).version in line and "rolled_back" in line and "rollbacks 1" in line
         assert "did not answer" in line
     assert f"default: {NEXT}" in status.output
+
+
+def test_a_version_that_rolled_back_here_is_not_fetched_again_by_itself(fwenv):
+    from dataclasses import replace
+
+    from firmware.state import firmware_root, load_state, save_state
+
+    assert fwenv.cli("publish", str(fwenv.release(NEXT))).exit_code == 0
+    root = firmware_root(fwenv.app.data_dir)
+    state = load_state(root)
+    save_state(root, replace(state, rollbacks=1, history=[{"at": 1.0, "result": "rolled_back", "version": NEXT,
+                                                           "reason": "health check failed"}]))
+    assert _fetch(fwenv).action == "failed_before"
+    assert not (sync_dir(fwenv.app) / RELEASES_DIR).exists()
+    assert _fetch(fwenv, retry=True).action == "staged"  # the technician's 'edge update --retry'

@@ -47,7 +47,8 @@ RELEASES_DIR = "firmware-releases"  # in the sync folder: verified release folde
 class UpdateResult:
     """What one update attempt did."""
 
-    action: str  # none, current, waiting_for_window, not_newer, staged, installed, install_started, rolled_back
+    action: str  # none, current, waiting_for_window, not_newer, failed_before, staged, installed, install_started,
+    # rolled_back
     version: str | None = None
     bytes_received: int = 0
     release_size: int = 0
@@ -102,8 +103,20 @@ def install_release(appliance: Appliance, release_dir: Path):
                    school_code=appliance.school_code)
 
 
+def failed_before(appliance: Appliance, version: str) -> str | None:
+    """Why an install of ``version`` rolled back on this appliance, if it did: the sync
+    job does not try it again by itself (each try would stop the service for the trial);
+    a newer release, or a technician's ``edge update --retry``, does."""
+    from firmware.state import RESULT_ROLLED_BACK, firmware_root, load_state
+
+    for entry in reversed(load_state(firmware_root(appliance.data_dir)).history):
+        if entry.get("version") == version and entry.get("result") == RESULT_ROLLED_BACK:
+            return str(entry.get("reason") or RESULT_ROLLED_BACK)
+    return None
+
+
 def update_firmware(appliance: Appliance, allow_download: bool = True, install: bool = True,
-                    progress: Callable[[str], None] | None = None) -> UpdateResult:
+                    progress: Callable[[str], None] | None = None, retry: bool = False) -> UpdateResult:
     """One update attempt over the link (see the module docstring)."""
     if not is_provisioned(appliance):
         return UpdateResult("none")
@@ -125,6 +138,8 @@ def update_firmware(appliance: Appliance, allow_download: bool = True, install: 
             # a device ahead of the rules (it took a stage the county then replaced) stays where it is
             return UpdateResult("not_newer", offer.version, release_size=offer.size)
         check_upgrade(current, load_manifest(offer.manifest_data), bool(offer.statement.get("downgrade")))
+        if not retry and failed_before(appliance, offer.version):
+            return UpdateResult("failed_before", offer.version, release_size=offer.size)
         if not allow_download:
             _record(appliance, waiting=offer.version)
             return UpdateResult("waiting_for_window", offer.version, release_size=offer.size)
