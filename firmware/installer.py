@@ -294,6 +294,8 @@ def install(root: str | Path, release_dir: str | Path, data_dir: str | Path, tru
     a failed health check or a crashing new version is rolled back and returned as
     ``result == "rolled_back"`` with its reason."""
     root, data_dir = Path(root).absolute(), Path(data_dir).absolute()
+    service = read_service(root) if root.exists() else None
+    _fault("verify", service.get("pid") if service else None)
     manifest, manifest_sha256, _ = verify_release(root, Path(release_dir), data_dir, trusted_keys, school_code)
     if os.environ.get(SERVICE_ENV):  # called inside the service the install will stop: hand it off
         return _hand_off(root, Path(release_dir), data_dir, manifest)

@@ -23,9 +23,10 @@ from typing import Sequence
 
 from hub_sync.core.processes import SupervisedProcess
 
-from firmware.installer import InstallLock, recover
+from firmware.installer import STEPS, InstallLock, recover
 from firmware.service import SERVICE_ENV, clear_service, command, read_service, stop_group, write_service
 from firmware.slots import current_slot
+from firmware.state import load_state
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,24 @@ class Supervisor:
             left = read_service(self.root)
             if left and (self.service is None or left.get("pid") != self.service.pid):
                 stop_group(left.get("pid"))  # started by a supervisor that was killed
-            return self._start()
+            return None if self.stopping.is_set() else self._start()
+        finally:
+            lock.release()
+
+    def _dead_install(self, lock: InstallLock) -> bool:
+        """An installer died while the old version still served (before it stopped it):
+        resolve it now. True when the service must stop first (never expected: the
+        installer stops the service before the database changes)."""
+        if load_state(self.root).pending is None or not lock.acquire(wait=False):
+            return False
+        try:
+            pending = load_state(self.root).pending
+            if pending is None:
+                return False
+            if STEPS.index(pending.get("step", "unpack")) >= STEPS.index("trial"):
+                return True
+            log.warning("an install died at %s; resolved: %s", pending.get("step"), recover(self.root, self.data_dir))
+            return False
         finally:
             lock.release()
 
@@ -89,7 +107,8 @@ class Supervisor:
                     break
                 began = time.monotonic()
                 while self.service.running() and not self.stopping.wait(POLL_S):
-                    pass
+                    if self._dead_install(lock):
+                        self.service.stop()  # the database may be half migrated: stop, recover, serve again
                 if self.stopping.is_set():
                     break
                 log.warning("service exited (%s)", self.service.returncode)

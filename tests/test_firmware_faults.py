@@ -1,0 +1,184 @@
+"""Faults during an update, for real (issue 11): the supervisor (``school-edge firmware
+run``) serves the appliance on its LAN port while ``school-edge firmware install`` runs
+as a process of its own; ``SCHOOL_EDGE_FIRMWARE_FAULT`` SIGKILLs the installer, or the
+process serving, as each step starts, and further cycles kill the installer at random
+moments. After each: the old or the new version serves, the state says which, nothing
+is pending, the database passes ``PRAGMA integrity_check`` and every journal row
+written before is still there. The 100-cycle loop runs in ``bench/update.py``."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub_sync.core.processes import SupervisedProcess, wait_until
+
+from firmware.backup import integrity_ok
+from firmware.installer import FAULT_ENV, STEPS
+from firmware.service import read_service
+from firmware.slots import current_slot
+from firmware.state import load_state, summary
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "edge_agent.cli"]
+SERVE_TIMEOUT_S = 90.0
+
+
+def lan_status(fw) -> tuple[int, dict | None, dict]:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{fw.port}/api/v1/status", timeout=2.0)
+    except httpx.TransportError:
+        return 0, None, {}
+    body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else None
+    return answer.status_code, body, dict(answer.headers)
+
+
+def serving_version(fw) -> str | None:
+    code, body, _ = lan_status(fw)
+    return body.get("version") if code == 200 and body else None
+
+
+def settled(fw) -> str:
+    """Wait until nothing is pending and the LAN serves the state's version; return it."""
+    def ok():
+        state = load_state(fw.root)
+        return state.pending is None and serving_version(fw) == state.version and state.version
+    return wait_until(ok, SERVE_TIMEOUT_S, "the appliance to serve a committed version", 0.2)
+
+
+def add_events(fw, n: int = 5) -> set[int]:
+    """Journal rows written (and committed) while the appliance serves: acknowledged events."""
+    con = sqlite3.connect(fw.data_dir / "edge.db", timeout=30)
+    try:
+        with con:
+            for i in range(n):
+                con.execute("insert into journal (ts, actor, verb, object, data) values (?, ?, 'viewed', 'doc-1', '{}')",
+                            [time.time(), f"fault-{i}"])
+    finally:
+        con.close()
+    return fw.journal_ids()
+
+
+def check_after_fault(fw, acknowledged: set[int], allowed: set[str]) -> str:
+    version = settled(fw)
+    assert version in allowed
+    state = load_state(fw.root)
+    assert current_slot(fw.root) == state.slot
+    assert integrity_ok(fw.data_dir / "edge.db")
+    assert acknowledged <= fw.journal_ids()
+    return version
+
+
+@pytest.fixture
+def supervised(fw_appliance):
+    supervisor = SupervisedProcess([*CLI, "firmware", "run", "--data", str(fw_appliance.data_dir)], cwd=REPO)
+    try:
+        wait_until(lambda: serving_version(fw_appliance), SERVE_TIMEOUT_S, "the supervised appliance to serve", 0.2)
+        yield fw_appliance, supervisor
+    finally:
+        supervisor.stop()
+
+
+def run_install(fw, release: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ}
+    env.pop(FAULT_ENV, None)
+    if fault:
+        env[FAULT_ENV] = fault
+    return subprocess.run([*CLI, "firmware", "install", "--data", str(fw.data_dir), str(release)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_an_update_under_the_supervisor_answers_503_then_serves_the_new_version(supervised, firmware_kit):
+    fw, supervisor = supervised
+    assert serving_version(fw) == "0.2.0"
+    seen: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            code, body, headers = lan_status(fw)
+            seen.append((code, headers.get("retry-after", ""), (body or {}).get("error", {}).get("message_en", "")))
+            done.wait(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = run_install(fw, firmware_kit.releases["0.3.0"])
+        wait_until(lambda: serving_version(fw) == "0.3.0", SERVE_TIMEOUT_S, "the new version to serve", 0.2)
+    finally:
+        done.set()
+        watcher.join()
+    assert result.returncode == 0, result.stderr
+    assert "0.2.0 -> 0.3.0" in result.stdout
+    updating = [s for s in seen if s[0] == 503]
+    assert updating and updating[0][1] == "30" and "updating" in updating[0][2]
+    page = [s for s in seen if s[0] not in (0, 200, 503)]
+    assert not page, page  # nothing but serving, updating or (briefly) nothing listening
+    status = subprocess.run([*CLI, "firmware", "status", "--data", str(fw.data_dir)], cwd=REPO,
+                            capture_output=True, text=True)
+    assert "0.3.0" in status.stdout and "committed" in status.stdout
+    # the supervisor killed: a new one resolves what it left (its service) and serves again
+    orphan = read_service(fw.root)["pid"]
+    supervisor.kill()
+    again = SupervisedProcess([*CLI, "firmware", "run", "--data", str(fw.data_dir)], cwd=REPO)
+    try:
+        wait_until(lambda: (read_service(fw.root) or {}).get("pid") not in (None, orphan), SERVE_TIMEOUT_S,
+                   "the new supervisor to start its own service", 0.2)
+        assert check_after_fault(fw, fw.journal_ids(), {"0.3.0"}) == "0.3.0"
+    finally:
+        again.stop()
+    assert serving_version(fw) is None
+
+
+def test_kill9_of_the_installer_or_the_service_at_every_step(supervised, firmware_kit, tmp_path):
+    fw, _ = supervised
+    releases = {"0.3.0": firmware_kit.releases["0.3.0"],
+                "0.2.0": firmware_kit.sign("0.2.0", tmp_path / "down", downgrade=True)}
+    outcomes = []
+    for who in ("installer", "service"):
+        for step in STEPS:
+            acknowledged = add_events(fw)
+            before = summary(fw.data_dir)["version"]
+            target = "0.2.0" if before == "0.3.0" else "0.3.0"
+            run_install(fw, releases[target], f"{who}:{step}")
+            after = check_after_fault(fw, acknowledged, {before, target})
+            outcomes.append((who, step, before, after))
+            if who == "installer":
+                # killed before the commit: the old version; at the switch (after the commit): the new one
+                assert after == (target if STEPS.index(step) > STEPS.index("commit") else before), outcomes
+    services = [o for o in outcomes if o[0] == "service"]
+    # a killed old version or a killed trial does not stop the update: each of those still installs
+    assert all(o[3] != o[2] for o in services if o[1] not in ("verify",)), services
+    state = load_state(fw.root)
+    assert state.rollbacks == sum(1 for o in outcomes if o[0] == "installer" and o[1] in ("trial", "commit"))
+
+
+def test_kill9_of_the_installer_at_random_moments(supervised, firmware_kit, tmp_path):
+    fw, _ = supervised
+    releases = {"0.3.0": firmware_kit.releases["0.3.0"],
+                "0.2.0": firmware_kit.sign("0.2.0", tmp_path / "down", downgrade=True)}
+    rng = random.Random(11)
+    for _ in range(4):
+        acknowledged = add_events(fw)
+        before = summary(fw.data_dir)["version"]
+        target = "0.2.0" if before == "0.3.0" else "0.3.0"
+        proc = subprocess.Popen([*CLI, "firmware", "install", "--data", str(fw.data_dir), str(releases[target])],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(rng.uniform(0.5, 6.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        check_after_fault(fw, acknowledged, {before, target})
