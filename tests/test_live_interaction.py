@@ -207,3 +207,22 @@ def test_pupils_messages_are_forgotten_after_a_month_and_the_count_goes_on(schoo
     assert exchange(app, client, county.url)["sent"] == 1
     assert [(s, json.loads(b)["text"]) for s, _, _, b in stored(county)] == [(2, "今天的问题")]
     assert LiveInteraction(county.hub.db).held(app.device_id) == 2
+
+
+def test_a_hub_restored_from_an_older_backup_gets_the_messages_it_lost_numbered_again(school):
+    world, county, client = school
+    app = world.appliance
+    for text in ("一", "二"):
+        world.call("student", "POST", f"/api/v1/live/{LESSON}/question", {"text": text})
+    exchange(app, client, county.url)
+    # the hub goes back to a backup taken after message 1
+    county.hub.db.execute("delete from live_messages where seq > 1")
+    county.hub.db.execute("update live_held set held = 1")
+    county.hub.db.conn.commit()
+    world.call("student", "POST", f"/api/v1/live/{LESSON}/question", {"text": "三"})
+    exchange(app, client, county.url)
+    assert [(s, json.loads(b)["text"]) for s, _, _, b in stored(county)] == [(1, "一"), (2, "二"), (3, "三")]
+    assert pending_count(app.db) == 0
+    world.call("student", "POST", f"/api/v1/live/{LESSON}/question", {"text": "四"})
+    exchange(app, client, county.url)
+    assert [s for s, *_ in stored(county)] == [1, 2, 3, 4]

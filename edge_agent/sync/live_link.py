@@ -27,7 +27,7 @@ from hub_sync.formats.envelope import open_envelope
 from hub_sync.formats.live_interaction import STATE_KIND, check_state
 
 from edge_agent.sync.hub_key import load_hub_key
-from edge_agent.sync.live_outbox import mark_held, pending, pending_count, set_poll
+from edge_agent.sync.live_outbox import mark_held, pending, pending_count, renumber_after, set_poll
 from edge_agent.sync.live_timetable import current_schedule
 
 if TYPE_CHECKING:
@@ -62,10 +62,15 @@ def exchange(appliance: Appliance, client: httpx.Client, hub_url: str) -> dict:
                 raise LinkError(f"县平台拒收互动消息（{response.status_code}）",
                                 f"hub refused the interaction messages ({response.status_code}): {response.text[:200]}")
             held = int(response.json()["held"])
+            if held < batch[0][0] - 1:
+                # the hub lacks messages this appliance counted as delivered (a hub restored from a backup)
+                log.warning("live link: the hub holds messages up to #%d only; numbering again after it", held)
+                renumber_after(appliance, held)
+                continue
             marked = mark_held(db, held)
             sent += marked
             if held < batch[-1][0]:
-                break  # the hub stopped at a gap or a refusal: the next round starts there
+                break  # the hub stopped at a refusal: the next round starts there
         schedule = current_schedule(db, appliance.clock)
         poll = None
         if schedule.current is not None:

@@ -14,6 +14,7 @@ so a tablet can answer it while the link is down.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -123,3 +124,24 @@ def current_poll(db: sqlite_utils.Database, lesson: str) -> dict | None:
 def status(db: sqlite_utils.Database) -> dict:
     """For ``edge status``: pupils' live-lesson messages not yet held by the hub."""
     return {"live_messages_waiting": pending_count(db)}
+
+
+def renumber_after(appliance, held: int) -> int:
+    """The hub holds only up to ``held`` but this appliance has numbered past it as delivered (a
+    hub restored from an older backup): number every message still here after ``held`` again,
+    from ``held + 1`` in their order, signed anew and waiting, so none waits behind a gap forever.
+    None of them is at the hub (it stores without gaps), so none arrives twice. Returns how many."""
+    db = appliance.db
+    signer = load_signer(appliance.data_dir / DEVICE_KEY_FILE)
+    with transaction(db):
+        rows = db.execute("select seq, lesson, kind, person_id, summary, envelope, queued_at from live_outbox"
+                          " where seq > ? order by seq", [held]).fetchall()
+        db.execute("delete from live_outbox where seq > ?", [held])
+        for n, (_seq, lesson, kind, person_id, summary, envelope, queued_at) in enumerate(rows, held + 1):
+            payload = json.loads(base64.b64decode(json.loads(envelope)["payload"]))
+            payload["seq"] = n
+            resigned = seal(INTERACTION_KIND, canonical_json(payload), signer).decode("utf-8")
+            db.execute("insert into live_outbox values (?, ?, ?, ?, ?, ?, ?, null)",
+                       [n, lesson, kind, person_id, summary, resigned, queued_at])
+        db.execute("insert or replace into live_outbox_state values ('last_seq', ?)", [str(held + len(rows))])
+    return len(rows)
