@@ -33,7 +33,7 @@ def catalogue_recording(appliance: Appliance) -> Callable[[Path, Lesson], str]:
 
     def add(mp4: Path, lesson: Lesson) -> str:
         resource = import_files(appliance, [mp4], resource_id=f"live-{lesson.lesson}", title=f"录播 {lesson.title}",
-                                kind="video", subject=lesson.subject, grade=lesson.grade, source="county",
+                                kind="audio" if mp4.suffix == ".m4a" else "video", subject=lesson.subject, grade=lesson.grade, source="county",
                                 keywords=f"录播 专递课堂 {lesson.teacher} {lesson.date}",
                                 description=f"专递课堂录播 {lesson.teacher} {lesson.date}")
         return resource.id

@@ -2,14 +2,16 @@
 
 Each round: the head (newest manifest number), the manifests not yet seen (verified with the
 publisher key of the hub-signed record), then the missing segments oldest first, one rung each,
-then the slides. The rung follows the link: a segment that took more than ``DOWN_RATIO`` of its
-own duration to fetch steps one rung down (video, smaller video, audio only); ``UP_AFTER``
-segments in a row under ``UP_RATIO`` step one up. When the WAN fails the puller keeps what it
+then the slides. The rung follows the link: the signed manifest gives every rung's segment
+sizes, so at the measured rate (a moving average of segment fetches) the puller takes the best
+rung whose segment would take at most ``DOWN_RATIO`` of its duration (video, smaller video,
+audio only), and steps one up after ``UP_AFTER`` segments in a row for which the rung above
+would take less than ``UP_RATIO``. When the WAN fails the puller keeps what it
 holds (the LAN goes on playing it), says ``stalled`` and tries again every ``RETRY_S``; when the
 link returns it fetches the missed segments first, so the recording has no gap.
 
 When the lesson has ended and every segment is held, the puller fetches the segments its
-recording rung lacks, joins them into one MP4 and hands it to ``on_recording`` (the catalogue).
+recording rung lacks, joins them into one MP4 (M4A for the audio rung) and hands it to ``on_recording`` (the catalogue).
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 8.0
 RETRY_S = 1.0  # after a failed request: the link may be back any second
-DOWN_RATIO = 0.8
-UP_RATIO = 0.35
+DOWN_RATIO = 0.8  # a rung whose segments would take longer than this share of their duration is too big
+UP_RATIO = 0.35  # the rung above is taken when it would take less, UP_AFTER segments in a row
 UP_AFTER = 4
+RATE_WEIGHT = 0.5  # of the newest fetch in the measured rate
 REFUSED_RETRY_S = 5.0  # a segment that did not match its signature is asked for again after this
 
 OnRecording = Callable[[Path, Lesson], str]
@@ -59,6 +62,7 @@ class Puller:
                                              trust_env=False)
         self.rung_pos = 0
         self.fast = 0
+        self.rate: float | None = None  # the WAN's measured rate (bytes/s), a moving average of segment fetches
         self.refused: dict[str, float] = {}  # path -> when it was refused
         self.bytes = 0  # bytes of bodies received (segments, manifests, slides)
 
@@ -101,29 +105,42 @@ class Puller:
             return self._record(stop)
         return False
 
+    def _choose(self, index: int) -> str:
+        """The rung to fetch segment ``index`` in: the signed sizes over the link's measured rate."""
+        offered = self.state.segments[index]
+        ladder = [r.id for r in self.state.rungs if r.id in offered]
+        pos = min(self.rung_pos, len(ladder) - 1)
+        if self.rate is None:
+            return ladder[pos]
+
+        def ratio(rung: str) -> float:  # the share of the segment's duration its fetch would take
+            return offered[rung].size / self.rate / max(offered[rung].duration, 0.1)
+
+        start = pos
+        while pos < len(ladder) - 1 and ratio(ladder[pos]) > DOWN_RATIO:
+            pos += 1
+        if pos == start and pos > 0 and ratio(ladder[pos - 1]) < UP_RATIO:
+            self.fast += 1
+            if self.fast >= UP_AFTER:
+                pos, self.fast = pos - 1, 0
+        else:  # in a row, or not at all
+            self.fast = 0
+        if pos != start:
+            log.info("live %s: link at %.0f kbit/s, %s -> %s", self.lesson, self.rate * 8 / 1000, ladder[start], ladder[pos])
+        self.rung_pos = pos
+        return ladder[pos]
+
     def _fetch_segment(self, index: int) -> None:
         s = self.state
-        offered = s.segments[index]
-        ladder = [r.id for r in s.rungs if r.id in offered]
-        rung = ladder[min(self.rung_pos, len(ladder) - 1)]
-        f = offered[rung]
+        rung = self._choose(index)
+        f = s.segments[index][rung]
         if self._recently_refused(f.path):
             return
         started = time.monotonic()
         if not self._fetch(f):
             return
-        ratio = (time.monotonic() - started) / max(f.duration, 0.1)
-        if ratio > DOWN_RATIO and self.rung_pos < len(s.rungs) - 1:
-            self.rung_pos += 1
-            self.fast = 0
-            log.info("live %s: link slow (%.2f), down to %s", self.lesson, ratio, s.rungs[self.rung_pos].id)
-        elif ratio < UP_RATIO and self.rung_pos > 0:
-            self.fast += 1
-            if self.fast >= UP_AFTER:
-                self.rung_pos -= 1
-                self.fast = 0
-        else:
-            self.fast = 0
+        sample = f.size / max(time.monotonic() - started, 1e-3)
+        self.rate = sample if self.rate is None else RATE_WEIGHT * sample + (1 - RATE_WEIGHT) * self.rate
         s.rung = rung
         s.write_lan()
 
@@ -143,7 +160,8 @@ class Puller:
     # -- the recording --------------------------------------------------------------------------
     def _record(self, stop: threading.Event) -> bool:
         s = self.state
-        rung = s.recording_rung()
+        chosen = s.recording_rung()
+        rung = chosen.id
         for index in sorted(s.segments):
             if stop.is_set():
                 return False
@@ -158,7 +176,8 @@ class Puller:
             return True
         paths = [s.lan / s.segments[i][rung].path for i in sorted(s.segments) if rung in s.segments[i]]
         with tempfile.TemporaryDirectory(dir=self.store.data_dir) as tmp:
-            mp4 = join_segments(paths, Path(tmp) / f"{self.lesson}.mp4")
+            # audio only: an .m4a, which the catalogue files as audio
+            mp4 = join_segments(paths, Path(tmp) / f"{self.lesson}.{'mp4' if chosen.resolution else 'm4a'}")
             resource = self.on_recording(mp4, s.record)
         s.mark_recorded(resource)
         log.info("live %s: recorded as %s", self.lesson, resource)

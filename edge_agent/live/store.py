@@ -128,11 +128,14 @@ class LessonState:
         held = self.held.get(index, set())
         return next((r.id for r in self.rungs if r.id in held), None)
 
-    def recording_rung(self) -> str | None:
-        """The video rung most segments are held in (the recording is made of one rung)."""
-        video = [r.id for r in self.rungs if r.resolution] or [r.id for r in self.rungs]
-        counts = {r: sum(1 for h in self.held.values() if r in h) for r in video}
-        return max(video, key=lambda r: (counts[r], -video.index(r))) if video else None
+    def recording_rung(self) -> Rung | None:
+        """The rung most segments are held in, the better on a tie: the recording is made of one
+        rung, so the puller fetches the few it lacks in that rung (audio only when the link
+        carried audio only for most of the lesson; the county's copy has the picture)."""
+        ids = [r.id for r in self.rungs]
+        counts = {r: sum(1 for h in self.held.values() if r in h) for r in ids}
+        best = max(ids, key=lambda r: (counts[r], -ids.index(r)), default=None)
+        return next((r for r in self.rungs if r.id == best), None)
 
     # -- the LAN's view -------------------------------------------------------------------------
     def write_lan(self) -> None:
