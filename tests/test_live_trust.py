@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import threading
 
 import httpx
@@ -144,3 +145,45 @@ def test_without_nginx_the_app_serves_the_live_folder_and_nothing_beside_it(appl
     for outside in ("/live/../settings.json", "/live/%2e%2e/settings.json", f"/live/{LESSON}/../../settings.json"):
         with client.get(outside) as refused:
             assert refused.status_code == 404
+
+
+def _cli(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_agent.cli", *args], capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+@pytest.mark.slow
+def test_a_teaching_point_pulls_a_lesson_by_hand_into_its_catalogue(live_hub, tmp_path):
+    from edge_agent.appliance import Appliance
+    from edge_agent.config import EdgeConfig
+
+    live_hub.publish(3)
+    data = live_hub.appliance_data(tmp_path / "edge")
+    done = _cli("live", "pull", "--data", str(data), "--lesson", LESSON)
+    assert done.returncode == 0 and f"live-{LESSON}" in done.stdout, done.stdout + done.stderr
+    app = Appliance.open(EdgeConfig.load(data))
+    try:
+        assert app.catalogue.get(f"live-{LESSON}").title == "录播 分数的初步认识"
+    finally:
+        app.close()
+
+
+@pytest.mark.slow
+def test_live_commands_refuse_bad_input_in_one_line_and_change_nothing(live_hub, tmp_path):
+    key = tmp_path / "k.pem"
+    made = _cli("live", "keygen", "--key", str(key))
+    assert made.returncode == 0 and key.with_suffix(".pub.json").is_file()
+    before = key.read_bytes()
+    again = _cli("live", "keygen", "--key", str(key))
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "已存在" in again.stderr
+    assert key.read_bytes() == before
+    bad_ladder = _cli("live", "publish", "--lesson", LESSON, "--hub", live_hub.url, "--key", str(live_hub.key),
+                      "--kbps", "fast")
+    assert bad_ladder.returncode == 1 and bad_ladder.stderr.count("\n") == 1 and "--kbps" in bad_ladder.stderr
+    bad_id = _cli("live", "publish", "--lesson", "../x", "--hub", live_hub.url, "--key", str(live_hub.key))
+    assert bad_id.returncode == 1 and bad_id.stderr.count("\n") == 1 and "课程编号无效" in bad_id.stderr
+    assert live_hub.relay.head(LESSON) == {"seq": 0, "ended": False}  # nothing reached the hub
+    untrusting = tmp_path / "unprovisioned"
+    pull = _cli("live", "pull", "--data", str(untrusting), "--lesson", LESSON, "--hub", live_hub.url)
+    assert pull.returncode == 1 and pull.stderr.count("\n") == 1 and "provision" in pull.stderr
+    assert not (untrusting / "live").exists() and not (untrusting / "live-state").exists()
