@@ -136,3 +136,19 @@ def test_hub_status_still_works_with_rollups(county_usage):
     done = subprocess.run([sys.executable, "-m", "edge_agent.cli", "hub", "status", "--data", str(county_usage.data_dir)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "devices" in done.stdout, done.stderr
+
+
+def test_a_kept_page_is_computed_again_once_new_usage_arrives(county_usage, console_as, tmp_path):
+    viewer = console_as("viewer")
+    url = f"/console/reports?{Q}&school={OTHER}"
+
+    def overview(page: str) -> str:
+        return page.split('data-table="totals"')[1].split("</table>")[0]
+
+    first = overview(viewer.get(url).text)
+    assert overview(viewer.get(url).text) == first and "<td>12</td>" in first  # kept: the same page
+    signer = generate_key(tmp_path / "late.pem")
+    Registry(county_usage.db).register("edge-late", OTHER, public_key_dict(signer))
+    events = [UsageEvent(i + 1, DAY + 100 + i, f"person:{i}", "viewed", "resource:sx", {}) for i in range(8)]
+    UsageIngest(county_usage.db).ingest(seal("usage-batch", encode_batch(events, "edge-late", OTHER), signer))
+    assert "<td>20</td>" in overview(viewer.get(url).text)  # 12 + 8 learners (one device each)

@@ -11,6 +11,7 @@ rows draws an empty chart with "no data", not an error.
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 from xml.etree import ElementTree
 
 import pygal
@@ -22,6 +23,7 @@ STYLE = Style(background="white", plot_background="white", foreground="#333", fo
               foreground_subtle="#999", colors=("#2a7ab0", "#d9822b", "#3a9a5b", "#9a3a8a"),
               font_family="sans-serif", title_font_size=16, label_font_size=12, legend_font_size=12)
 CHART_SIZE = (720, 320)
+CHART_CACHE = 256
 # pygal appends a legacy ``sys.meta_path`` finder for its map plugins (unused here); every import
 # that reaches it (an optional module that is absent) then raises ImportWarning, an error under pytest
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
@@ -39,31 +41,33 @@ def _number(value) -> float | None:
     return value if isinstance(value, (int, float)) else None  # "<5" and text become gaps
 
 
-def _col(table: Table, key: str) -> int:
-    return [c.key for c in table.columns].index(key)
-
-
 def bars(table: Table, keys: tuple[str, ...] = ("events", "learners"), limit: int = 15) -> str:
     """A bar chart of the first column's values (subject, grade, kind, resource) by ``keys``."""
-    chart = pygal.Bar(**_config(f"{table.zh} {table.en}"))
-    rows = list(table.rows)[:limit]
-    chart.x_labels = [str(r[0])[:20] for r in rows]
-    for key in keys:
-        i = _col(table, key)
-        col = table.columns[i]
-        chart.add(f"{col.zh} {col.en}", [_number(r[i]) for r in rows])
-    return _svg(chart)
+    return _draw("bar", *_frozen(table), keys, limit)
 
 
 def trend(table: Table, keys: tuple[str, ...] = ("learners", "teachers")) -> str:
     """A line chart of the weekly table."""
-    chart = pygal.Line(**_config(f"{table.zh} {table.en}"))
-    rows = list(table.rows)
-    chart.x_labels = [str(r[0]) for r in rows]
+    return _draw("line", *_frozen(table), keys, None)
+
+
+def _frozen(table: Table) -> tuple:
+    """(title, columns, rows) as tuples: hashable, the key of the chart cache."""
+    return (f"{table.zh} {table.en}", tuple((c.key, f"{c.zh} {c.en}") for c in table.columns),
+            tuple(tuple(r) for r in table.rows))
+
+
+# pygal takes ~80 ms a chart: the same numbers (a page reloaded, another reader of the same
+# period and scope) are drawn once per process
+@lru_cache(maxsize=CHART_CACHE)
+def _draw(kind: str, title: str, columns: tuple, rows: tuple, keys: tuple[str, ...], limit: int | None) -> str:
+    chart = (pygal.Bar if kind == "bar" else pygal.Line)(**_config(title))
+    rows = rows[:limit] if limit else rows
+    chart.x_labels = [str(r[0])[:20] for r in rows]
+    names = [c[0] for c in columns]
     for key in keys:
-        i = _col(table, key)
-        col = table.columns[i]
-        chart.add(f"{col.zh} {col.en}", [_number(r[i]) for r in rows])
+        i = names.index(key)
+        chart.add(columns[i][1], [_number(r[i]) for r in rows])
     return _svg(chart)
 
 

@@ -116,29 +116,32 @@ class Rollup:
         self._number(device_id, people, {strings[a] for a in set(batch.actor[first:])}, teachers_now)
         catalogue = _Catalogue(self.db, device_id)
         resource_of = catalogue.resolver(batch, first)
-        counts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-        learners: dict[tuple[int, str], int] = defaultdict(int)
+        # per (day, resource): events, assignments given, handed in, learner bits
+        tally: dict[tuple[int, str], list[int]] = {}
         teachers: dict[int, int] = defaultdict(int)
         off = UTC_OFFSET_S * 1000
         bit = {a: 1 << people[s][0] for a, s in ((i, strings[i]) for i in set(batch.actor[first:]))}
         is_teacher = {a: people[strings[a]][1] for a in bit}
         handed = catalogue.handed_in
+        ts, verbs, actors, objects, datas = batch.ts_ms, batch.verb, batch.actor, batch.object, batch.data
         for i in range(first, n):
-            day = (batch.ts_ms[i] + off) // DAY_MS
-            v, a, o, d = batch.verb[i], batch.actor[i], batch.object[i], batch.data[i]
-            resource = resource_of(v, o, d)
-            c = counts[(day, resource)]
+            day = (ts[i] + off) // DAY_MS
+            v, a, d = verbs[i], actors[i], datas[i]
+            key = (day, resource_of(objects[i], d))
+            c = tally.get(key)
+            if c is None:
+                c = tally[key] = [0, 0, 0, 0]
             c[0] += 1
             verb = verb_of[v]
             if verb == "assigned":
                 c[1] += 1
-            elif verb in ("submitted", "answered") and handed(verb, d):
+            elif (verb == "submitted" or verb == "answered") and handed(verb, d):
                 c[2] += 1
             if is_teacher[a]:
                 teachers[day] |= bit[a]
             elif verb in LEARNER_VERBS:
-                learners[(day, resource)] |= bit[a]
-        self._write(device_id, counts, learners, teachers, catalogue)
+                c[3] |= bit[a]
+        self._write(device_id, tally, teachers, catalogue)
         return n - first
 
     # -- people -----------------------------------------------------------------
@@ -160,60 +163,74 @@ class Rollup:
                 self.db.execute("update rollup_people set teacher = 1 where device_id = ? and actor = ?", [device_id, actor])
 
     # -- writing ------------------------------------------------------------------
-    def _write(self, device_id: str, counts, learners, teachers, catalogue: "_Catalogue") -> None:
-        """Add the batch's per-day tallies to every level and dimension, one upsert per cell."""
-        cells: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-
-        def dims(resource: str) -> tuple[str, ...]:
-            return ("*",) + (catalogue.dims(resource) if resource else ())
-
-        for (day, resource), (ev, asg, hand) in counts.items():
-            for level in LEVELS:
-                start = bucket_start(level, day)
-                for dim in dims(resource):
-                    c = cells[(level, start, dim)]
+    def _write(self, device_id: str, tally, teachers, catalogue: "_Catalogue") -> None:
+        """Add the batch's per-day tallies to every dimension, then every level: one upsert per cell."""
+        per_day: dict[tuple[int, str], list[int]] = {}
+        for (day, resource), (ev, asg, hand, lb) in tally.items():
+            for dim in catalogue.dims(resource):
+                c = per_day.get((day, dim))
+                if c is None:
+                    per_day[(day, dim)] = [ev, asg, hand, lb, 0]
+                else:
                     c[0] += ev
                     c[1] += asg
                     c[2] += hand
-        for (day, resource), bits in learners.items():
+                    c[3] |= lb
+        for day, tb in teachers.items():
+            c = per_day.get((day, "*"))
+            if c is None:
+                per_day[(day, "*")] = [0, 0, 0, 0, tb]
+            else:
+                c[4] |= tb
+        cells: dict[tuple[str, int, str], list[int]] = {}
+        for (day, dim), (ev, asg, hand, lb, tb) in per_day.items():
             for level in LEVELS:
-                start = bucket_start(level, day)
-                for dim in dims(resource):
-                    cells[(level, start, dim)][3] |= bits
-        for day, bits in teachers.items():
-            for level in LEVELS:
-                cells[(level, bucket_start(level, day), "*")][4] |= bits
+                key = (level, bucket_start(level, day), dim)
+                c = cells.get(key)
+                if c is None:
+                    cells[key] = [ev, asg, hand, lb, tb]
+                else:
+                    c[0] += ev
+                    c[1] += asg
+                    c[2] += hand
+                    c[3] |= lb
+                    c[4] |= tb
         self.db.conn.executemany(
             "insert into rollup values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set"
             " events = events + excluded.events, assigned = assigned + excluded.assigned,"
             " handed_in = handed_in + excluded.handed_in, learners = bits_or(learners, excluded.learners),"
             " teachers = bits_or(teachers, excluded.teachers)",
-            [(level, start, dim, device_id, ev, asg, hand, to_bits(lb), to_bits(tb))
+            [(level, start, dim, device_id, ev, asg, hand, lb.to_bytes((lb.bit_length() + 7) // 8, "little"),
+              tb.to_bytes((tb.bit_length() + 7) // 8, "little"))
              for (level, start, dim), (ev, asg, hand, lb, tb) in cells.items()])
 
 
 class _Catalogue:
-    """Resource metadata and assignment attribution for one batch (cached per distinct string)."""
+    """Resource metadata and assignment attribution for one batch, each read once."""
 
     def __init__(self, db: sqlite_utils.Database, device_id: str) -> None:
         self.db = db
         self.device_id = device_id
-        self._meta: dict[str, tuple[str, str, str]] = {"": ("", "", "")}
+        self._dims: dict[str, tuple[str, ...]] = {"": ("*",)}
         self._data: dict[int, dict] = {}
         self._strings: list[str] = []
 
-    def meta(self, resource: str) -> tuple[str, str, str]:
-        """(subject, grade, kind) of a resource as the hub's catalogue has it ('' when unknown)."""
-        got = self._meta.get(resource)
-        if got is None:
-            row = self.db.execute("select meta from hub_resources where id = ?", [resource]).fetchone()
-            m = json.loads(row[0]) if row else {}
-            got = self._meta[resource] = tuple(str(m.get(k) or "") for k in ("subject", "grade", "kind"))
-        return got
-
     def dims(self, resource: str) -> tuple[str, ...]:
-        subject, grade, kind = self.meta(resource)
-        return (f"s:{subject}", f"g:{grade}", f"k:{kind}", f"r:{resource}")
+        """The dimensions an event about ``resource`` counts in ('*' and, for a resource,
+        its subject, grade, kind and itself, as the hub's catalogue has it now)."""
+        return self._dims[resource]
+
+    def _load(self, resources: set[str]) -> None:
+        ids = sorted(r for r in resources if r not in self._dims)
+        metas: dict[str, dict] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            metas |= {rid: json.loads(m) for rid, m in self.db.conn.execute(
+                f"select id, meta from hub_resources where id in ({', '.join('?' * len(chunk))})", chunk)}
+        for rid in ids:
+            m = metas.get(rid, {})
+            subject, grade, kind = (str(m.get(k) or "") for k in ("subject", "grade", "kind"))
+            self._dims[rid] = ("*", f"s:{subject}", f"g:{grade}", f"k:{kind}", f"r:{rid}")
 
     def data(self, d: int) -> dict:
         got = self._data.get(d)
@@ -230,33 +247,34 @@ class _Catalogue:
         return verb == "submitted" or self.data(d).get("attempt") == 1
 
     def resolver(self, batch, first: int):
-        """A function (verb idx, object idx, data idx) -> resource id of an event ('' for none)."""
+        """A function (object idx, data idx) -> resource id of an event ('' for none); every
+        resource's metadata and every assignment's resource read up front, in a few queries."""
         strings = self._strings = batch.strings
-        assigned = {}
+        assigned: dict[str, str] = {}
         for v, o, d in zip(batch.verb[first:], batch.object[first:], batch.data[first:]):
             if strings[v] == "assigned":
                 assigned[strings[o]] = str(self.data(d).get("resource_id") or "")
-        for obj, res in assigned.items():
-            self.db.execute("insert or ignore into rollup_assignments values (?, ?, ?)", [self.device_id, obj, res])
-        cache: dict[tuple[int, int], str] = {}
+        self.db.conn.executemany("insert or ignore into rollup_assignments values (?, ?, ?)",
+                                 [(self.device_id, obj, res) for obj, res in assigned.items()])
+        pairs = set(zip(batch.object[first:], batch.data[first:]))
+        wanted = sorted({strings[o] for o, _ in pairs if strings[o].startswith("assignment:")} - assigned.keys())
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            assigned |= dict(self.db.conn.execute(
+                f"select assignment, resource from rollup_assignments where device_id = ? and assignment in"
+                f" ({', '.join('?' * len(chunk))})", [self.device_id, *chunk]))
+        of: dict[tuple[int, int], str] = {}
+        for o, d in pairs:
+            obj = strings[o]
+            if obj.startswith("resource:"):
+                of[(o, d)] = obj[len("resource:"):]
+            elif obj.startswith("assignment:"):
+                of[(o, d)] = str(self.data(d).get("resource_id") or "") or assigned.get(obj, "")
+            else:
+                of[(o, d)] = ""
+        self._load(set(of.values()))
 
-        def resource(v: int, o: int, d: int) -> str:
-            key = (o, d)
-            got = cache.get(key)
-            if got is None:
-                obj = strings[o]
-                if obj.startswith("resource:"):
-                    got = obj[len("resource:"):]
-                elif obj.startswith("assignment:"):
-                    got = str(self.data(d).get("resource_id") or "") or assigned.get(obj) or self._assignment(obj)
-                else:
-                    got = ""
-                cache[key] = got
-            return got
+        def resource(o: int, d: int) -> str:
+            return of[(o, d)]
 
         return resource
-
-    def _assignment(self, obj: str) -> str:
-        row = self.db.execute("select resource from rollup_assignments where device_id = ? and assignment = ?",
-                              [self.device_id, obj]).fetchone()
-        return row[0] if row else ""

@@ -15,12 +15,15 @@ Every number comes through ``report_tables`` (fewer than five learners -> "<5").
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import date
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, render_template, request, session
 from markupsafe import Markup
 
 from hub_sync.hub import report_charts
+from hub_sync.hub.console.locale import html_lang
 from hub_sync.hub.console.auth import check_school, console_blueprint, current_account, require_role, school_scope
 from hub_sync.hub.console_errors import NotFoundError
 from hub_sync.hub.report_export import CSV_TYPE, XLSX_TYPE, csv_lines, filename, xlsx_chunks
@@ -29,6 +32,7 @@ from hub_sync.hub.reports import Period, Reports, Scope
 
 bp = console_blueprint("console_reports")
 ROLES = ("viewer", "reviewer", "school_head")
+PAGE_CACHE = 256  # rendered pages kept (a few MB)
 CHARTS = {"weekly": report_charts.trend, "subject": report_charts.bars, "grade": report_charts.bars,
           "kind": report_charts.bars, "resources": lambda t: report_charts.bars(t, limit=10)}
 
@@ -45,10 +49,48 @@ def _asked() -> tuple[Period, Scope, Reports]:
     return period, Scope.parse(school, request.args.get("point")), reports
 
 
+class PageCache:
+    """Rendered report pages, per session, language, query and data version (``Reports.version``):
+    a page is computed again as soon as any batch for its scope is stored, and served from here
+    while nothing changed (a county's readers mostly look at the same periods)."""
+
+    def __init__(self, size: int = PAGE_CACHE) -> None:
+        self.size = size
+        self._pages: OrderedDict[tuple, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
+
+    def put(self, key: tuple, page: str) -> None:
+        with self._lock:
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+
+pages = PageCache()
+
+
 @bp.get("/console/reports")
 @require_role(*ROLES)
 def report_page():
     period, scope, reports = _asked()
+    # per session (the page holds its CSRF token), language, what was asked and the data's version
+    key = (session.get("sid"), session.get("csrf_token"), html_lang(), period, scope, reports.version(scope))
+    page = pages.get(key)
+    if page is None:
+        page = _render(period, scope, reports)
+        pages.put(key, page)
+    return page
+
+
+def _render(period: Period, scope: Scope, reports: Reports) -> str:
     tables = {name: table(name, period, scope, reports) for name in TABLE_NAMES}
     tables["resources"].rows = list(tables["resources"].rows)  # a generator: the page reads it once
     totals = tables["totals"].rows[0]
