@@ -219,3 +219,34 @@ def test_the_hub_servers_job_relays_on_its_own(hub, tmp_path, lrs, monkeypatch):
     finally:
         stop()
     assert len(lrs.statements()) == 30
+
+
+@pytest.mark.slow
+def test_usage_from_a_real_appliance_through_the_hubs_front_reaches_the_lrs_with_the_exports_ids(tmp_path, lrs):
+    from edge_agent.sync.usage_sync import upload_pending
+    from fixtures.sync import SyncEnv
+
+    env = SyncEnv(tmp_path)  # hub serve (nginx in front) and an appliance provisioned from it
+    try:
+        env.app.journal.append_many([("stu-1", "viewed", "res-1", {}), ("stu-1", "completed", "res-1", {"s": 30}),
+                                     ("stu-2", "answered", "res-2", {"correct": False, "answer": "C"}),
+                                     ("stu-2", "submitted", "hw-7", {"score": 90})])
+        exported = tmp_path / "export.json"
+        assert CliRunner().invoke(main, ["edge", "export-xapi", "--data", str(env.app.data_dir),
+                                         "--out", str(exported)]).exit_code == 0
+        env.sync()  # the first contact enrolls the device
+        assert upload_pending(env.app).acked_seq == 4  # signed batches over HTTP, through nginx, acknowledged
+        point_at(env.hub, lrs.url)
+        run(env.hub, "lrs", "credentials", "--user", lrs.username, "--password", lrs.password)
+        assert run(env.hub, "lrs", "push").exit_code == 0
+        held = {s["id"]: s for s in lrs.statements()}
+        want = {s["id"]: s for s in json.loads(exported.read_text("utf-8"))}
+        assert set(held) == set(want)  # the appliance's export and the hub's relay name each event alike
+        for sid, st in want.items():
+            assert (held[sid]["verb"]["id"], held[sid]["object"]["id"], held[sid].get("result")) == \
+                (st["verb"]["id"], st["object"]["id"], st.get("result"))
+        assert {s["verb"]["id"] for s in held.values()} == {
+            "http://adlnet.gov/expapi/verbs/experienced", "http://adlnet.gov/expapi/verbs/completed",
+            "http://adlnet.gov/expapi/verbs/answered", "https://w3id.org/school-edge/xapi/verbs/submitted"}
+    finally:
+        env.close()
