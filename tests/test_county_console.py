@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from fixtures.common import SCHOOL
 from fixtures.console import CONSOLE_PASSWORD
+from fixtures.console import CSRF as CSRF_TOKEN
 
 from edge_agent.cli import main
 from hub_sync.core import login_throttle
@@ -127,8 +128,9 @@ def test_a_burst_of_parallel_guesses_gets_at_most_the_budget_checked(console_hub
         codes = list(pool.map(guess, range(24)))
     account = Accounts(console_hub.hub.db).by_name("burst-target")
     checked = failures(console_hub.hub, f"acct:{account.id}")[1]
-    assert checked == LIMITS.account_max == codes.count(401)
-    assert codes.count(429) == 24 - LIMITS.account_max
+    # each wrong answer was a checked password; a busy one (503: no argon2 turn, on a loaded machine) was given back
+    assert checked == codes.count(401) <= LIMITS.account_max and set(codes) <= {401, 429, 503}
+    assert codes.count(429) >= 24 - LIMITS.account_max - codes.count(503) and codes.count(429) > 0
     for s in sessions:
         s.close()
 
@@ -220,3 +222,24 @@ def test_the_throttle_rules_are_one_module_shared_with_the_appliance():
     assert throttle.limits().account_max == LIMITS.account_max and throttle.limits().account_lock_s == LIMITS.account_lock_s
     with pytest.raises(ConsoleError):
         Accounts._check_password("short")
+
+
+def test_behind_the_front_each_client_is_throttled_by_its_own_address(console_hub):
+    from hub_sync.hub.app import create_hub_app
+
+    client = create_hub_app(console_hub.hub).test_client()
+    token = CSRF_TOKEN.search(client.get("/console/login").text).group(1)
+
+    def wrong(remote: str, real: str) -> None:
+        r = client.post("/console/login", data={"csrf_token": token, "name": "view", "password": "not-it-at-all"},
+                        environ_base={"REMOTE_ADDR": remote}, headers={"X-Real-IP": real})
+        assert r.status_code in (401, 429)
+
+    wrong("", "10.20.0.7")                  # through the front's unix socket: the address it passes on
+    wrong("10.20.0.8", "10.20.0.99")        # straight from the LAN: a claimed address is ignored
+    wrong("127.0.0.5", "10.20.0.98")        # loopback without a front configured: ignored too
+    assert failures(console_hub.hub, "client:10.20.0.7")[1] == 1
+    assert failures(console_hub.hub, "client:10.20.0.8")[1] == 1
+    assert failures(console_hub.hub, "client:127.0.0.5")[1] == 1
+    assert failures(console_hub.hub, "client:10.20.0.99") is None and failures(console_hub.hub, "client:10.20.0.98") is None
+    Accounts(console_hub.hub.db).set_password("view", CONSOLE_PASSWORD)   # the account's count back to none

@@ -24,14 +24,17 @@ from pathlib import Path
 
 from hub_sync.core.nginx_front import FileRoute, FrontPaths, FrontSpec, find_nginx, render, write_config
 from hub_sync.hub.app import MAX_REQUEST_MB
+from hub_sync.hub.offer_api import OFFER_MAX_MB
 from hub_sync.hub.rsync_daemon import PUBLISHED_DIR
 
 REQUEST_TIMEOUT_S = 30
 JSON_BODY_KB = 1024
 LOGIN_RATE_PER_MIN = 20
 LOGIN_PREFIXES = ("/console/login",)
-# routes whose bodies are batches or files: usage, device messages (transferred spaces), offered uploads, live lessons
-BODY_ROUTES = ((r"^/api/v1/hub/(usage|downlink|offers|uploads)(/|$)", MAX_REQUEST_MB),
+# routes whose bodies are batches or files: usage, device messages (transferred spaces), live lessons,
+# and teachers' offered files (one file per request, up to the offer API's own limit)
+BODY_ROUTES = ((r"^/api/v1/hub/offers/files/", OFFER_MAX_MB),
+               (r"^/api/v1/hub/(usage|downlink|offers|uploads)(/|$)", MAX_REQUEST_MB),
                (r"^/(live|api/v1/hub/live)/", MAX_REQUEST_MB))
 _HASH = "(?<blob_dir>[0-9a-f]{2})(?<blob_rest>[0-9a-f]{62})"
 

@@ -78,15 +78,21 @@ def _db():
 
 
 def client_address() -> str:
-    """The client's address; ``X-Real-IP`` is believed only from a front on loopback
-    when the app's ``HUB_TRUST_FRONT_HEADER`` is set (the nginx front)."""
+    """The client's address, that logins are throttled by.
+
+    Behind the hub's nginx front (``hub_front``) gunicorn listens on a unix socket only
+    the front can open, so a request without a peer address came through the front,
+    which passes the client's address in ``X-Real-IP``. From a loopback peer the header
+    is believed only when the app's ``HUB_TRUST_FRONT_HEADER`` is set (a front on TCP);
+    from anyone else never (a client could claim any address)."""
     remote = request.environ.get("REMOTE_ADDR") or ""
-    if current_app.config.get("HUB_TRUST_FRONT_HEADER"):
-        try:
-            if not remote or ipaddress.ip_address(remote).is_loopback:
-                return str(ipaddress.ip_address(request.headers.get("X-Real-IP", "").strip()))
-        except ValueError:
-            pass
+    try:
+        trusted = not remote or (bool(current_app.config.get("HUB_TRUST_FRONT_HEADER"))
+                                 and ipaddress.ip_address(remote).is_loopback)
+        if trusted:
+            return str(ipaddress.ip_address(request.headers.get("X-Real-IP", "").strip()))
+    except ValueError:
+        pass
     return remote or "unknown"
 
 
