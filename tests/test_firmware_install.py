@@ -6,7 +6,6 @@ version crashes at start or its migration fails halfway."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import subprocess
@@ -37,7 +36,8 @@ def snapshot(fw) -> dict:
             if name == "install.lock":
                 continue
             files[rel] = os.readlink(p) if os.path.islink(p) else (os.path.getsize(p) if os.path.isfile(p) else "dir")
-    files["state.json"] = (fw.root / "state.json").read_bytes()
+    state = fw.root / "state.json"
+    files["state.json"] = state.read_bytes() if state.exists() else None
     con = sqlite3.connect(fw.data_dir / "edge.db")
     try:
         db = con.execute("select count(*), max(seq) from journal").fetchone()
@@ -173,4 +173,39 @@ def test_a_release_too_big_for_the_free_space_is_refused(small_disk_appliance, f
     before = snapshot(fw)
     with pytest.raises(InstallError, match="not enough free space"):
         install(fw.root, firmware_kit.releases["0.3.0"], fw.data_dir, fw.keys)
-    assert snapshot(fw) == before
+    assert snapshot(fw) == before and not fw.root.exists()
+    assert summary(fw.data_dir)["last_reason"] == "no update yet"
+
+
+def _cli(*args, env=None):
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edge_agent.cli", "firmware", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_the_cli_refuses_a_release_signed_by_an_unknown_key_in_one_line(fw_appliance, firmware_kit, tmp_path):
+    release = firmware_kit.sign("0.3.0", tmp_path / "stranger", signer=firmware_kit.stranger)
+    before = snapshot(fw_appliance)
+    done = _cli("install", "--data", str(fw_appliance.data_dir), str(release))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "unknown key" in done.stderr and "签名" in done.stderr
+    assert snapshot(fw_appliance) == before
+
+
+def test_rollback_undoes_an_install_whose_installer_died_before_the_commit(fw_appliance, firmware_kit):
+    before = fw_appliance.journal_ids()
+    env = {**os.environ, "SCHOOL_EDGE_FIRMWARE_FAULT": "installer:commit"}
+    died = _cli("install", "--data", str(fw_appliance.data_dir), str(firmware_kit.releases["0.3.0"]), env=env)
+    assert died.returncode == -9
+    report = summary(fw_appliance.data_dir)
+    assert report["pending_version"] == "0.3.0" and report["committed"] is False and report["version"] == "0.2.0"
+    done = _cli("rollback", "--data", str(fw_appliance.data_dir))
+    assert done.returncode == 0, done.stderr
+    report = summary(fw_appliance.data_dir)
+    assert report["pending_version"] is None and report["last_result"] == "rolled_back" and report["rollbacks"] == 1
+    assert "during commit" in report["last_reason"]
+    assert current_slot(fw_appliance.root) == "a"
+    assert integrity_ok(fw_appliance.data_dir / "edge.db") and fw_appliance.journal_ids() == before
+    again = _cli("rollback", "--data", str(fw_appliance.data_dir))
+    assert again.returncode == 1 and "no uncommitted update" in again.stderr
