@@ -214,3 +214,34 @@ def test_review_round_trip_from_a_teacher_to_every_school_and_back_out(two_schoo
     actions = [(e.actor, e.action) for e in AuditLog(env.hub.db).entries(target=f"offer:{offer.id}")]
     assert actions == [("reviewer1", "withdrawn"), ("reviewer1", "approved"), ("reviewer1", "metadata_edited")]
     s.close()
+
+
+def test_offers_that_came_on_a_stick_join_the_same_queue(console_hub):
+    from hub_sync.hub.usb_offers import record_offer
+
+    blob = console_hub.hub.store.put_bytes(b"%PDF-1.4 stick offer")
+    record_offer(console_hub.hub.db, "edge-usb", OTHER_SCHOOL,
+                 {"resource_id": "t-usb-1", "title": "U盘带来的教案", "kind": "document", "subject": "语文", "uploader": "刘老师",
+                  "files": [{"path": "plan.pdf", "sha256": blob.sha256, "size": blob.size, "mime": "application/pdf"}]})
+    s = console_hub.session("rev")
+    for _ in range(2):  # looked at twice: recorded once
+        assert "U盘带来的教案" in s.get("/console/review").text
+    found = [o for o in Offers(console_hub.hub.db).list() if o.resource_id == "t-usb-1"]
+    assert [(o.origin, o.school_code, o.uploader) for o in found] == [("usb", OTHER_SCHOOL, "刘老师")]
+    page = s.get(f"/console/review/{found[0].id}")
+    assert "U 盘" in page.text and '<iframe src="/console/review/' in page.text   # the PDF in a frame
+    s.close()
+
+
+def test_an_approval_without_publish_now_waits_for_the_next_publish(console_hub):
+    from hub_sync.hub.publisher import publish, repo_for
+
+    offer_id = console_hub.add_offer()
+    before = repo_for(console_hub.hub).state().channel_versions.get("math-1", 0)
+    s = console_hub.session("rev")
+    r = s.post(f"/console/review/{offer_id}/approve", {"channel": "math-1"}, page=f"/console/review/{offer_id}")
+    assert r.status_code == 302 and r.headers["location"].endswith("done=approved")
+    assert repo_for(console_hub.hub).state().channel_versions.get("math-1", 0) == before
+    assert console_hub.hub.db.execute("select channel from hub_resources where id = ?", [f"c-{offer_id}"]).fetchone()[0] == "math-1"
+    assert publish(console_hub.hub).channel_versions["math-1"] == before + 1
+    s.close()
