@@ -9,7 +9,10 @@ exits it starts it again (after ``RESTART_BACKOFF_S`` if it ran only briefly) â€
 but an install holds the lock while it stops the old version and tries the new
 one, so the supervisor waits for the install to end and then serves whatever
 the install left current: the new version when it committed, the old one
-otherwise. SIGTERM (systemd's stop) stops the service and the supervisor.
+otherwise. An installer that dies before it stopped the old version (while
+unpacking) leaves the lock free and an install pending: the supervisor resolves
+it within a turn of its loop while the old version goes on serving. SIGTERM
+(systemd's stop) stops the service and the supervisor.
 """
 
 from __future__ import annotations
