@@ -58,7 +58,8 @@ def test_a_release_carries_the_app_with_its_version_and_every_dependency(firmwar
     names = {p.split("/")[1].split("-")[0].lower() for p in manifest.wheel_paths()}
     assert {"flask", "gunicorn", "tuf", "cryptography", "sqlite_utils", "httpx"} <= names
     # the dependency wheels were built once: later builds only build the application wheel
-    assert firmware_kit.build_seconds["0.3.0"] < 20, firmware_kit.build_seconds
+    seconds = firmware_kit.build_seconds
+    assert seconds["0.3.0"] < seconds["0.2.0"] * 0.7, seconds
 
 
 def test_the_cli_builds_a_release_listing_the_appliance_migrations(firmware_kit, tmp_path):
