@@ -259,3 +259,14 @@ def test_a_version_that_rolled_back_here_is_not_fetched_again_by_itself(fwenv):
     assert _fetch(fwenv).action == "failed_before"
     assert not (sync_dir(fwenv.app) / RELEASES_DIR).exists()
     assert _fetch(fwenv, retry=True).action == "staged"  # the technician's 'edge update --retry'
+
+
+def test_without_the_rsync_port_the_release_comes_over_http_ranges(fwenv):
+    from hub_sync.core.processes import free_port
+
+    src = fwenv.release(NEXT)
+    assert fwenv.cli("publish", str(src)).exit_code == 0
+    fwenv.app.set_identity(rsync_url=f"rsync://127.0.0.1:{free_port()}/content")  # nothing listens there
+    result = _fetch(fwenv)
+    assert result.action == "staged" and result.transport == "http" and result.bytes_received >= result.release_size
+    assert fwenv.tree(result.release_dir)["manifest.json"] == fwenv.tree(src)["manifest.json"]

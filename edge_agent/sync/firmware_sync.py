@@ -55,6 +55,7 @@ class UpdateResult:
     files_fetched: int = 0
     release_dir: Path | None = None
     install: object = None  # the installer's result
+    transport: str = ""  # rsync, or http when the rsync port cannot be reached
 
 
 def installed_version(appliance: Appliance) -> str:
@@ -151,7 +152,8 @@ def update_firmware(appliance: Appliance, allow_download: bool = True, install: 
         _record(appliance, waiting="", fetched=offer.version, fetched_bytes=report.bytes_received)
         log.info("firmware %s fetched: %d files, %d bytes moved of %d", offer.version, report.files,
                  report.bytes_received, offer.size)
-    result = UpdateResult("staged", offer.version, report.bytes_received, offer.size, report.files, out)
+    result = UpdateResult("staged", offer.version, report.bytes_received, offer.size, report.files, out,
+                          transport=report.transport)
     if install:
         _install(appliance, result)
     return result
