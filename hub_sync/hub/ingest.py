@@ -110,7 +110,7 @@ class UsageIngest:
                 zip(repeat(header.device_id), *batch.columns(), repeat(now)),
             ).rowcount
             # the roll-ups take exactly the events above the cursor, in this transaction: never counted twice
-            Rollup(self.db).add(header.device_id, batch, contiguous)
+            Rollup(self.db).add(header.device_id, batch, contiguous, header.school_code)
             self.db.execute(
                 "insert or replace into device_usage_state (device_id, contiguous_seq, last_batch_hash, updated_at)"
                 " values (?, ?, ?, ?)", [header.device_id, header.last_seq, batch.hash, now])

@@ -247,17 +247,18 @@ class Reports:
             params.append(scope.point)
         return self.db.execute(sql, params).fetchone()[0]
 
-    def version(self, scope: Scope) -> tuple:
-        """Changes whenever anything a report of ``scope`` shows may have changed (a batch
-        stored for one of its devices, a device report, a device enrolled): the key under
-        which a rendered report may be kept."""
-        s, sp = scope.sql()
-        usage = self.db.execute(f"select count(*), coalesce(max(updated_at), 0) from device_usage_state where {s}",
-                                sp).fetchone()
-        fleet = self.db.execute("select count(*), coalesce(max(received_at), 0) from fleet_devices").fetchone()
+    def version(self, period: Period, scope: Scope) -> tuple:
+        """Changes whenever anything a report of ``period`` and ``scope`` shows may have changed
+        (usage stored for one of its days in its school or the county, a device enrolled or
+        revoked, the set of teaching points): the key under which a rendered report may be kept."""
+        days = [day_number(period.first), day_number(period.last)]
+        usage = self.db.execute("select coalesce(max(changed_at), 0) from rollup_changes where scope = ?"
+                                " and day between ? and ?", [scope.school, *days]).fetchone()
+        points = self.db.execute("select count(*), count(distinct school_code || '/' || teaching_point)"
+                                 " from fleet_devices").fetchone()
         devices = self.db.execute("select count(*), coalesce(max(enrolled_at), 0), coalesce(max(revoked_at), 0)"
                                   " from devices").fetchone()
-        return (*usage, *fleet, *devices)
+        return (*usage, *points, *devices)
 
     def schools(self) -> list[tuple[str, str]]:
         """(school code, name) of every enrolled school (for the scope form)."""

@@ -31,6 +31,7 @@ A person who uses two devices counts once per device.
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from datetime import date, timedelta
 from functools import lru_cache
@@ -59,6 +60,14 @@ def m001_rollup(db: sqlite_utils.Database) -> None:
                " teacher integer not null, primary key (device_id, actor)) without rowid")
     db.execute("create table rollup_assignments (device_id text not null, assignment text not null,"
                " resource text not null, primary key (device_id, assignment)) without rowid")
+
+
+@migrations
+def m002_changes(db: sqlite_utils.Database) -> None:
+    # when the roll-ups of a day last changed, county-wide (scope '') and per school: the
+    # version of a report, so a kept page is computed again only when its period and scope changed
+    db.execute("create table rollup_changes (scope text not null, day integer not null, changed_at real not null,"
+               " primary key (scope, day)) without rowid")
 
 
 def day_number(d: date) -> int:
@@ -103,8 +112,9 @@ class Rollup:
         self.db = db
         register_functions(db)
 
-    def add(self, device_id: str, batch, after_seq: int) -> int:
-        """Roll up the events of ``batch`` (a decoded ``usage_batch.Batch``) with seq > ``after_seq``; return how many."""
+    def add(self, device_id: str, batch, after_seq: int, school_code: str = "") -> int:
+        """Roll up the events of ``batch`` (a decoded ``usage_batch.Batch``) with seq > ``after_seq``
+        (a device of ``school_code``); return how many."""
         first = max(0, after_seq + 1 - batch.header.first_seq)
         n = batch.header.count
         if first >= n:
@@ -142,6 +152,9 @@ class Rollup:
             elif verb in LEARNER_VERBS:
                 c[3] |= bit[a]
         self._write(device_id, tally, teachers, catalogue)
+        now = time.time()
+        self.db.conn.executemany("insert or replace into rollup_changes values (?, ?, ?)",
+                                 [(scope, day, now) for day in {d for d, _ in tally} for scope in ("", school_code)])
         return n - first
 
     # -- people -----------------------------------------------------------------

@@ -51,8 +51,8 @@ def _asked() -> tuple[Period, Scope, Reports]:
 
 class PageCache:
     """Rendered report pages, per session, language, query and data version (``Reports.version``):
-    a page is computed again as soon as any batch for its scope is stored, and served from here
-    while nothing changed (a county's readers mostly look at the same periods)."""
+    a page is computed again as soon as usage for one of its days is stored in its scope, and
+    served from here while nothing changed (a county's readers mostly look at the same periods)."""
 
     def __init__(self, size: int = PAGE_CACHE) -> None:
         self.size = size
@@ -82,7 +82,7 @@ pages = PageCache()
 def report_page():
     period, scope, reports = _asked()
     # per session (the page holds its CSRF token), language, what was asked and the data's version
-    key = (session.get("sid"), session.get("csrf_token"), html_lang(), period, scope, reports.version(scope))
+    key = (session.get("sid"), session.get("csrf_token"), html_lang(), period, scope, reports.version(period, scope))
     page = pages.get(key)
     if page is None:
         page = _render(period, scope, reports)
