@@ -19,11 +19,10 @@ import threading
 from collections import OrderedDict
 from datetime import date
 
-from flask import Response, current_app, render_template, request, session
+from flask import Response, current_app, render_template, request
 from markupsafe import Markup
 
 from hub_sync.hub import report_charts
-from hub_sync.hub.console.locale import html_lang
 from hub_sync.hub.console.auth import check_school, console_blueprint, current_account, require_role, school_scope
 from hub_sync.hub.console_errors import NotFoundError
 from hub_sync.hub.report_export import CSV_TYPE, XLSX_TYPE, csv_lines, filename, xlsx_chunks
@@ -32,7 +31,7 @@ from hub_sync.hub.reports import Period, Reports, Scope
 
 bp = console_blueprint("console_reports")
 ROLES = ("viewer", "reviewer", "school_head")
-PAGE_CACHE = 256  # rendered pages kept (a few MB)
+REPORT_CACHE = 128  # computed reports kept (tables of at most 20 resources, charts: ~100 KB each)
 CHARTS = {"weekly": report_charts.trend, "subject": report_charts.bars, "grade": report_charts.bars,
           "kind": report_charts.bars, "resources": lambda t: report_charts.bars(t, limit=10)}
 
@@ -49,57 +48,58 @@ def _asked() -> tuple[Period, Scope, Reports]:
     return period, Scope.parse(school, request.args.get("point")), reports
 
 
-class PageCache:
-    """Rendered report pages, per session, language, query and data version (``Reports.version``):
-    a page is computed again as soon as usage for one of its days is stored in its scope, and
-    served from here while nothing changed (a county's readers mostly look at the same periods)."""
+class ReportCache:
+    """Computed reports (every table, already suppressed, and its charts) per period, scope and
+    data version (``Reports.version``): a report is computed again as soon as usage for one of
+    its days is stored in its scope, and otherwise shared by every reader asking for the same
+    period and scope (a county's readers mostly look at the same ones). The page around it is
+    rendered per request (it holds the reader's name and CSRF token)."""
 
-    def __init__(self, size: int = PAGE_CACHE) -> None:
+    def __init__(self, size: int = REPORT_CACHE) -> None:
         self.size = size
-        self._pages: OrderedDict[tuple, str] = OrderedDict()
+        self._items: OrderedDict[tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> str | None:
+    def get(self, key: tuple) -> dict | None:
         with self._lock:
-            page = self._pages.get(key)
-            if page is not None:
-                self._pages.move_to_end(key)
-            return page
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
 
-    def put(self, key: tuple, page: str) -> None:
+    def put(self, key: tuple, item: dict) -> None:
         with self._lock:
-            self._pages[key] = page
-            self._pages.move_to_end(key)
-            while len(self._pages) > self.size:
-                self._pages.popitem(last=False)
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
-pages = PageCache()
+computed = ReportCache()
 
 
 @bp.get("/console/reports")
 @require_role(*ROLES)
 def report_page():
     period, scope, reports = _asked()
-    # per session (the page holds its CSRF token), language, what was asked and the data's version
-    key = (session.get("sid"), session.get("csrf_token"), html_lang(), period, scope, reports.version(period, scope))
-    page = pages.get(key)
-    if page is None:
-        page = _render(period, scope, reports)
-        pages.put(key, page)
-    return page
-
-
-def _render(period: Period, scope: Scope, reports: Reports) -> str:
-    tables = {name: table(name, period, scope, reports) for name in TABLE_NAMES}
-    tables["resources"].rows = list(tables["resources"].rows)  # a generator: the page reads it once
-    totals = tables["totals"].rows[0]
-    charts = {name: Markup(CHARTS[name](tables[name])) for name in ("weekly", "subject", "kind")}
+    key = (period, scope, reports.version(period, scope))
+    report = computed.get(key)
+    if report is None:
+        report = _compute(period, scope, reports)
+        computed.put(key, report)
     own = school_scope()
     schools = [s for s in reports.schools() if own is None or s[0] == own]
-    return render_template("county/reports.html", me=current_account(), period=period, scope=scope, tables=tables,
-                           charts=charts, empty=totals[2] == 0, latest=reports.latest_day(), schools=schools,
-                           points=reports.points(scope.school), query=request.query_string.decode())
+    return render_template("county/reports.html", me=current_account(), period=period, scope=scope, schools=schools,
+                           points=reports.points(scope.school), query=request.query_string.decode(), **report)
+
+
+def _compute(period: Period, scope: Scope, reports: Reports) -> dict:
+    tables = {name: table(name, period, scope, reports) for name in TABLE_NAMES}
+    for t in tables.values():
+        t.rows = list(t.rows)  # generators: a kept report is read by many pages
+    charts = {name: Markup(CHARTS[name](tables[name])) for name in ("weekly", "subject", "kind")}
+    return {"tables": tables, "charts": charts, "empty": tables["totals"].rows[0][2] == 0,
+            "latest": reports.latest_day()}
 
 
 @bp.get("/console/reports/<name>.<fmt>")
