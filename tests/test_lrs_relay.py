@@ -250,3 +250,12 @@ def test_usage_from_a_real_appliance_through_the_hubs_front_reaches_the_lrs_with
             "http://adlnet.gov/expapi/verbs/answered", "https://w3id.org/school-edge/xapi/verbs/submitted"}
     finally:
         env.close()
+
+
+def test_a_push_while_another_pass_runs_sends_nothing_and_says_so(hub, tmp_path, failing_lrs):
+    ingest(hub, tmp_path, "edge-a", 10)
+    point_at(hub, failing_lrs.url)
+    with lrs_relay._PassLock(hub.data_dir / lrs_relay.LOCK_FILE):  # as hub serve's job holds it during its pass
+        result = run(hub, "lrs", "push")
+    assert result.exit_code == 1 and "another relay pass is running" in result.output
+    assert failing_lrs.requests == 0 and snapshot(hub)[0] == []
