@@ -91,7 +91,7 @@ def test_statements_arrive_batched_with_their_ids_and_verbs_and_a_repeat_adds_no
 
 
 @pytest.mark.slow
-def test_an_lrs_down_for_a_while_loses_nothing_and_duplicates_nothing(hub, tmp_path, lrs):
+def test_an_lrs_down_for_a_while_loses_nothing_and_duplicates_nothing(hub, tmp_path, lrs, caplog):
     first = ingest(hub, tmp_path, "edge-a", 300)
     point_at(hub, lrs.url, ("hub_lrs_attempts", "1"), ("hub_lrs_batch", "100"))
     run(hub, "lrs", "credentials", "--user", lrs.username, "--password", "not-the-password")
@@ -115,8 +115,8 @@ def test_an_lrs_down_for_a_while_loses_nothing_and_duplicates_nothing(hub, tmp_p
     outcome: list = []
     pusher = threading.Thread(target=lambda: outcome.append(_push(hub)), name="push")
     pusher.start()
-    try:
-        wait_until(lambda: hub.db.execute("select last_pass_at from lrs_status").fetchone()[0], 10, "the pass to start")
+    try:  # the LRS comes back only once an attempt of this pass failed and the pass is in its backoff
+        wait_until(lambda: "Retrying" in caplog.text and "cannot reach" in caplog.text, 20, "a failed attempt")
     finally:
         lrs.start()
         pusher.join(120)
