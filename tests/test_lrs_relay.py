@@ -187,7 +187,7 @@ def test_a_wrong_setting_is_refused_and_the_stored_one_kept(hub, key, value, say
     result = run(hub, "config", "set", key, value)
     assert result.exit_code == 1 and says in result.output and "Traceback" not in result.output
     assert HubSettings(hub.db).all() == {"hub_lrs_url": "https://lrs.example.org/xAPI/", "hub_lrs_batch": 500,
-                                         "hub_lrs_interval_min": 10, "hub_lrs_timeout_s": 30, "hub_lrs_attempts": 5}
+                                         "hub_lrs_interval_min": 10, "hub_lrs_first_pass_s": 30, "hub_lrs_timeout_s": 30, "hub_lrs_attempts": 5}
     shown = run(hub, "config", "show")
     assert "https://lrs.example.org/xAPI/" in shown.output
 
@@ -208,17 +208,39 @@ def test_a_differing_statement_under_one_id_costs_only_that_statement(hub, tmp_p
 
 
 @pytest.mark.slow
-def test_the_hub_servers_job_relays_on_its_own(hub, tmp_path, lrs, monkeypatch):
+def test_the_hub_servers_job_relays_on_its_own(hub, tmp_path, lrs):
     ingest(hub, tmp_path, "edge-a", 30)
-    point_at(hub, lrs.url)
+    point_at(hub, lrs.url, ("hub_lrs_first_pass_s", "0"))
     run(hub, "lrs", "credentials", "--user", lrs.username, "--password", lrs.password)
-    monkeypatch.setattr(lrs_relay, "FIRST_PASS_DELAY_S", 0.1)
     stop = lrs_relay.relay_job(hub)
     try:
         wait_until(lambda: LrsRelay(hub).pending() == 0, 30, "the job to relay the usage")
     finally:
         stop()
     assert len(lrs.statements()) == 30
+
+
+@pytest.mark.slow
+def test_hub_serve_runs_the_relay(tmp_path, lrs):
+    from fixtures.servers import ServerProcess, free_port
+    from hub_sync.hub.hub import Hub
+
+    hub = Hub.init(tmp_path / "hub", reserve_mb=1)
+    try:
+        ingest(hub, tmp_path, "edge-a", 40)
+        point_at(hub, lrs.url, ("hub_lrs_first_pass_s", "1"))
+        run(hub, "lrs", "credentials", "--user", lrs.username, "--password", lrs.password)
+    finally:
+        hub.close()
+    port = free_port()
+    server = ServerProcess(["hub", "serve", "--data", str(tmp_path / "hub"), "--port", str(port), "--rsync-port", "0"],
+                           port).wait("/api/v1/hub/status")
+    try:
+        wait_until(lambda: len(lrs.statements()) == 40, 30, "hub serve's job to relay the usage")
+    finally:
+        assert server.stop() == 0, server.output()
+    status = run(hub, "lrs", "status")
+    assert "pending:       0" in status.output and "accepted:      40" in status.output
 
 
 @pytest.mark.slow

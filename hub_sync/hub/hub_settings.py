@@ -65,6 +65,8 @@ HUB_SETTINGS: dict[str, HubSetting] = {s.key: s for s in (
                "每次 POST 的语句数 Statements per POST /statements"),
     HubSetting("hub_lrs_interval_min", _int_between(1, 24 * 60), 10,
                "hub serve 多久转发一次（分钟） Minutes between the relay's passes in hub serve"),
+    HubSetting("hub_lrs_first_pass_s", _int_between(0, 3600), 30,
+               "hub serve 启动后多久做第一次转发（秒） Seconds after hub serve starts before its first relay pass"),
     HubSetting("hub_lrs_timeout_s", _int_between(1, 600), 30,
                "等待 LRS 回答的秒数 Seconds to wait for the LRS to answer one POST"),
     HubSetting("hub_lrs_attempts", _int_between(1, 20), 5,

@@ -43,7 +43,6 @@ from hub_sync.hub.lrs_client import LrsClient, LrsError, read_credentials
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "lrs-relay.lock"
-FIRST_PASS_DELAY_S = 30.0  # hub serve: the first pass shortly after the start, then every interval
 STOP_BUDGET_S = 3.0
 
 migrations = Migrations("hub_lrs")
@@ -209,12 +208,14 @@ class _PassLock:
 
 
 def relay_job(hub: HubFolder) -> Callable[[], None]:
-    """A background job of ``hub serve``: a relay pass every ``hub_lrs_interval_min`` minutes
-    (nothing while ``hub_lrs_url`` is unset); returns the function that stops it."""
+    """A background job of ``hub serve``: a relay pass ``hub_lrs_first_pass_s`` seconds after the
+    start, then every ``hub_lrs_interval_min`` minutes (nothing while ``hub_lrs_url`` is unset);
+    returns the function that stops it."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     stop = threading.Event()
-    interval_min = HubSettings(hub.db).get("hub_lrs_interval_min")
+    settings = HubSettings(hub.db)
+    interval_min, first_pass_s = settings.get("hub_lrs_interval_min"), settings.get("hub_lrs_first_pass_s")
 
     def tick() -> None:
         relay = LrsRelay(hub, stop)
@@ -231,7 +232,7 @@ def relay_job(hub: HubFolder) -> Callable[[], None]:
 
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(tick, "interval", minutes=interval_min, id="lrs-relay", max_instances=1, coalesce=True,
-                      next_run_time=datetime.now() + timedelta(seconds=FIRST_PASS_DELAY_S))
+                      next_run_time=datetime.now() + timedelta(seconds=first_pass_s))
     scheduler.start()
 
     def stop_job() -> None:
