@@ -104,20 +104,26 @@ def test_screen_and_three_tablets_play_from_the_appliance_and_a_hand_reaches_the
     wait_until(lambda: not publisher.running(), 10, "the publisher to stop")
 
 
+def set_timetable(data, on_now: bool) -> None:
+    """The county's timetable as the downlink would leave it: the maths lesson on now (or cancelled),
+    the Chinese lesson in an hour."""
+    appliance = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 1, "advertise": False}))
+    try:
+        maths = {"lesson": LESSON, "start": (datetime.now(timezone.utc) - timedelta(minutes=3)).isoformat(), "minutes": 40,
+                 "subject": "数学", "grade": "三年级", "teacher": "王老师", "title": "分数的初步认识"}
+        chinese = {"lesson": "chinese-0302", "start": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(),
+                   "minutes": 40, "subject": "语文", "teacher": "李老师", "title": "古诗两首"}
+        with transaction(appliance.db):
+            apply_timetable(appliance.db, {"issued_at": time.time(), "lessons": [maths, chinese] if on_now else [chinese]})
+    finally:
+        appliance.close()
+
+
 @pytest.fixture
 def screen_site(tmp_path):
     """A served appliance with a lesson on now, whose LAN files the test writes as the puller would."""
     data = tmp_path / "screen"
-    appliance = Appliance.open(EdgeConfig.load(data, {"free_space_reserve_mb": 1, "advertise": False}))
-    try:
-        with transaction(appliance.db):
-            apply_timetable(appliance.db, {"issued_at": time.time(), "lessons": [
-                {"lesson": LESSON, "start": (datetime.now(timezone.utc) - timedelta(minutes=3)).isoformat(), "minutes": 40,
-                 "subject": "数学", "grade": "三年级", "teacher": "王老师", "title": "分数的初步认识"},
-                {"lesson": "chinese-0302", "start": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(),
-                 "minutes": 40, "subject": "语文", "teacher": "李老师", "title": "古诗两首"}]})
-    finally:
-        appliance.close()
+    set_timetable(data, on_now=True)
     site = Site(data).start()
     try:
         yield site
@@ -153,6 +159,12 @@ def test_the_screen_says_when_it_is_behind_live_audio_only_or_recorded_in_chines
     screen.wait_for_selector(f"#live-note a[href='/library/live-{LESSON}']")
     assert "录播已存入资源库" in screen.inner_text("#live-note")
     assert screen.is_hidden("#live-slide")
+
+    # the lesson is cancelled, then set again: the open screen follows the timetable by itself
+    set_timetable(site.data_dir, on_now=False)
+    screen.wait_for_function("document.getElementById('live-title').textContent.includes('现在没有直播课')", timeout=20_000)
+    set_timetable(site.data_dir, on_now=True)
+    screen.wait_for_function("document.getElementById('live-title').textContent.includes('分数的初步认识')", timeout=20_000)
 
     write_status(site, state="live", rung="v250", behind_s=30)
     screen.goto(site.base + "/lang/en?next=/classroom/live")

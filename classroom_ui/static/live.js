@@ -4,9 +4,16 @@
    tablet posts hands, questions and poll answers through the outbox (app.js) to /api/v1/live/<L>/. */
 (function () {
   "use strict";
+  var SCHEDULE_EVERY_MS = 10000;
   var box = document.getElementById("live");
-  if (!box || !box.dataset.lesson) { return; }
-  var lesson = box.dataset.lesson;
+  var lesson = box ? box.dataset.lesson : "";
+  // the timetable moves on: a lesson starting (or ending, or another one on) reloads the page
+  setInterval(function () {
+    fetch("/api/v1/live/schedule", {credentials: "same-origin", cache: "no-store"}).then(function (r) { return r.json(); })
+      .then(function (s) { var now = s.current ? s.current.lesson : ""; if (now !== lesson) { location.reload(); } })
+      .catch(function () {});
+  }, SCHEDULE_EVERY_MS);
+  if (!lesson) { return; }
   var base = "/live/" + encodeURIComponent(lesson) + "/";
   var video = document.getElementById("live-video");
   var slide = document.getElementById("live-slide");
@@ -77,12 +84,6 @@
   start();
   poll();
   setInterval(poll, 2000);
-  // the timetable moves on: a new lesson on (or none) reloads the page
-  setInterval(function () {
-    fetch(box.dataset.scheduleUrl, {credentials: "same-origin", cache: "no-store"}).then(function (r) { return r.json(); })
-      .then(function (s) { var now = s.current ? s.current.lesson : ""; if (now !== lesson) { location.reload(); } })
-      .catch(function () {});
-  }, 15000);
 
   // -- the tablet: hands, questions, poll answers ---------------------------------------------------------
   var talk = document.querySelector(".live-talk");
