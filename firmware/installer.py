@@ -23,7 +23,8 @@ from ``trial`` to ``commit`` it is rolled back, after ``commit`` it is finished.
 
 Fault injection: ``SCHOOL_EDGE_FIRMWARE_FAULT=installer:<step>`` SIGKILLs the
 installer as the step starts, ``service:<step>`` SIGKILLs the process serving at
-that moment (the old version before ``stop``, the new one on trial in ``trial``).
+that moment: the old version up to ``stop``, the new one on trial in ``trial``,
+``commit`` and ``switch`` (none runs during ``backup``).
 """
 
 from __future__ import annotations
@@ -208,12 +209,12 @@ class Installer:
             try:
                 self._try(slot, manifest.version)
                 self._step("commit")
-                _fault("commit")
+                _fault("commit", self.trial.pid if self.trial else None)
             except FirmwareError as exc:
                 return self._roll_back(manifest.version, previous, exc, started, counts)
             save_state(self.root, load_state(self.root).finished(RESULT_COMMITTED, f"{previous} -> {manifest.version}",
                                                                  version=manifest.version, slot=slot))
-            _fault("switch")
+            _fault("switch", self.trial.pid if self.trial else None)
             point_current(self.root, slot)
         finally:
             self._stop_trial()

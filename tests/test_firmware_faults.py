@@ -3,8 +3,9 @@ run``) serves the appliance on its LAN port while ``school-edge firmware install
 as a process of its own; ``SCHOOL_EDGE_FIRMWARE_FAULT`` SIGKILLs the installer, or the
 process serving, as each step starts, and further cycles kill the installer at random
 moments. After each: the old or the new version serves, the state says which, nothing
-is pending, the database passes ``PRAGMA integrity_check`` and every journal row
-written before is still there. The 100-cycle loop runs in ``bench/update.py``."""
+is pending, the database passes ``PRAGMA integrity_check``, every journal row
+written before is still there and so is every progress a pupil's tablet saved over
+the LAN all along that the appliance acknowledged (answered 200). The 100-cycle loop runs in ``bench/update.py``."""
 
 from __future__ import annotations
 
@@ -71,13 +72,52 @@ def add_events(fw, n: int = 5) -> set[int]:
     return fw.journal_ids()
 
 
-def check_after_fault(fw, acknowledged: set[int], allowed: set[str]) -> str:
+class Tablet:
+    """A pupil's tablet saving progress over the LAN every 50 ms, all through the faults;
+    ``acked`` holds the percents the appliance answered 200 to (acknowledged events)."""
+
+    def __init__(self, fw) -> None:
+        self.fw, self.acked, self.sent = fw, set(), 0
+        self.csrf: str | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tablet")
+        self.thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.fw.port}", timeout=3.0) as client:
+            while not self.done.wait(0.05):
+                try:
+                    if self.csrf is None:
+                        login = client.post("/api/v1/login/student", json=self.fw.pupil,
+                                            headers={"X-Requested-With": "tablet"})
+                        self.csrf = login.json()["csrf_token"] if login.status_code == 200 else None
+                        continue
+                    self.sent += 1
+                    percent = round(self.sent * 0.001, 3)
+                    answer = client.put("/api/v1/progress/doc-1", json={"state": "in_progress", "percent": percent},
+                                        headers={"X-CSRF-Token": self.csrf, "X-Requested-With": "tablet"})
+                    if answer.status_code == 200:
+                        self.acked.add(percent)
+                    elif answer.status_code in (401, 403):
+                        self.csrf = None
+                except httpx.TransportError:  # nothing listening for a moment: not acknowledged
+                    continue
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+def check_after_fault(fw, acknowledged: set[int], allowed: set[str], tablet: Tablet | None = None) -> str:
     version = settled(fw)
     assert version in allowed
     state = load_state(fw.root)
     assert current_slot(fw.root) == state.slot
     assert integrity_ok(fw.data_dir / "edge.db")
     assert acknowledged <= fw.journal_ids()
+    if tablet is not None:
+        missing = set(tablet.acked) - fw.progress_percents()
+        assert not missing, f"acknowledged progress lost: {sorted(missing)[:5]}"
     return version
 
 
@@ -147,17 +187,27 @@ def test_kill9_of_the_installer_or_the_service_at_every_step(supervised, firmwar
     releases = {"0.3.0": firmware_kit.releases["0.3.0"],
                 "0.2.0": firmware_kit.sign("0.2.0", tmp_path / "down", downgrade=True)}
     outcomes = []
-    for who in ("installer", "service"):
-        for step in STEPS:
-            acknowledged = add_events(fw)
-            before = summary(fw.data_dir)["version"]
-            target = "0.2.0" if before == "0.3.0" else "0.3.0"
-            run_install(fw, releases[target], f"{who}:{step}")
-            after = check_after_fault(fw, acknowledged, {before, target})
-            outcomes.append((who, step, before, after))
-            if who == "installer":
-                # killed before the commit: the old version; at the switch (after the commit): the new one
-                assert after == (target if STEPS.index(step) > STEPS.index("commit") else before), outcomes
+    tablet = Tablet(fw)
+    try:
+        wait_until(lambda: tablet.acked, SERVE_TIMEOUT_S, "the tablet's first acknowledged answer", 0.1)
+        for who in ("installer", "service"):
+            for step in STEPS:
+                if (who, step) == ("service", "backup"):
+                    continue  # between the old version's stop and the trial nothing serves
+                acknowledged = add_events(fw)
+                before = summary(fw.data_dir)["version"]
+                target = "0.2.0" if before == "0.3.0" else "0.3.0"
+                run_install(fw, releases[target], f"{who}:{step}")
+                after = check_after_fault(fw, acknowledged, {before, target}, tablet)
+                outcomes.append((who, step, before, after))
+                if who == "installer":
+                    # killed before the commit: the old version; at the switch (after the commit): the new one
+                    assert after == (target if STEPS.index(step) > STEPS.index("commit") else before), outcomes
+        # the tablet kept saving between the faults, and its answers are still there
+        wait_until(lambda: len(tablet.acked) > 20, SERVE_TIMEOUT_S, "more acknowledged answers", 0.1)
+        check_after_fault(fw, set(), {"0.2.0", "0.3.0"}, tablet)
+    finally:
+        tablet.close()
     services = [o for o in outcomes if o[0] == "service"]
     # a killed old version or a killed trial does not stop the update: each of those still installs
     assert all(o[3] != o[2] for o in services if o[1] not in ("verify",)), services
@@ -170,15 +220,20 @@ def test_kill9_of_the_installer_at_random_moments(supervised, firmware_kit, tmp_
     releases = {"0.3.0": firmware_kit.releases["0.3.0"],
                 "0.2.0": firmware_kit.sign("0.2.0", tmp_path / "down", downgrade=True)}
     rng = random.Random(11)
-    for _ in range(4):
-        acknowledged = add_events(fw)
-        before = summary(fw.data_dir)["version"]
-        target = "0.2.0" if before == "0.3.0" else "0.3.0"
-        proc = subprocess.Popen([*CLI, "firmware", "install", "--data", str(fw.data_dir), str(releases[target])],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(rng.uniform(0.5, 6.0))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        check_after_fault(fw, acknowledged, {before, target})
+    tablet = Tablet(fw)
+    try:
+        for _ in range(4):
+            acknowledged = add_events(fw)
+            before = summary(fw.data_dir)["version"]
+            target = "0.2.0" if before == "0.3.0" else "0.3.0"
+            proc = subprocess.Popen([*CLI, "firmware", "install", "--data", str(fw.data_dir), str(releases[target])],
+                                    cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                proc.wait(rng.uniform(0.5, 6.0))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            check_after_fault(fw, acknowledged, {before, target}, tablet)
+        assert tablet.acked
+    finally:
+        tablet.close()
