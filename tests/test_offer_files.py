@@ -5,6 +5,7 @@ stumbles, and never sent twice."""
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import pytest
@@ -35,8 +36,8 @@ def offering(county):
     return school, sha
 
 
-def put(url: str, sha: str, body: bytes, claim: str | None) -> httpx.Response:
-    headers = {CLAIM_HEADER: claim} if claim is not None else {}
+def put(url: str, sha: str, body: bytes, claim: str | None, **extra: str) -> httpx.Response:
+    headers = {**({CLAIM_HEADER: claim} if claim is not None else {}), **{k.replace("_", "-"): v for k, v in extra.items()}}
     return httpx.put(url + FILES_PATH + sha, content=body, headers=headers, timeout=30)
 
 
@@ -68,6 +69,15 @@ def test_the_hub_refuses_files_it_was_not_offered_or_that_do_not_match(county, o
     assert r.status_code == 400 and "sha256" in r.json()["error"]["message_en"]
     r = put(county.url, sha, good, base64.b64encode(b"not an envelope").decode())
     assert r.status_code == 400
+    claim = claim_header(school.device_id, sha, signer)
+    n = len(good)
+    r = put(county.url, sha, good[:-1] + b"!", claim, Content_Range=f"bytes 0-{n - 1}/{n}")   # resumable, but altered
+    assert r.status_code == 400 and "sha256" in r.json()["error"]["message_en"]
+    r = put(county.url, sha, good[5:], claim, Content_Range=f"bytes 5-{n - 1}/{n}")            # not where the hub is
+    assert r.status_code == 409 and r.json()["error"]["details"]["offset"] == 0
+    r = put(county.url, sha, good[:10], claim, Content_Range=f"bytes 0-{n - 1}/{n}")          # length and range disagree
+    assert r.status_code == 400
+    assert not any((county.hub.data_dir / "offer-parts").iterdir())
     assert not county.hub.store.has(sha)                                # nothing was stored by any of them
     with httpx.Client(timeout=30) as client:
         assert offer_files.send(school, client, county.url) == 1        # the next sync sends it again
@@ -100,3 +110,44 @@ def test_a_hub_that_stumbles_gets_the_file_on_a_retry(county, offering):
         assert county.hub.store.has(sha) and front.failures == 0
     finally:
         front.close()
+
+
+class CuttingHub(HubInFront):
+    """The real hub app behind a link that drops the first file upload half-way (the hub
+    reads half the body, then the connection is gone); the device gets a 502."""
+
+    def __init__(self, hub) -> None:
+        super().__init__(hub)
+        self.cut = True
+        self.bodies: list[int] = []                       # the size of each file upload the device sent
+
+    def __call__(self, environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ["REQUEST_METHOD"] == "PUT":
+            self.bodies.append(len(body))
+        if environ["REQUEST_METHOD"] == "PUT" and self.cut:
+            self.cut = False
+            self.real.open(environ["PATH_INFO"], method="PUT", input_stream=io.BytesIO(body[: len(body) // 2]),
+                           headers=headers, content_type=environ.get("CONTENT_TYPE"),
+                           environ_overrides={"CONTENT_LENGTH": str(len(body))})
+            start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
+            return [b"link lost"]
+        answer = self.real.open(environ["PATH_INFO"], method=environ["REQUEST_METHOD"], data=body, headers=headers,
+                                content_type=environ.get("CONTENT_TYPE"))
+        start_response(answer.status, list(answer.headers.items()))
+        return [answer.data]
+
+
+def test_a_cut_upload_resumes_where_the_hub_stopped(county, offering):
+    school, sha = offering
+    size = school.store.size_of(sha)
+    front = CuttingHub(county.hub)
+    try:
+        upload_pending(school, front.url)
+    finally:
+        front.close()
+    assert county.hub.store.has(sha) and county.hub.store.verify(sha)
+    # the whole file, then (after asking where the hub's copy ends) only the rest of it
+    assert front.bodies == [size, size - size // 2]
+    assert not any((county.hub.data_dir / "offer-parts").iterdir())

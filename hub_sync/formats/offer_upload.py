@@ -7,17 +7,21 @@ only files of its own pending offers:
 
     POST /api/v1/hub/offers/wanted        body: envelope kind ``offer-files``,
                                           payload {"device", "files": [sha256 ...]}
-                                          200 {"wanted": [sha256 ...]}: the ones the hub lacks
-    PUT  /api/v1/hub/offers/files/<sha>   body: the file's bytes;
+                                          200 {"wanted": [sha256 ...], "offsets": {sha256: bytes}}:
+                                          the ones the hub lacks, and how much of each it holds
+    PUT  /api/v1/hub/offers/files/<sha>   body: the file's bytes from ``offsets[sha]`` on,
+                                          ``Content-Range: bytes START-END/TOTAL`` (without it:
+                                          the whole file, nothing kept if cut);
                                           header ``X-Offer-Claim``: the same kind of
                                           envelope (base64), payload {"device", "files": [sha]}
-                                          200 {"stored": sha}; 400 size or hash wrong,
-                                          403 not signed by an active device or not wanted,
-                                          413 bigger than the hub accepts
+                                          200 {"stored": sha}; 202 {"offset"} cut short (kept);
+                                          400 range, size or hash wrong, 403 not signed by an
+                                          active device or not wanted, 409 {"offset"} START is
+                                          not where the hub's copy ends, 413 bigger than the hub accepts
 
-The hub checks the bytes against the hash as they are stored: a cut or altered
-upload stores nothing. A file the hub already has is not sent again, so an
-interrupted sync picks up at the next file.
+The hub keeps what arrives of a ranged upload, also when the link drops, and checks
+the whole file against its hash before it enters the store (a wrong one is deleted).
+A file the hub already has is not sent again; a cut one resumes where it stopped.
 """
 
 from __future__ import annotations

@@ -184,9 +184,9 @@ class Offers:
             sql, args = sql + " and school_code = ?", args + [school]
         return [_offer(r) for r in self.db.execute(sql + " order by received_at, id limit ?", args + [limit])]
 
-    def wanted_files(self, device_id: str) -> list[str]:
-        """Hashes of the files of ``device_id``'s pending offers (what it may upload)."""
-        out: list[str] = []
+    def wanted_files(self, device_id: str) -> dict[str, int]:
+        """sha256 -> declared size of the files of ``device_id``'s pending offers (what it may upload)."""
+        out: dict[str, int] = {}
         for (files,) in self.db.execute("select files from offers where device_id = ? and state = 'pending'", [device_id]):
-            out += [f["sha256"] for f in json.loads(files)]
+            out.update({f["sha256"]: int(f.get("size") or 0) for f in json.loads(files)})
         return out
