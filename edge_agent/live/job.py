@@ -1,6 +1,13 @@
-"""The served appliance's background job for live lessons: pull every lesson the hub has on
-now (and every lesson asked for with ``LiveStore.want``), one thread per lesson, and put each
-finished lesson's recording in the catalogue."""
+"""The served appliance's background job for live lessons: pull the lessons of this school's
+timetable that are on now or start within ``PULL_LEAD`` (``edge_agent.sync.live_schedule.to_pull``),
+and every lesson asked for with ``LiveStore.want`` (the timetable's missed lessons), one thread
+per lesson, and put each finished lesson's recording in the catalogue.
+
+Nothing else is pulled: the hub relays every school's lessons, and over a 2 Mbit/s link a school
+must never take another's. A lesson is started only once the hub has it (its ``head.json``
+answers), so a lesson scheduled but not yet published costs one tiny request per pass. With no
+lesson on and none wanted the job sends nothing over the WAN. ``school-edge live pull`` pulls
+any lesson by hand, timetable or not."""
 
 from __future__ import annotations
 
@@ -18,13 +25,15 @@ from edge_agent.library.importer import import_files
 from edge_agent.live.puller import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, Puller
 from edge_agent.live.store import LiveStore
 from edge_agent.sync.hub_key import load_hub_key
+from edge_agent.sync.live_link import hub_url_of
+from edge_agent.sync.live_timetable import lessons_to_pull
 
 if TYPE_CHECKING:  # the Appliance sits above this layer
     from edge_agent.appliance import Appliance
 
 log = logging.getLogger(__name__)
 
-INDEX_POLL_S = 5.0  # how often the hub's list of lessons on now is read
+POLL_S = 5.0  # how often the timetable is read (and a new lesson looked for at the hub)
 STOP_JOIN_S = 15.0
 
 
@@ -49,6 +58,8 @@ class LiveJob:
         self.store = LiveStore(appliance.data_dir)
         self.stop_event = threading.Event()
         self.pullers: dict[str, threading.Thread] = {}
+        self.poll_s = POLL_S
+        self.passes = 0  # passes over the timetable done (what a test waits for)
         self.thread = threading.Thread(target=self._run, name="live-puller", daemon=True)
 
     def _run(self) -> None:
@@ -58,23 +69,28 @@ class LiveJob:
                     self._start_pullers(client)
                 except (httpx.HTTPError, Problem, ValueError) as exc:
                     log.debug("live lessons: %s", exc)
-                self.stop_event.wait(INDEX_POLL_S)
+                self.passes += 1
+                self.stop_event.wait(self.poll_s)
+
+    def wanted(self) -> list[str]:
+        """The lessons this appliance should be pulling now: its timetable's lessons on now or about
+        to start, then the lessons handed over with ``LiveStore.want``; recorded ones left out."""
+        wanted = lessons_to_pull(self.appliance.db, self.appliance.clock) + self.store.wanted()
+        return [lesson for lesson in dict.fromkeys(wanted) if not self.store.recorded(lesson)]
 
     def _start_pullers(self, client: httpx.Client) -> None:
-        hub_url = self.appliance.config.hub_url.rstrip("/")
+        hub_url = hub_url_of(self.appliance)
         if not hub_url:
             return
-        wanted = [name for name in self.store.lessons() if not self.store.recorded(name)]
-        answer = client.get(hub_url + "/live/index.json")
-        if answer.status_code == 200:
-            wanted += [entry["lesson"] for entry in answer.json().get("lessons", []) if not entry.get("ended")]
-        hub_key = load_hub_key(self.appliance.data_dir)
-        for lesson in dict.fromkeys(wanted):
+        hub_key = None
+        for lesson in self.wanted():
             running = self.pullers.get(lesson)
             if running is not None and running.is_alive():
                 continue
-            if self.store.recorded(lesson):
+            # only a lesson the hub has: a scheduled lesson not yet published is looked at next pass
+            if client.get(f"{hub_url}/live/{lesson}/head.json").status_code != 200:
                 continue
+            hub_key = hub_key or load_hub_key(self.appliance.data_dir)
             puller = Puller(self.store, hub_url, lesson, hub_key, catalogue_recording(self.appliance))
             thread = threading.Thread(target=self._pull, args=(puller,), name=f"live-{lesson}", daemon=True)
             self.pullers[lesson] = thread

@@ -216,6 +216,12 @@ class LiveStore:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / "wanted", b"")
 
+    def wanted(self) -> list[str]:
+        """The lessons asked for with ``want`` (the background puller fetches them whatever the hour)."""
+        if not self.state_root.is_dir():
+            return []
+        return sorted(p.name for p in self.state_root.iterdir() if (p / "wanted").is_file())
+
     def recorded(self, lesson: str) -> bool:
         return (self.state_root / check_lesson_id(lesson) / "recording.json").is_file()
 

@@ -1,4 +1,6 @@
-"""What is on now and next in a teaching point's live-lesson (专递课堂) timetable: pure logic.
+"""What is on now and next in a teaching point's live-lesson (专递课堂) timetable, and which of
+its lessons the appliance pulls (``to_pull``: on now or about to start; never another school's):
+pure logic.
 
 No I/O and no clock of its own: the caller passes the timetable (``edge_agent.sync.live_timetable``),
 the appliance's trusted time (``Appliance.clock``: never below a time a signed hub message proved)
@@ -16,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 CLOCK_SLACK = timedelta(minutes=5)        # a clock this far behind the hub's is still right enough
 CLOCK_AHEAD_SUSPECT = timedelta(days=60)  # a term's timetable is re-issued well within this
 MISSED_WITHIN = timedelta(days=7)         # a lesson missed longer ago is no longer fetched by itself
+PULL_LEAD = timedelta(minutes=2)          # a lesson about to start is pulled this early, so joining is fast
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,13 @@ def schedule_at(lessons: list[Lesson], trusted: datetime, issued_at: datetime | 
     # a clock run ahead would call every lesson missed: fetch nothing on its word
     return Schedule(now, on[-1] if on else None, upcoming[0] if upcoming else None,
                     missed if clock != "ahead_suspect" else [], clock)
+
+
+def to_pull(lessons: list[Lesson], trusted: datetime, issued_at: datetime | None = None,
+            proven: datetime | None = None, lead: timedelta = PULL_LEAD) -> list[Lesson]:
+    """The lessons of this school's timetable to pull live now: those on (now inside their time)
+    or starting within ``lead``, by start. Any lesson not in the timetable is another school's,
+    and never pulled by itself over the school's slow link."""
+    now, _ = effective_now(trusted, issued_at, proven)
+    return sorted((lesson for lesson in lessons if lesson.start - lead <= now < lesson.end),
+                  key=lambda lesson: (lesson.start, lesson.lesson))

@@ -17,7 +17,7 @@ import sqlite_utils
 from hub_sync.core.migrations import Migrations
 from hub_sync.formats.live_timetable import check_timetable
 
-from edge_agent.sync.live_schedule import Lesson, Schedule, schedule_at
+from edge_agent.sync.live_schedule import Lesson, Schedule, schedule_at, to_pull
 
 migrations = Migrations("edge_live_timetable")
 
@@ -57,6 +57,11 @@ def issued_at(db: sqlite_utils.Database) -> datetime | None:
 def current_schedule(db: sqlite_utils.Database, clock, recorded: set[str] | frozenset[str] = frozenset()) -> Schedule:
     """Now, next and missed, read with ``clock`` (the appliance's ``TrustedClock``)."""
     return schedule_at(lessons(db), clock.now(), issued_at(db), clock.proven(), recorded)
+
+
+def lessons_to_pull(db: sqlite_utils.Database, clock) -> list[str]:
+    """Ids of the timetable's lessons on now or about to start (``live_schedule.to_pull``)."""
+    return [m.lesson for m in to_pull(lessons(db), clock.now(), issued_at(db), clock.proven())]
 
 
 def lesson_json(db: sqlite_utils.Database, lesson: str) -> dict | None:
