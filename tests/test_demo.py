@@ -39,7 +39,10 @@ def test_demo_serves_the_sample_library_and_stops_cleanly_on_sigterm(tmp_path):
     assert (tmp_path / "demo" / "edge.db").is_file()
 
 
-def test_demo_without_data_uses_a_fresh_temporary_folder_and_ctrl_c_stops_it(tmp_path):
+def test_demo_without_data_uses_a_fresh_temporary_folder_and_ctrl_c_stops_it(tmp_path_factory):
+    # a short TMPDIR: the demo's nginx socket, <TMPDIR>/school-edge-demo-XXXXXXXX/run/app.sock, must stay
+    # under the 107 bytes of a unix socket path (a test's own tmp_path under pytest-xdist is longer)
+    tmp_path = tmp_path_factory.mktemp("demo")
     port = free_port()
     demo = start_demo(["demo", "--port", str(port)], port, env={"TMPDIR": str(tmp_path)})
     try:

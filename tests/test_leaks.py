@@ -88,6 +88,8 @@ def _sleeping(seconds: str) -> list[psutil.Process]:
 
 def test_the_leak_check_fails_leaking_tests_names_what_leaked_and_kills_leaked_processes(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO / "tests"))
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)  # a run of its own, not one of the outer run's xdist workers
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_leaky=LEAKY_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rE", "-W", "error")
