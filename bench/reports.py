@@ -324,7 +324,7 @@ def main() -> None:
         else:
             hub = Hub.init(tmp / "hub")
             devices = build(hub, args.schools, tmp, rng)
-            per_week = max(1, args.events // (args.schools * WEEKS))
+            per_week = max(1, -(-args.events // (args.schools * WEEKS)))  # at least --events in all
             templates = encoded_templates(per_week, seed=5)
             print(f"{args.schools} schools, {WEEKS} weekly batches each of ~{per_week} events ({len(templates)} templates)")
             stored, ingest_s = ingest_year(hub, devices, templates)
