@@ -142,9 +142,12 @@ def run_cmd(data_dir: Path) -> None:
     from firmware.supervisor import Supervisor
 
     from edge_agent.config import EdgeConfig
+    from edge_agent.front import FrontPaths
 
     cfg = EdgeConfig.load(data_dir)
-    Supervisor(firmware_root(data_dir), data_dir, cfg.host, cfg.port).run()
+    # a SIGKILLed service's nginx (its own session) is known by this data folder's configuration path
+    Supervisor(firmware_root(data_dir), data_dir, cfg.host, cfg.port,
+               strays=[str(FrontPaths.of(Path(data_dir)).conf)]).run()
 
 
 @firmware.command("trial", hidden=True)

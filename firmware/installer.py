@@ -48,7 +48,8 @@ from firmware.backup import databases, has_backup, restore_backup, take_backup
 from firmware.errors import FirmwareError, InstallError, RollbackError
 from firmware.health import DEADLINE_S, HealthError, Sample, check_health
 from firmware.maintenance import MaintenanceFront
-from firmware.service import SERVICE_ENV, command, kill_group, read_service, stop_group
+from firmware.service import (SERVICE_ENV, command, kill_group, read_service, signal_group, stop_group,
+                              stop_strays)
 from firmware.slots import clear_leftovers, current_slot, fill_slot, other_slot, point_current, slot_matches
 from firmware.state import RESULT_COMMITTED, RESULT_ROLLED_BACK, load_state, save_state
 
@@ -231,7 +232,12 @@ class Installer:
         """Stop the serving version and answer 503 on its LAN port in its place."""
         if not service:
             return
-        stop_group(service.get("pid"))
+        pid = service.get("pid")
+        # SIGTERM the app first (its master then stops restarting its front), its front next (so no
+        # tablet meets a front without an app behind it), then wait for the app's last requests
+        signal_group(pid, signal.SIGTERM)
+        stop_strays(service.get("strays", []))
+        stop_group(pid)
         host, port = service["host"], int(service["port"])
 
         def bound() -> bool:

@@ -57,8 +57,30 @@ def read_service(root: Path) -> dict | None:
         return None
 
 
-def write_service(root: Path, pid: int, host: str, port: int, slot: str | None) -> None:
-    atomic_write(Path(root) / SERVICE_FILE, canonical_json({"pid": pid, "host": host, "port": port, "slot": slot}))
+def write_service(root: Path, pid: int, host: str, port: int, slot: str | None, strays: Sequence[str] = ()) -> None:
+    atomic_write(Path(root) / SERVICE_FILE, canonical_json({"pid": pid, "host": host, "port": port, "slot": slot,
+                                                           "strays": list(strays)}))
+
+
+def stop_strays(marks: Sequence[str], grace_s: float = 5.0) -> int:
+    """Stop the process groups of processes that have one of ``marks`` as an argument:
+    the LAN front (nginx, in a session of its own) of a service that was SIGKILLed,
+    marked by the exact path of its data folder's configuration. Returns how many."""
+    marks = set(marks)
+    groups = set()
+    for entry in os.scandir("/proc") if marks else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                args = f.read().decode("utf-8", "replace").split("\0")
+            if marks.intersection(args):
+                groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ProcessLookupError):
+            continue
+    for pgid in groups:
+        stop_group(pgid, grace_s)
+    return len(groups)
 
 
 def clear_service(root: Path) -> None:
@@ -79,6 +101,15 @@ def group_alive(pgid: int) -> bool:
         if int(pgrp) == pgid and state not in (b"Z", b"X"):
             return True
     return False
+
+
+def signal_group(pgid: int | None, sig: int) -> None:
+    """Send ``sig`` to process group ``pgid`` if it still exists."""
+    if pgid:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def stop_group(pgid: int | None, grace_s: float = STOP_GRACE_S) -> None:

@@ -27,7 +27,8 @@ from typing import Sequence
 from hub_sync.core.processes import SupervisedProcess
 
 from firmware.installer import STEPS, InstallLock, recover
-from firmware.service import SERVICE_ENV, clear_service, command, read_service, stop_group, write_service
+from firmware.service import (SERVICE_ENV, clear_service, command, read_service, stop_group, stop_strays,
+                              write_service)
 from firmware.slots import current_slot
 from firmware.state import load_state
 
@@ -42,10 +43,14 @@ SERVICE_LOG = "service.log"
 class Supervisor:
     """Serve the current slot until ``stop()`` or SIGTERM (see the module docstring)."""
 
-    def __init__(self, root: Path, data_dir: Path, host: str, port: int, serve_args: Sequence[str] = ()) -> None:
+    def __init__(self, root: Path, data_dir: Path, host: str, port: int, serve_args: Sequence[str] = (),
+                 strays: Sequence[str] = ()) -> None:
+        """``strays`` mark what a SIGKILLed service leaves running (its nginx front's
+        configuration path): stopped before the service starts again."""
         self.root, self.data_dir = Path(root).absolute(), Path(data_dir).absolute()
         self.host, self.port = host, port
         self.serve_args = list(serve_args)
+        self.strays = list(strays)
         self.stopping = threading.Event()
         self.service: SupervisedProcess | None = None
         self.starts = 0
@@ -58,7 +63,7 @@ class Supervisor:
         argv, env, cwd = command(self.root, slot, ["edge", "serve", "--data", str(self.data_dir), *self.serve_args])
         env[SERVICE_ENV] = "1"
         process = SupervisedProcess(argv, env=env, cwd=cwd, log=self.root / SERVICE_LOG)
-        write_service(self.root, process.pid, self.host, self.port, slot)
+        write_service(self.root, process.pid, self.host, self.port, slot, self.strays)
         self.starts += 1
         log.info("serving from slot %s (pid %d)", slot or "factory", process.pid)
         return process
@@ -75,6 +80,7 @@ class Supervisor:
             left = read_service(self.root)
             if left and (self.service is None or left.get("pid") != self.service.pid):
                 stop_group(left.get("pid"))  # started by a supervisor that was killed
+            stop_strays(self.strays)  # the front of a service that was SIGKILLed still holds the LAN port
             return None if self.stopping.is_set() else self._start()
         finally:
             lock.release()
