@@ -73,8 +73,9 @@ def stop_strays(marks: Sequence[str], grace_s: float = 5.0) -> int:
             continue
         try:
             with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                args = f.read().decode("utf-8", "replace").split("\0")
-            if marks.intersection(args):
+                # nginx rewrites its title into one string ("nginx: master process ... -c <conf> ...")
+                words = f.read().decode("utf-8", "replace").replace("\0", " ").split()
+            if marks.intersection(words):
                 groups.add(os.getpgid(int(entry.name)))
         except (OSError, ProcessLookupError):
             continue
