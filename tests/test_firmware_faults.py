@@ -121,16 +121,6 @@ def check_after_fault(fw, acknowledged: set[int], allowed: set[str], tablet: Tab
     return version
 
 
-@pytest.fixture
-def supervised(fw_appliance):
-    supervisor = SupervisedProcess([*CLI, "firmware", "run", "--data", str(fw_appliance.data_dir)], cwd=REPO)
-    try:
-        wait_until(lambda: serving_version(fw_appliance), SERVE_TIMEOUT_S, "the supervised appliance to serve", 0.2)
-        yield fw_appliance, supervisor
-    finally:
-        supervisor.stop()
-
-
 def run_install(fw, release: Path, fault: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ}
     env.pop(FAULT_ENV, None)
@@ -140,6 +130,7 @@ def run_install(fw, release: Path, fault: str | None = None) -> subprocess.Compl
                           env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.parametrize("supervised", ["nginx"], indirect=True)
 def test_an_update_under_the_supervisor_answers_503_then_serves_the_new_version(supervised, firmware_kit):
     fw, supervisor = supervised
     assert serving_version(fw) == "0.2.0"
@@ -164,8 +155,12 @@ def test_an_update_under_the_supervisor_answers_503_then_serves_the_new_version(
     assert "0.2.0 -> 0.3.0" in result.stdout
     updating = [s for s in seen if s[0] == 503]
     assert updating and updating[0][1] == "30" and "updating" in updating[0][2]
-    page = [s for s in seen if s[0] not in (0, 200, 503)]
-    assert not page, page  # nothing but serving, updating or (briefly) nothing listening
+    # nothing but serving, updating, (briefly) nothing listening, or the front's own "starting or busy"
+    # answer (502 with Retry-After, both languages) in the moment its app behind it is stopping or starting
+    codes = [s[0] for s in seen]
+    busy = [s for s in seen if s[0] == 502]
+    assert set(codes) <= {0, 200, 502, 503}, sorted(set(codes))
+    assert all(s[1] == "2" and "busy" in s[2] for s in busy) and len(busy) <= 5, (busy, codes)
     status = subprocess.run([*CLI, "firmware", "status", "--data", str(fw.data_dir)], cwd=REPO,
                             capture_output=True, text=True)
     assert "0.3.0" in status.stdout and "committed" in status.stdout
@@ -182,6 +177,7 @@ def test_an_update_under_the_supervisor_answers_503_then_serves_the_new_version(
     assert serving_version(fw) is None
 
 
+@pytest.mark.parametrize("supervised", ["nginx"], indirect=True)
 def test_kill9_of_the_installer_or_the_service_at_every_step(supervised, firmware_kit, tmp_path):
     fw, _ = supervised
     releases = {"0.3.0": firmware_kit.releases["0.3.0"],
@@ -198,7 +194,12 @@ def test_kill9_of_the_installer_or_the_service_at_every_step(supervised, firmwar
                 before = summary(fw.data_dir)["version"]
                 target = "0.2.0" if before == "0.3.0" else "0.3.0"
                 run_install(fw, releases[target], f"{who}:{step}")
-                after = check_after_fault(fw, acknowledged, {before, target}, tablet)
+                try:
+                    after = check_after_fault(fw, acknowledged, {before, target}, tablet)
+                except TimeoutError:
+                    logs = "".join((fw.root / "service.log").read_text("utf-8", "replace").splitlines(True)[-12:])
+                    raise AssertionError(f"{who}:{step} after {outcomes}: state "
+                                         f"{(fw.root / 'state.json').read_text()} service.log: {logs}") from None
                 outcomes.append((who, step, before, after))
                 if who == "installer":
                     # killed before the commit: the old version; at the switch (after the commit): the new one
