@@ -7,10 +7,9 @@ served from the site root because its scope is the folder it is served from.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
+from flask import Blueprint, Flask, current_app, send_from_directory
 
-from flask import Blueprint, Flask, abort, current_app, request, send_from_directory
+from classroom_ui.hashed_assets import asset_versions, send_asset
 
 from edge_agent.const import IMMUTABLE_MAX_AGE_S
 from edge_agent.pages.i18n import UI_DIR
@@ -21,12 +20,6 @@ ASSET_MAX_AGE_S = IMMUTABLE_MAX_AGE_S  # an asset's URL carries its hash: it nev
 bp = Blueprint("assets", __name__, template_folder=str(UI_DIR / "templates"))
 
 
-def asset_versions(folder: Path = STATIC_DIR) -> dict[str, str]:
-    """name -> first 10 hex digits of its sha256, for every static file."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:10]
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def asset_url(name: str) -> str:
     versions = current_app.extensions["asset_versions"]
     if name not in versions:
@@ -35,22 +28,14 @@ def asset_url(name: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["asset_versions"] = asset_versions()
+    app.extensions["asset_versions"] = asset_versions(STATIC_DIR)
     app.jinja_env.globals["asset_url"] = asset_url
     app.register_blueprint(bp)
 
 
 @bp.get("/assets/<path:name>")
 def asset(name: str):
-    versions = current_app.extensions["asset_versions"]
-    if name not in versions:
-        abort(404)
-    current = request.args.get("v") == versions[name]
-    rv = send_from_directory(STATIC_DIR, name, max_age=ASSET_MAX_AGE_S if current else 0)
-    if current:
-        rv.cache_control.public = True
-        rv.cache_control.immutable = True
-    return rv
+    return send_asset(STATIC_DIR, name, current_app.extensions["asset_versions"], ASSET_MAX_AGE_S)
 
 
 @bp.get("/sw.js")
