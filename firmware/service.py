@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hub_sync.core.atomic_file import atomic_write
-from hub_sync.core.processes import wait_until
+from hub_sync.core.processes import group_members, wait_until
 from hub_sync.formats.envelope import canonical_json
 
 from firmware.slots import slot_path
@@ -90,18 +90,7 @@ def clear_service(root: Path) -> None:
 
 def group_alive(pgid: int) -> bool:
     """True while any process of group ``pgid`` lives (zombies not counted)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        state, _ppid, pgrp = stat[stat.rindex(b")") + 2:].split(b" ", 3)[:3]
-        if int(pgrp) == pgid and state not in (b"Z", b"X"):
-            return True
-    return False
+    return bool(group_members(pgid))
 
 
 def signal_group(pgid: int | None, sig: int) -> None:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hub_sync.core.errors import ProcessError
-from hub_sync.core.processes import SupervisedProcess, _group_members, answers_http, free_port, wait_until
+from hub_sync.core.processes import SupervisedProcess, group_members, answers_http, free_port, wait_until
 
 # argv: port, then flags: "stubborn" (the server ignores SIGTERM), "fork" (it forks a child,
 # a worker say), "stubborn-child" (it forks a child that ignores SIGTERM)
@@ -42,10 +42,10 @@ def test_started_server_answers_and_sigterm_ends_its_whole_group():
     with server:
         server.wait_http(url, timeout_s=20)
         assert answers_http(url) and server.running()
-        assert len(_group_members(server.pid)) == 2  # the server and the child it forked
+        assert len(group_members(server.pid)) == 2  # the server and the child it forked
         assert "serving on" in server.output()
     assert not server.running() and server.returncode == -signal.SIGTERM
-    assert _group_members(server.pid) == []
+    assert group_members(server.pid) == []
     assert not answers_http(url)
 
 
@@ -66,7 +66,7 @@ def test_a_process_that_never_answers_is_stopped_after_the_timeout():
     with pytest.raises(ProcessError) as err:
         server.wait_http(f"http://127.0.0.1:{port}/", timeout_s=1)
     assert "after 1 s" in str(err.value) and "thinking" in err.value.details["output"]
-    assert not server.running() and _group_members(server.pid) == []
+    assert not server.running() and group_members(server.pid) == []
 
 
 def test_a_server_ignoring_sigterm_is_killed_with_its_children_after_the_grace():
@@ -75,7 +75,7 @@ def test_a_server_ignoring_sigterm_is_killed_with_its_children_after_the_grace()
     started = time.monotonic()
     assert server.stop(grace_s=0.5) == -signal.SIGKILL
     assert 0.5 <= time.monotonic() - started < 10
-    assert _group_members(server.pid) == [] and not answers_http(url)
+    assert group_members(server.pid) == [] and not answers_http(url)
 
 
 def test_a_child_that_outlives_the_server_is_killed_after_the_grace():
@@ -84,14 +84,14 @@ def test_a_child_that_outlives_the_server_is_killed_after_the_grace():
     started = time.monotonic()
     assert server.stop(grace_s=0.5) == -signal.SIGTERM  # the server itself went at once
     assert 0.5 <= time.monotonic() - started < 10
-    assert _group_members(server.pid) == []
+    assert group_members(server.pid) == []
 
 
 def test_kill_is_immediate_for_the_whole_group():
     server, url = tiny_server("fork")
     server.wait_http(url, timeout_s=20)
     assert server.kill() == -signal.SIGKILL
-    assert _group_members(server.pid) == []
+    assert group_members(server.pid) == []
 
 
 def test_output_goes_to_the_named_log_and_stays_readable_after_stop(tmp_path):

@@ -73,7 +73,7 @@ def answers_http(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     return True
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes of process group ``pgid``, read from /proc."""
     members = []
     for entry in os.scandir("/proc"):
@@ -165,18 +165,18 @@ class SupervisedProcess:
     def stop(self, sig: int = signal.SIGTERM, grace_s: float = STOP_GRACE_S) -> int | None:
         """Send ``sig`` to the whole process group; SIGKILL the group if anything of it
         still runs after ``grace_s``. Returns the exit status of the process itself."""
-        if self.running() or _group_members(self.pid):
+        if self.running() or group_members(self.pid):
             self._signal_group(sig)
         deadline = time.monotonic() + grace_s
         try:
             self.proc.wait(max(0.0, deadline - time.monotonic()))
             # what it forked may outlive it (a worker finishing a request, a stray child)
-            wait_until(lambda: not _group_members(self.pid), max(0.0, deadline - time.monotonic()),
+            wait_until(lambda: not group_members(self.pid), max(0.0, deadline - time.monotonic()),
                        "the process group to end")
         except (subprocess.TimeoutExpired, TimeoutError):
             self._signal_group(signal.SIGKILL)
             self.proc.wait(KILL_WAIT_S)
-            wait_until(lambda: not _group_members(self.pid), KILL_WAIT_S, "the killed process group to end")
+            wait_until(lambda: not group_members(self.pid), KILL_WAIT_S, "the killed process group to end")
         if not self._out.closed:
             self._captured = self.output().encode("utf-8")
             self._out.close()
