@@ -21,10 +21,13 @@
   var sound = document.getElementById("live-sound");
   var BEHIND_SHOWN_S = 8;  // a little behind live is normal (the player starts 3 segments back)
   var hls = null;
+  var RESTART_MS = 8000;
+  var startedAt = 0;
 
   function text(name, s) { return (box.dataset[name] || "").replace("{s}", s); }
 
   function start() {
+    startedAt = Date.now();
     var src = base + "master.m3u8";
     if (window.Hls && window.Hls.isSupported()) {
       hls = new window.Hls({liveSyncDurationCount: 3, liveMaxLatencyDurationCount: 30, maxBufferLength: 30,
@@ -49,6 +52,13 @@
   function show(status) {
     var lines = [];
     var audioOnly = /^a/.test(status.rung || "") || (video.readyState > 1 && video.videoWidth === 0);
+    // picture to sound only: buffers made with a picture track stall where the picture ends, however
+    // much sound follows; the appliance's playlist starts again where the sound only began, so the
+    // player starts afresh there (at most every RESTART_MS)
+    if (hls && /^a/.test(status.rung || "") && video.videoWidth > 0 && Date.now() - startedAt > RESTART_MS) {
+      hls.destroy();
+      start();
+    }
     box.classList.toggle("audio-only", audioOnly);
     if (status.state === "waiting") { lines.push(text("waiting")); }
     if (status.state === "stalled") { lines.push(text("stalled")); }

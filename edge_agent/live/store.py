@@ -144,14 +144,20 @@ class LessonState:
             self.lan.mkdir(parents=True, exist_ok=True)
             atomic_write(self.lan / "status.json", _json(self.status()))
             return
-        entries, last = [], None
+        entries, last, first = [], None, 0
+        pictured = {r.id: bool(r.resolution) for r in self.rungs}
         for index in range(self.held_index() + 1):  # a playlist never skips: players wait at a hole
             rung = self.best_held(index)
             f = self.segments[index][rung]
-            entries.append((f.path, f.duration, last is not None and rung != last))
+            if last is not None and pictured.get(rung) != pictured.get(last):
+                # picture to sound only (or back): a player makes its buffers from the first segment
+                # it loads, and one made with a picture track stalls where the picture ends, however
+                # much sound follows; so the playlist starts again where the kind changed
+                entries, first = [], index
+            entries.append((f.path, f.duration, bool(entries) and rung != last))
             last = rung
         behind = START_BEHIND_SEGMENTS * self.segment_s
-        atomic_write(self.lan / "site.m3u8", media_playlist(entries, self.segment_s, self.ended, behind).encode())
+        atomic_write(self.lan / "site.m3u8", media_playlist(entries, self.segment_s, self.ended, behind, first).encode())
         for r in self.rungs:
             mine = [(f"{i:05d}.ts", self.segments[i][r.id].duration, False)
                     for i in sorted(self.held) if r.id in self.held[i]]

@@ -157,11 +157,13 @@ def segment_path(rung: str, index: int) -> str:
 
 
 def media_playlist(entries: list[tuple[str, float, bool]], target_s: float, ended: bool,
-                   start_offset_s: float | None = None) -> str:
-    """An HLS media playlist (EVENT) of ``entries``: (URI, duration, discontinuity before)."""
+                   start_offset_s: float | None = None, first: int = 0) -> str:
+    """An HLS media playlist of ``entries``: (URI, duration, discontinuity before), the first being
+    segment number ``first``; EVENT when it starts at the lesson's first segment (0)."""
     target = max([int(target_s + 0.999)] + [int(d + 0.999) for _, d, _ in entries])
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:0",
-             "#EXT-X-PLAYLIST-TYPE:EVENT"]
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+    if first == 0:  # an EVENT playlist only grows at its end; one whose head moved on is a plain live one
+        lines.append("#EXT-X-PLAYLIST-TYPE:EVENT")
     if start_offset_s is not None and not ended:
         lines.append(f"#EXT-X-START:TIME-OFFSET=-{start_offset_s:.1f}")
     for uri, duration, discontinuity in entries:
