@@ -92,9 +92,10 @@ def nginx_config(cfg: EdgeConfig, paths: FrontPaths, content_root: Path) -> str:
         f'map $sent_http_content_type $active_sandbox {{ default ""; "~*^(text/html|text/xsl|[^;]*[/+]xml)" "{SANDBOX}"; }}',
     )
     # live lessons (专递课堂): files the puller verified, written atomically (edge_agent.live.store);
-    # playlists and status change every segment, segments never do
+    # playlists and status change every segment, segments never do; a playlist is replaced by a
+    # rename, so nginx must not keep the old file open (open_file_cache would serve it for seconds)
     live_locations = (
-        f'location ~ "{LIVE_PLAYLISTS}" {{\n            alias "{live}/$live_path";\n'
+        f'location ~ "{LIVE_PLAYLISTS}" {{\n            alias "{live}/$live_path";\n            open_file_cache off;\n'
         '            add_header Cache-Control "no-cache" always;\n            add_header X-Content-Type-Options nosniff always;\n        }',
         f'location /live/ {{\n            alias "{live}/";\n            add_header Cache-Control "public, max-age=3600" always;\n'
         "            add_header X-Content-Type-Options nosniff always;\n        }",

@@ -19,7 +19,10 @@
   var slide = document.getElementById("live-slide");
   var note = document.getElementById("live-note");
   var sound = document.getElementById("live-sound");
-  var BEHIND_SHOWN_S = 8;  // a little behind live is normal (the player starts 3 segments back)
+  var BEHIND_SHOWN_S = 8;  // a little behind live is normal (the player starts MARGIN_SEGMENTS back)
+  // a player keeps this many segments between itself and the newest the appliance holds: what it
+  // plays on while the WAN is cut (the appliance's playlist starts as far back: EXT-X-START)
+  var MARGIN_SEGMENTS = 5;
   var hls = null;
   var RESTART_MS = 8000;
   var startedAt = 0;
@@ -30,8 +33,20 @@
     startedAt = Date.now();
     var src = base + "master.m3u8";
     if (window.Hls && window.Hls.isSupported()) {
-      hls = new window.Hls({liveSyncDurationCount: 3, liveMaxLatencyDurationCount: 30, maxBufferLength: 30,
+      hls = new window.Hls({liveSyncDurationCount: MARGIN_SEGMENTS, liveMaxLatencyDurationCount: 30, maxBufferLength: 30,
                             manifestLoadingMaxRetry: 1e6, levelLoadingMaxRetry: 1e6, fragLoadingMaxRetry: 1e6});
+      // the player keeps its distance from the newest held segment for as long as it plays (hls.js
+      // never slows down to make room), so it starts only once that margin is buffered ahead: early
+      // in a lesson the appliance holds less than the margin and a player starting at once would
+      // have nothing to play on from when the WAN drops
+      var own = hls;
+      own.on(window.Hls.Events.FRAG_BUFFERED, function (_e, data) {
+        if (own !== hls || !video.paused || video.ended) { return; }
+        var level = own.levels[data.frag.level];
+        var details = level && level.details;
+        var margin = (MARGIN_SEGMENTS - 0.5) * (details ? details.targetduration : data.frag.duration);
+        if (!details || !details.live || aheadS() >= margin) { video.play().catch(function () {}); }
+      });
       hls.on(window.Hls.Events.ERROR, function (_e, data) {
         // the lesson may not be there yet, or the appliance's Wi-Fi dropped: try again, never give up
         if (data.fatal) { setTimeout(function () { hls.loadSource(src); hls.startLoad(); }, 3000); }
@@ -40,8 +55,13 @@
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = src;
+      video.play().catch(function () {});
     }
-    video.play().catch(function () {});
+  }
+
+  function aheadS() {
+    var b = video.buffered;
+    return b.length ? b.end(b.length - 1) - video.currentTime : 0;
   }
 
   function behindS() {

@@ -29,7 +29,7 @@ from hub_sync.formats.live_manifest import (Lesson, LiveFile, Manifest, Rung, ch
 
 LAN_DIR = "live"
 STATE_DIR = "live-state"
-START_BEHIND_SEGMENTS = 3  # a joining player starts this far behind the newest held segment
+START_BEHIND_SEGMENTS = 5  # a joining player starts this far behind the newest held segment (live.js: MARGIN_SEGMENTS)
 
 
 class LessonState:
