@@ -11,16 +11,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from flask import Blueprint, current_app, jsonify, request
 
 from hub_sync.core.errors import FormatError
 from hub_sync.formats.device_report import MAX_REPORT_BYTES, REPORT_KIND, decode_report
-from hub_sync.formats.envelope import open_envelope
 from hub_sync.hub.fleet import Fleet
-from hub_sync.hub.ingest import peek_payload
+from hub_sync.hub.ingest import open_device_envelope
 from hub_sync.hub.registry import Registry
 
 bp = Blueprint("hub_fleet", __name__)
@@ -32,13 +30,8 @@ def device_report():
     envelope = request.get_data(cache=False)
     if len(envelope) > 4 * MAX_REPORT_BYTES:
         raise FormatError("设备状态报告过大", "device report too large")
-    try:  # whose the report claims to be; verified against that device's key next
-        claimed = str(json.loads(peek_payload(envelope)).get("device", ""))
-    except (ValueError, AttributeError) as exc:
-        raise FormatError("设备状态报告格式无效", f"malformed device report: {exc}") from exc
     registry = Registry(hub.db)
-    device = registry.active(claimed)
-    payload, _ = open_envelope(envelope, REPORT_KIND, [device.public_key])
+    device, payload = open_device_envelope(registry, envelope, REPORT_KIND, "设备状态报告", "device report")
     report = decode_report(payload)
     if report.device_id != device.device_id or report.school_code != device.school_code:
         raise FormatError("设备状态报告的设备或学校与登记的不一致",

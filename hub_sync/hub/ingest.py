@@ -146,3 +146,17 @@ def peek_payload(envelope: bytes) -> bytes:
         return base64.b64decode(json.loads(envelope)["payload"], validate=True)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise FormatError("签名文件格式无效", f"not a signed envelope: {exc}") from exc
+
+
+def open_device_envelope(registry: Registry, envelope: bytes, kind: str, what_zh: str, what_en: str):
+    """``(device, payload)`` of a small JSON envelope a registered, active device signed.
+
+    The payload's ``device`` field says whose it claims to be; the signature is then
+    checked against that device's enrolled key, so nothing unverified is used."""
+    try:
+        claimed = str(json.loads(peek_payload(envelope)).get("device", ""))
+    except (ValueError, AttributeError) as exc:
+        raise FormatError(f"{what_zh}格式无效", f"malformed {what_en}: {exc}") from exc
+    device = registry.active(claimed)
+    payload, _ = open_envelope(envelope, kind, [device.public_key])
+    return device, payload

@@ -26,11 +26,11 @@ import logging
 from flask import Blueprint, Response, current_app, request
 
 from hub_sync.formats.downlink import DOWNLINK_CONTENT_TYPE, DOWNLINK_KIND, POLL_KIND
-from hub_sync.formats.envelope import open_envelope, seal
+from hub_sync.formats.envelope import seal
 from hub_sync.core.errors import FormatError
 from hub_sync.formats.usage_ack import ACK_CONTENT_TYPE, seal_ack
 from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
-from hub_sync.hub.ingest import UsageIngest, peek_payload
+from hub_sync.hub.ingest import UsageIngest, open_device_envelope
 from hub_sync.hub.offers import Offers
 from hub_sync.hub.registry import Registry
 
@@ -84,13 +84,8 @@ def usage():
 def downlink_poll():
     hub = current_app.extensions["hub"]
     envelope = request.get_data(cache=False)
-    try:  # whose the poll claims to be; verified against that device's key next
-        claimed = str(json.loads(peek_payload(envelope)).get("device", ""))
-    except (ValueError, AttributeError) as exc:
-        raise FormatError("消息请求格式无效", f"malformed downlink poll: {exc}") from exc
     registry = Registry(hub.db)
-    device = registry.active(claimed)
-    payload, _ = open_envelope(envelope, POLL_KIND, [device.public_key])
+    device, payload = open_device_envelope(registry, envelope, POLL_KIND, "消息请求", "downlink poll")
     try:
         after = max(0, int(json.loads(payload)["after"]))
     except (ValueError, KeyError, TypeError) as exc:
