@@ -147,9 +147,9 @@ def signed_week(week: int) -> list[bytes]:
 
 def build(hub: Hub, schools: int, tmp: Path, rng: random.Random) -> list[tuple[str, str, str]]:
     """Resources, devices (keys on disk), teaching points' reports; the devices as (id, school, key path)."""
-    with hub.db.conn:
+    with hub.db.transaction():
         hub.db.execute("insert into channels (id, title, mandatory, created_at) values ('all', '全部', 1, 0)")
-        hub.db.conn.executemany("insert into hub_resources (id, channel, meta, files, updated_at) values (?, 'all', ?, '[]', 0)",
+        hub.db.executemany("insert into hub_resources (id, channel, meta, files, updated_at) values (?, 'all', ?, '[]', 0)",
                                 [(f"res-{i:04d}", json.dumps({"title": f"{SUBJECTS[i % 9]}{GRADES[i // 9 % 9]}第{i}课",
                                                               "subject": SUBJECTS[i % 9], "grade": GRADES[i // 9 % 9],
                                                               "kind": KINDS[i % 4]}, ensure_ascii=False))

@@ -263,7 +263,7 @@ def seed_channel(hub, channel: str, count: int) -> None:
         rows.append({"id": f"res-{i:05d}", "channel": channel, "meta": json.dumps(meta, ensure_ascii=False),
                      "files": json.dumps([{"path": "index.html", "sha256": sha, "size": len(data), "mime": "text/html"}]),
                      "updated_at": time.time()})
-    hub.db["hub_resources"].insert_all(rows, batch_size=2000)
+    hub.db.executemany("insert into hub_resources (id, channel, meta, files, updated_at) values (:id, :channel, :meta, :files, :updated_at)", rows)
 
 
 def bench_big_channel(work: Path, resources: int = 20_000) -> dict:
@@ -381,7 +381,7 @@ def bench_ingest(work: Path, devices: int, per_device: int) -> dict:
     signer = generate_key(work / "sim-device.pem")     # one key for all simulated devices: signing is not measured
     key = public_key_dict(signer)
     reg = Registry(hub.db)
-    from hub_sync.core.sqlite_db import transaction
+    from hub_sync.hub.database import transaction
 
     with transaction(hub.db):
         for d in range(devices):

@@ -50,8 +50,8 @@ def make_bundle(hub, school_code: str, school_name: str, hub_url: str, rsync_url
                 token_days: float = TOKEN_LIFETIME_DAYS) -> Path:
     """Write a bundle signed by ``hub``'s root key into ``out_dir``; record its token,
     which enrolls one device within ``token_days`` (0 or less: expired already, for tests)."""
-    from hub_sync.core.sqlite_db import transaction
     from hub_sync.hub.channels import Channels
+    from hub_sync.hub.database import transaction
     from hub_sync.hub.publisher import publish, repo_for
     from hub_sync.hub.registry import Registry
 

@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 if command -v apt-get >/dev/null; then
   apt-get update -qq
-  # avahi-daemon, avahi-utils and dbus: tests/test_lan_discovery.py browses with Debian's avahi
+  # avahi-daemon, avahi-utils and dbus: tests/test_lan_discovery.py browses with Debian's avahi;
+  # postgresql: the hub's tests and bench/province.py start their own server (tests/fixtures/postgres.py)
   apt-get install -y -qq --no-install-recommends \
     python3 python3-pip rsync nginx wrk chromium fonts-wqy-microhei ffmpeg iproute2 procps ca-certificates faketime \
-    avahi-daemon avahi-utils dbus >/dev/null
+    avahi-daemon avahi-utils dbus postgresql postgresql-client >/dev/null
 fi
 # Debian marks its Python "externally managed" (PEP 668); this machine is the
 # appliance, so the project goes into that Python and school-edge onto the PATH.

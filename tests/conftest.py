@@ -34,6 +34,7 @@ pytest_plugins = [
     "fixtures.live",
     "fixtures.avahi",
     "fixtures.parallel",
+    "fixtures.postgres",
 ]
 
 
@@ -58,8 +59,9 @@ def client(appliance: Appliance):
 
 
 @pytest.fixture
-def hub(tmp_path: Path):
-    """An empty county hub in ``tmp_path/hub`` (keys made, tables created), closed afterwards."""
-    h = Hub.init(tmp_path / "hub", reserve_mb=1)
+def hub(tmp_path: Path, hub_db):
+    """An empty county hub in ``tmp_path/hub`` (keys made, tables created), closed afterwards;
+    on SQLite and again on PostgreSQL (``fixtures.postgres``)."""
+    h = Hub.init(tmp_path / "hub", reserve_mb=1, db_url=hub_db())
     yield h
     h.close()

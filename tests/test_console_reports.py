@@ -32,8 +32,8 @@ def county_usage(hub, tmp_path):
     """School A (3 learners, one device at 岭下教学点, one silent device); school B (12 learners); both reported."""
     Channels(hub.db).put_channel("c1", "测试", True)
     for rid, subject in (("yw", "语文"), ("sx", "数学")):
-        hub.db["hub_resources"].insert({"id": rid, "channel": "c1", "files": "[]", "updated_at": 0,
-                                        "meta": f'{{"title": "{subject}第一课", "subject": "{subject}", "grade": "三年级", "kind": "video"}}'})
+        hub.db.execute("insert into hub_resources (id, channel, meta, files, updated_at) values (?, 'c1', ?, '[]', 0)",
+                       [rid, f'{{"title": "{subject}第一课", "subject": "{subject}", "grade": "三年级", "kind": "video"}}'])
     plan = {("edge-a", SCHOOL, "岭下教学点"): [(f"person:{i}", "yw") for i in range(3)],
             ("edge-b", OTHER, ""): [(f"person:{i}", "sx") for i in range(12)],
             ("edge-q", SCHOOL, "石门教学点"): []}

@@ -1,7 +1,7 @@
-"""Migrations are applied once, when the appliance or the hub is opened: every set is
-listed in one place (``Appliance.open``'s ``MIGRATIONS``, ``Hub.open``'s ``HUB_MIGRATIONS``),
-so a table exists before any request, command or stick needs it, and nothing applies a
-set lazily or per call."""
+"""Migrations are applied once, when the appliance or the hub is opened: every set of the
+appliance is listed in one place (``Appliance.open``'s ``MIGRATIONS``), the hub's schema is
+Alembic's (``Hub.open`` upgrades to head), so a table exists before any request, command or
+stick needs it, and nothing applies a set lazily or per call."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 from edge_agent.appliance import MIGRATIONS, Appliance
 from edge_agent.config import EdgeConfig
 from hub_sync.core.migrations import Migrations
-from hub_sync.hub.hub import HUB_MIGRATIONS, Hub
+from hub_sync.hub import schema_migrations
+from hub_sync.hub.hub import Hub
 
 REPO = Path(__file__).resolve().parent.parent
 PRODUCT = ("edge_agent", "hub_sync", "provisioning", "firmware")
@@ -32,7 +33,7 @@ def _migration_sets() -> dict[str, list[str]]:
 
 
 def test_every_migration_set_is_listed_once_by_the_appliance_or_the_hub():
-    listed = [m.name for m in MIGRATIONS] + [m.name for m in HUB_MIGRATIONS]
+    listed = [m.name for m in MIGRATIONS]
     defined = sorted(name for names in _migration_sets().values() for name in names)
     assert sorted(listed) == defined and len(set(listed)) == len(listed)
     assert not any(module.startswith("provisioning") for module in _migration_sets())  # tables live below it
@@ -49,13 +50,28 @@ def test_nothing_applies_migrations_outside_the_two_opens():
 
 def test_opening_applies_every_set_and_a_second_open_changes_nothing(tmp_path):
     config = EdgeConfig.load(tmp_path / "edge", {"free_space_reserve_mb": 1, "advertise": False})
-    for sets, opened in ((MIGRATIONS, lambda: Appliance.open(config)),
-                         (HUB_MIGRATIONS, lambda: Hub.init(tmp_path / "hub", reserve_mb=1))):
-        thing = opened()
-        try:
-            assert all(isinstance(m, Migrations) and m.pending(thing.db) == [] for m in sets)
-            for table in ("idempotent_requests", "usb_exports", "usb_state") if sets is MIGRATIONS else ("usb_offered_uploads",):
-                assert thing.db[table].exists()
-            assert [m.apply(thing.db) for m in sets] == [[] for _ in sets]
-        finally:
-            thing.close()
+    thing = Appliance.open(config)
+    try:
+        assert all(isinstance(m, Migrations) and m.pending(thing.db) == [] for m in MIGRATIONS)
+        for table in ("idempotent_requests", "usb_exports", "usb_state"):
+            assert thing.db[table].exists()
+        assert [m.apply(thing.db) for m in MIGRATIONS] == [[] for _ in MIGRATIONS]
+    finally:
+        thing.close()
+
+
+def test_opening_a_hub_upgrades_it_to_head_and_a_second_open_changes_nothing(tmp_path, hub_db):
+    hub = Hub.init(tmp_path / "hub", reserve_mb=1, db_url=hub_db())
+    try:
+        with hub.db.transaction():
+            conn = hub.db.connection()
+            assert schema_migrations.current(conn) is not None and schema_migrations.compare(conn) == []
+        assert "usb_offered_uploads" in hub.db.table_names()
+        before = hub.db.scalar("select version_num from alembic_version")
+    finally:
+        hub.close()
+    again = Hub.open(tmp_path / "hub", reserve_mb=1)
+    try:
+        assert again.db.scalar("select version_num from alembic_version") == before
+    finally:
+        again.close()

@@ -32,8 +32,8 @@ def two_schools(hub, tmp_path):
     """School A: 3 learners on 语文; school B: 12 learners on 数学 and 1 on 英语; one teacher each."""
     Channels(hub.db).put_channel("c1", "测试", True)
     for rid, subject in (("yw", "语文"), ("sx", "数学"), ("yy", "英语")):
-        hub.db["hub_resources"].insert({"id": rid, "channel": "c1", "files": "[]", "updated_at": 0,
-                                        "meta": f'{{"title": "{subject}课", "subject": "{subject}", "grade": "三年级", "kind": "video"}}'})
+        hub.db.execute("insert into hub_resources (id, channel, meta, files, updated_at) values (?, 'c1', ?, '[]', 0)",
+                       [rid, f'{{"title": "{subject}课", "subject": "{subject}", "grade": "三年级", "kind": "video"}}'])
     plan = {("edge-a", SCHOOL): [(f"person:{i}", "yw") for i in range(3)],
             ("edge-b", "4401020399"): [(f"person:{i}", "sx") for i in range(12)] + [("person:50", "yy")]}
     for (device, school), uses in plan.items():

@@ -35,8 +35,8 @@ def resources(hub) -> list[str]:
         meta = {"title": f"资源{i}", "subject": SUBJECTS[i % 3], "grade": GRADES[i % 2], "kind": KINDS[i % 2]}
         if i == 11:
             meta = {"title": "无分类"}
-        hub.db["hub_resources"].insert({"id": rid, "channel": "c1", "meta": json.dumps(meta, ensure_ascii=False),
-                                        "files": "[]", "updated_at": 0})
+        hub.db.execute("insert into hub_resources (id, channel, meta, files, updated_at) values (?, 'c1', ?, '[]', 0)",
+                       [rid, json.dumps(meta, ensure_ascii=False)])
         ids.append(rid)
     return ids + ["res-local-upload"]  # a teacher's own upload the hub does not know
 

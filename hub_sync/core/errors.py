@@ -12,7 +12,8 @@ prints ``str(problem)`` as one line; HTTP turns it into
      │    │    ├── DataDirError      data folder missing or not writable
      │    │    ├── DiskFullError     a write would eat into the free-space reserve
      │    │    ├── CorruptBlobError  bytes do not match their hash or declared size
-     │    │    └── BlobNotFoundError no such stored file
+     │    │    ├── BlobNotFoundError no such stored file
+     │    │    └── DatabaseUnavailable the hub's database is down, restarting or busy (503)
      │    ├── SignatureError         bad, missing or unknown-key signature
      │    ├── FormatError            malformed artefact (envelope, batch, manifest)
      │    ├── ReplayError            an artefact older than one already seen
@@ -100,6 +101,14 @@ class LinkError(SyncError):
 
 class PortInUseError(SyncError):
     code = "port_in_use"
+
+
+class DatabaseUnavailable(StoreError):
+    """The hub's database cannot be reached or is busy; try again soon (503, Retry-After)."""
+
+    code = "database_unavailable"
+    http_status = 503
+    retry_after_s = 10
 
 
 class ProcessError(Problem):

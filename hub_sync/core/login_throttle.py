@@ -25,7 +25,10 @@ ones) and the client address (``client:<addr>``). The rule, per key:
 A locked key refuses the right secret too, until the lock ends; only a new
 credential clears an account's lock. The counters live in the caller's SQLite
 database, in a table made by ``TABLE_SQL`` (plus ``COLUMNS_SQL``), so a restart
-keeps every lock, and all worker processes share them.
+keeps every lock, and all worker processes share them. The database is the
+appliance's SQLite (``sqlite_utils.Database``) or the hub's (``hub_sync.hub.database.Database``,
+SQLite or PostgreSQL), whose ``transaction()`` and ``lock()`` serialise reservations
+across processes the same way.
 
 A refusal raises ``LoginLockedError`` (429); a package that needs its own
 exception class (the appliance's ``LockedError``) converts it at its boundary.
@@ -42,7 +45,7 @@ from typing import Iterator
 import sqlite_utils
 
 from hub_sync.core.errors import Problem
-from hub_sync.core.sqlite_db import transaction
+from hub_sync.core.sqlite_db import transaction as sqlite_transaction
 
 __all__ = ["Limits", "Attempt", "LoginLockedError", "TABLE_SQL", "COLUMNS_SQL", "reserve", "settle", "release",
            "clear", "locked"]
@@ -124,7 +127,7 @@ def _written_not_synced(db: sqlite_utils.Database) -> Iterator[None]:
     disk sync per login instead of two. A power cut in between loses only
     reservations whose checks never answered anyone.
     """
-    if db.conn.in_transaction:  # joining a caller's transaction: its commit decides
+    if not hasattr(db, "conn") or db.conn.in_transaction:  # the hub's pooled database, or joining a caller's transaction
         yield
         return
     level = db.execute("pragma synchronous").fetchone()[0]
@@ -133,6 +136,21 @@ def _written_not_synced(db: sqlite_utils.Database) -> Iterator[None]:
         yield
     finally:
         db.execute(f"pragma synchronous = {int(level)}")
+
+
+def transaction(db):
+    """A transaction on the appliance's or the hub's database (the hub's has its own)."""
+    return db.transaction() if hasattr(db, "lock") else sqlite_transaction(db)
+
+
+@contextlib.contextmanager
+def _counting(db) -> Iterator[None]:
+    """The transaction a reservation checks and counts in, one at a time: SQLite's
+    BEGIN IMMEDIATE takes the write lock; on PostgreSQL an advisory lock does."""
+    with _written_not_synced(db), transaction(db):
+        if hasattr(db, "lock"):
+            db.lock("login-throttle")
+        yield
 
 
 def locked(limits: Limits, key: str, wait_s: float, now: float) -> LoginLockedError:
@@ -156,7 +174,7 @@ def reserve(db: sqlite_utils.Database, limits: Limits, account: str | None, clie
     or raise ``LoginLockedError`` (nothing counted) if either is locked or spent."""
     now = time.time() if now is None else now
     attempt = Attempt(account, client)
-    with _written_not_synced(db), transaction(db):  # BEGIN IMMEDIATE: check and count under the write lock
+    with _counting(db):  # check and count under the write lock
         rows = {key: _row(db, key) for key in attempt.keys}
         waits = [(row[2] - now, key) for key, row in rows.items() if row and row[2] > now]
         if waits:
@@ -195,8 +213,9 @@ def settle(db: sqlite_utils.Database, limits: Limits, attempt: Attempt, right: b
                 lock_s = _next_lock_s(limits, key, lock_level, locked_at, now)
                 level = 1 if now - locked_at > limits.forget_s else lock_level + 1
                 # a fresh count after the lock; max() so that no lock is ever lowered
-                db.execute("update login_failures set failures = 0, first_at = ?, locked_until = max(locked_until, ?),"
-                           " lock_level = ?, locked_at = ? where key = ?", [now, now + lock_s, level, now, key])
+                db.execute("update login_failures set failures = 0, first_at = ?, locked_until = case when locked_until > ?"
+                           " then locked_until else ? end, lock_level = ?, locked_at = ? where key = ?",
+                           [now, now + lock_s, now + lock_s, level, now, key])
         if right:
             forget_before = now - limits.forget_s
             db.execute("delete from login_failures where locked_until < ? and locked_at < ? and first_at < ?",
@@ -207,7 +226,7 @@ def release(db: sqlite_utils.Database, attempt: Attempt) -> None:
     """Give a reserved attempt back: its secret was never checked."""
     with transaction(db):
         for key in attempt.keys:
-            db.execute("update login_failures set failures = max(0, failures - 1) where key = ?", [key])
+            db.execute("update login_failures set failures = case when failures > 0 then failures - 1 else 0 end where key = ?", [key])
 
 
 def clear(db: sqlite_utils.Database, account: str) -> None:

@@ -23,17 +23,15 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from hub_sync.core import login_throttle
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.hub import sessions
 from hub_sync.hub.console_errors import BusyError, ConsoleError, NotFoundError, SignInError
+from hub_sync.hub.database import Database, transaction
 
-__all__ = ["ROLES", "Account", "Accounts", "LIMITS", "migrations", "argon2_turn"]
+__all__ = ["ROLES", "Account", "Accounts", "LIMITS", "argon2_turn"]
 
 ROLES = ("bureau_admin", "reviewer", "technician", "viewer", "school_head")
 MIN_PASSWORD_CHARS = 10
@@ -51,25 +49,7 @@ LIMITS = login_throttle.Limits(account_max=5, account_window_s=15 * 60, account_
                                growth=2, lock_max_s=4 * 3600, forget_s=24 * 3600,
                                reset_by_zh="请县局管理员重置密码", reset_by_en="ask a bureau admin to set a new password")
 
-migrations = Migrations("hub_accounts")
 _argon2_slots = threading.BoundedSemaphore(ARGON2_CONCURRENT)
-
-
-@migrations
-def m001_accounts(db: sqlite_utils.Database) -> None:
-    db.execute("""create table accounts (
-        id integer primary key autoincrement,
-        name text not null unique collate nocase,
-        role text not null,
-        school text,                       -- school_head only: the one school they see
-        password_hash text not null,
-        status text not null default 'active',   -- active | disabled
-        created_at real not null,
-        updated_at real not null
-    )""")
-    db.execute(login_throttle.TABLE_SQL)
-    for column in login_throttle.COLUMNS_SQL:
-        db.execute(f"alter table login_failures add column {column}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +107,7 @@ _COLS = "id, name, role, school, status, created_at"
 class Accounts:
     """The hub's console accounts (all SQL about them is here)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def add(self, name: str, role: str, password: str, school: str | None = None) -> Account:
@@ -150,9 +130,9 @@ class Accounts:
         with transaction(self.db):
             if self.db.execute("select 1 from accounts where name = ?", [name]).fetchone():
                 raise ConsoleError(f"账号 {name} 已存在", f"account {name} already exists")
-            cur = self.db.execute("insert into accounts (name, role, school, password_hash, created_at, updated_at)"
-                                  " values (?, ?, ?, ?, ?, ?)", [name, role, school, hashed, now, now])
-        return self.get(cur.lastrowid)
+            new_id = self.db.execute("insert into accounts (name, role, school, password_hash, created_at, updated_at)"
+                                     " values (?, ?, ?, ?, ?, ?) returning id", [name, role, school, hashed, now, now]).scalar()
+        return self.get(new_id)
 
     @staticmethod
     def _check_password(password: str) -> None:

@@ -14,9 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub_sync.core.const import MIB
 from hub_sync.core.errors import Problem
-from hub_sync.hub import fleet_api, live_api, repo_api, usage_api
-from hub_sync.hub import interaction_api
-from hub_sync.hub import console, offer_api
+from hub_sync.hub import console, fleet_api, interaction_api, live_api, offer_api, repo_api, usage_api
 from hub_sync.hub.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,8 @@ def create_hub_app(hub: Hub) -> Flask:
     @app.errorhandler(Problem)
     def problem(exc: Problem):
         log.warning("refused: %s", exc)
-        return jsonify(exc.to_json()), exc.http_status
+        retry = getattr(exc, "retry_after_s", None)
+        return jsonify(exc.to_json()), exc.http_status, ({"Retry-After": str(retry)} if retry else {})
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

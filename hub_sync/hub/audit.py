@@ -12,31 +12,9 @@ import json
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
+from hub_sync.hub.database import Database, transaction
 
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
-
-__all__ = ["migrations", "AuditLog", "Entry"]
-
-migrations = Migrations("hub_audit")
-
-
-@migrations
-def m001_audit(db: sqlite_utils.Database) -> None:
-    db.execute("""create table audit_log (
-        id integer primary key autoincrement,
-        at real not null,
-        actor text not null,        -- the console account's name (or cli:<user>)
-        action text not null,       -- approved, rejected, withdrawn, metadata_edited, account_added ...
-        target text not null,       -- offer:<id>, resource:<id>, account:<name>
-        reason text not null default '',
-        details text not null default '{}'
-    )""")
-    db.execute("create index audit_target on audit_log(target)")
-    for event in ("update", "delete"):
-        db.execute(f"create trigger audit_log_no_{event} before {event} on audit_log begin"
-                   f" select raise(abort, 'audit_log is append-only'); end")
+__all__ = ["AuditLog", "Entry"]
 
 
 @dataclass(frozen=True)
@@ -53,17 +31,17 @@ class Entry:
 class AuditLog:
     """The hub's audit log (append and read only)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def append(self, actor: str, action: str, target: str, reason: str = "", details: dict | None = None,
                now: float | None = None) -> int:
         """Add one entry (joins the caller's transaction if there is one); returns its id."""
         with transaction(self.db):
-            cur = self.db.execute("insert into audit_log (at, actor, action, target, reason, details) values (?, ?, ?, ?, ?, ?)",
-                                  [time.time() if now is None else now, actor, action, target, reason or "",
-                                   json.dumps(details or {}, ensure_ascii=False, sort_keys=True)])
-        return int(cur.lastrowid)
+            new_id = self.db.execute("insert into audit_log (at, actor, action, target, reason, details) values (?, ?, ?, ?, ?, ?)"
+                                     " returning id", [time.time() if now is None else now, actor, action, target, reason or "",
+                                                       json.dumps(details or {}, ensure_ascii=False, sort_keys=True)]).scalar()
+        return int(new_id)
 
     def entries(self, target: str | None = None, limit: int = 200, before_id: int | None = None) -> list[Entry]:
         """Newest first; only ``target``'s if given; ``before_id`` pages back."""

@@ -12,26 +12,12 @@ import json
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from hub_sync.core.errors import FormatError
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.tuf_repo import check_channel_id
-
-migrations = Migrations("hub_channels")
+from hub_sync.hub.database import Database, transaction
 
 RESOURCE_FIELDS = ("title", "kind", "stage", "grade", "subject", "edition", "chapter", "description", "keywords",
                    "source", "licence", "duration_s", "pages")
-
-
-@migrations
-def m001_channels(db: sqlite_utils.Database) -> None:
-    db["channels"].create({"id": str, "title": str, "mandatory": int, "created_at": float}, pk="id")
-    db["hub_resources"].create({"id": str, "channel": str, "meta": str, "files": str, "updated_at": float}, pk="id")
-    db["hub_resources"].create_index(["channel"])
-    db["subscriptions"].create({"school_code": str, "channel": str, "at": float}, pk=("school_code", "channel"))
-    db["provisionings"].create({"token": str, "school_code": str, "school_name": str, "created_at": float}, pk="token")
 
 
 @dataclass(frozen=True)
@@ -44,7 +30,7 @@ class Channel:
 class Channels:
     """Channels, resources and subscriptions in the hub database."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db  # its tables exist: Hub.open applies every hub migration set
 
     # -- channels ----------------------------------------------------------------
@@ -54,8 +40,8 @@ class Channels:
         with transaction(self.db):
             row = self.db.execute("select title, mandatory from channels where id = ?", [channel_id]).fetchone()
             if row is None:
-                self.db["channels"].insert({"id": channel_id, "title": title or channel_id,
-                                            "mandatory": int(bool(mandatory)), "created_at": time.time()})
+                self.db.execute("insert into channels (id, title, mandatory, created_at) values (?, ?, ?, ?)",
+                                [channel_id, title or channel_id, int(bool(mandatory)), time.time()])
             else:
                 self.db.execute("update channels set title = ?, mandatory = ? where id = ?",
                                 [title or row[0], int(row[1] if mandatory is None else mandatory), channel_id])
@@ -79,8 +65,10 @@ class Channels:
             raise FormatError(f"资源编号 {resource_id!r} 无效", f"invalid resource id {resource_id!r}")
         clean = {k: meta[k] for k in RESOURCE_FIELDS if meta.get(k) not in (None, "")}
         with transaction(self.db):
-            self.db["hub_resources"].upsert({"id": resource_id, "channel": channel, "meta": json.dumps(clean, ensure_ascii=False),
-                                             "files": json.dumps(files), "updated_at": time.time()}, pk="id")
+            self.db.execute("insert into hub_resources (id, channel, meta, files, updated_at) values (?, ?, ?, ?, ?)"
+                            " on conflict (id) do update set channel = excluded.channel, meta = excluded.meta,"
+                            " files = excluded.files, updated_at = excluded.updated_at",
+                            [resource_id, channel, json.dumps(clean, ensure_ascii=False), json.dumps(files), time.time()])
 
     def remove_resource(self, resource_id: str) -> str:
         """Drop a resource; return the channel it was in (to republish)."""
@@ -104,8 +92,9 @@ class Channels:
         self.get(channel)
         with transaction(self.db):
             if on:
-                self.db["subscriptions"].upsert({"school_code": school_code, "channel": channel, "at": time.time()},
-                                                pk=("school_code", "channel"))
+                self.db.execute("insert into subscriptions (school_code, channel, at) values (?, ?, ?)"
+                                " on conflict (school_code, channel) do update set at = excluded.at",
+                                [school_code, channel, time.time()])
             else:
                 self.db.execute("delete from subscriptions where school_code = ? and channel = ?", [school_code, channel])
 
@@ -127,5 +116,7 @@ class Channels:
         """A bundle was made for ``school_code``: publish an index for it from now on
         (the token's use and expiry are the registry's: ``Registry.add_token``)."""
         with transaction(self.db):
-            self.db["provisionings"].insert({"token": token_hash, "school_code": school_code, "school_name": school_name,
-                                             "created_at": time.time()}, replace=True)
+            self.db.execute("insert into provisionings (token, school_code, school_name, created_at) values (?, ?, ?, ?)"
+                            " on conflict (token) do update set school_code = excluded.school_code,"
+                            " school_name = excluded.school_name, created_at = excluded.created_at",
+                            [token_hash, school_code, school_name, time.time()])

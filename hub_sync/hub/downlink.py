@@ -42,14 +42,11 @@ import secrets
 import time
 from collections.abc import Callable
 
-import sqlite_utils
-
-from hub_sync.formats.envelope import canonical_json
 from hub_sync.core.const import MIB
 from hub_sync.core.errors import DeviceError, FormatError, Problem
-from hub_sync.core.migrations import Migrations
+from hub_sync.formats.envelope import canonical_json
 from hub_sync.formats.sealed_box import box_key, from_text, open_sealed, seal_to, to_text
-from hub_sync.core.sqlite_db import transaction
+from hub_sync.hub.database import Database, transaction
 from hub_sync.hub.registry import Device, Registry
 from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
 
@@ -62,26 +59,11 @@ NOTICE_MAX_CHARS = 2000
 LEGACY_USB_KEY_FILE = "usb-x25519.pem"  # the second hub key of earlier versions, for sticks (read-only now)
 SHARE_RECEIVED_NOTE = "县平台已收到，等待审核 (received by the county, waiting for review)"
 
-migrations = Migrations("hub_downlink")
-
-
-@migrations
-def m001_downlink(db: sqlite_utils.Database) -> None:
-    db.execute("create table downlink_messages (school_code text not null, seq integer not null, kind text not null,"
-               " payload text not null, created_at real not null, primary key (school_code, seq)) without rowid")
-    # how far scan() has looked at each device's stored usage events
-    db.execute("create table downlink_scan (device_id text primary key, scanned_seq integer not null)")
-    # the applied sequence each device last reported in a signed stick export
-    db.execute("create table downlink_reported (device_id text primary key, applied_seq integer not null, at real not null)")
-    db.execute("create table transfers (transfer_id text primary key, number text not null, from_school text not null,"
-               " to_school text not null, to_class text not null, status text not null, created_at real not null,"
-               " received_at real, delivered_seq integer)")
-
 
 class Downlink:
     """The hub's outgoing queues."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db  # its tables exist: Hub.open applies every hub migration set
 
     # -- queueing -----------------------------------------------------------------

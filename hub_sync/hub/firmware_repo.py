@@ -22,31 +22,27 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sqlite_utils
 from tuf.api.metadata import TargetFile
 
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import FormatError
 from hub_sync.core.keys import generate_key, load_signer
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
-from hub_sync.formats.firmware_release import (MANIFEST_NAME, SIGNATURE_NAME, ReleaseRefusedError, compare_versions,
-                                               load_manifest, safe_relpath, sign_release, verify_files)
-from hub_sync.formats.firmware_rollout import (ROLLOUT_TARGET, Rules, load_rules, rules_bytes, set_paused,
-                                               stage_release, widen)
+from hub_sync.formats.firmware_release import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    ReleaseRefusedError,
+    compare_versions,
+    load_manifest,
+    safe_relpath,
+    sign_release,
+    verify_files,
+)
+from hub_sync.formats.firmware_rollout import ROLLOUT_TARGET, Rules, load_rules, rules_bytes, set_paused, stage_release, widen
+from hub_sync.hub.database import Database, transaction
 from hub_sync.hub.publisher import FIRMWARE_KEY_FILE, link_published_files, repo_for
 
 if TYPE_CHECKING:  # the Hub imports this module for its migrations
     from hub_sync.hub.hub import Hub
-
-migrations = Migrations("hub_firmware")
-
-
-@migrations
-def m001_firmware(db: sqlite_utils.Database) -> None:
-    db["firmware_releases"].create({"version": str, "manifest_sha256": str, "size": int, "files": int,
-                                    "downgrade": int, "published_at": float}, pk="version")
-    db["firmware_rollout"].create({"id": int, "rules": str, "updated_at": float}, pk="id")
 
 
 def firmware_signer(hub: Hub):
@@ -119,9 +115,11 @@ def publish_release(hub: Hub, release_dir: Path, schools: list[str] | None = Non
         hub.store.put_file(Path(release_dir) / safe_relpath(rel), expected_sha256=entry["sha256"])
     manifest_sha = hub.store.put_bytes(manifest_data).sha256
     with transaction(hub.db):
-        hub.db["firmware_releases"].upsert({"version": manifest.version, "manifest_sha256": manifest_sha,
-                                            "size": manifest.total_size, "files": len(manifest.files),
-                                            "downgrade": int(downgrade), "published_at": time.time()}, pk="version")
+        hub.db.execute("insert into firmware_releases (version, manifest_sha256, size, files, downgrade, published_at)"
+                       " values (?, ?, ?, ?, ?, ?) on conflict (version) do update set manifest_sha256 = excluded.manifest_sha256,"
+                       " size = excluded.size, files = excluded.files, downgrade = excluded.downgrade,"
+                       " published_at = excluded.published_at",
+                       [manifest.version, manifest_sha, manifest.total_size, len(manifest.files), int(downgrade), time.time()])
     _save_and_publish(hub, staged)
     return {"version": manifest.version, "files": len(manifest.files), "size": manifest.total_size,
             "schools": staged.schools_for(manifest.version)}
@@ -146,8 +144,9 @@ def widen_rollout(hub: Hub, version: str | None = None, schools: list[str] | Non
 
 def _save_and_publish(hub: Hub, new: Rules) -> Rules:
     with transaction(hub.db):
-        hub.db["firmware_rollout"].upsert({"id": 1, "rules": rules_bytes(new).decode(), "updated_at": time.time()},
-                                          pk="id")
+        hub.db.execute("insert into firmware_rollout (id, rules, updated_at) values (1, ?, ?)"
+                       " on conflict (id) do update set rules = excluded.rules, updated_at = excluded.updated_at",
+                       [rules_bytes(new).decode(), time.time()])
     publish_firmware(hub)
     return new
 
@@ -201,14 +200,12 @@ def export_release(hub: Hub, version: str, out_dir: Path) -> Path:
 
 
 # -- what devices report ------------------------------------------------------------
-def device_firmware(db: sqlite_utils.Database) -> list[dict]:
+def device_firmware(db: Database) -> list[dict]:
     """Each enrolled device's software as its last signed device report said
     (``hub_sync.hub.fleet``): device, school, version, last update result and reason,
     rollbacks; "-" for a device that never reported."""
     from hub_sync.hub.fleet import Fleet
 
-    if not db["fleet_devices"].exists():
-        return []
     out = []
     for row in Fleet(db).list():
         fw = row.get("firmware") or {}
@@ -220,7 +217,7 @@ def device_firmware(db: sqlite_utils.Database) -> list[dict]:
     return out
 
 
-def device_lines(db: sqlite_utils.Database) -> list[str]:
+def device_lines(db: Database) -> list[str]:
     """One line per device for ``hub status`` and ``hub devices``."""
     return [f"{d['device_id']:22} {d['school_code']:12} {d['version']:10} {d['last_result']:12} "
             f"回退 rollbacks {d['rollbacks']}" + (f"  ({d['last_reason']})" if d["last_reason"] and d["last_result"]

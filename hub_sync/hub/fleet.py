@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import json
 import time
-import sqlite_utils
 
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.device_report import DeviceReport
-
-migrations = Migrations("hub_fleet")
+from hub_sync.hub.database import Database, transaction
 
 STATES = ("ok", "warning", "silent", "never", "revoked")
 SILENT_DAYS = 3
@@ -32,23 +28,10 @@ _COLS = ("report_seq", "received_at", "device_time", "clock_offset_s", "version"
          "failed_messages")
 
 
-@migrations
-def m001_fleet(db: sqlite_utils.Database) -> None:
-    cols = ("report_seq integer not null, received_at real not null, device_time real not null,"
-            " clock_offset_s real not null, version text not null, teaching_point text not null, firmware text not null,"
-            " sync_attempt text not null, sync_success text not null, sync_error text not null,"
-            " disk_free_bytes integer not null, corrupt_files integer not null, pending_usage integer not null,"
-            " failed_messages integer not null")
-    db.execute(f"create table fleet_devices (device_id text primary key, school_code text not null, {cols})")
-    db.execute("create index fleet_devices_point on fleet_devices (school_code, teaching_point)")
-    db.execute(f"create table fleet_history (device_id text not null, {cols}, primary key (device_id, report_seq))"
-               " without rowid")
-
-
 class Fleet:
     """Device reports in the hub database."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def record(self, report: DeviceReport, school_code: str, now: float | None = None) -> bool:

@@ -14,18 +14,8 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
 
-import sqlite_utils
-
 from hub_sync.core.errors import FormatError
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
-
-migrations = Migrations("hub_settings")
-
-
-@migrations
-def m001_settings(db: sqlite_utils.Database) -> None:
-    db.execute("create table hub_settings (key text primary key, value text not null, updated_at real not null)")
+from hub_sync.hub.database import Database, transaction
 
 
 def _url(value: str) -> str:
@@ -77,7 +67,7 @@ HUB_SETTINGS: dict[str, HubSetting] = {s.key: s for s in (
 class HubSettings:
     """Read and change the hub's settings (typed values, defaults for unset keys)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def get(self, key: str):

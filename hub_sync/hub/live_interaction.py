@@ -22,40 +22,16 @@ import json
 import secrets
 import time
 
-import sqlite_utils
-
 from hub_sync.core.errors import DeviceError, FormatError
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.formats.live_interaction import INTERACTION_KIND, check_interaction, check_poll
 from hub_sync.formats.live_timetable import lesson_id
+from hub_sync.hub.database import Database, transaction
 from hub_sync.hub.registry import Registry
 
 MAX_BATCH = 200            # envelopes per request: a long outbox goes up in a few requests
 FEED_QUESTIONS = 50        # newest questions shown per teaching point
 KEEP_DAYS = 30             # pupils' names and questions are forgotten a month after they arrived
-
-migrations = Migrations("hub_live_interaction")
-
-
-@migrations
-def m001_live_interaction(db: sqlite_utils.Database) -> None:
-    db.execute("create table live_messages (device_id text not null, seq integer not null, school_code text not null,"
-               " lesson text not null, kind text not null, pupil text not null, body text not null, sent_at real not null,"
-               " received_at real not null, primary key (device_id, seq)) without rowid")
-    db.execute("create index live_messages_lesson on live_messages (lesson, school_code, kind)")
-    db.execute("create table live_polls (poll_id text primary key, lesson text not null, question text not null,"
-               " options text not null, started_at real not null, closed_at real)")
-    db.execute("create table live_teachers (lesson text primary key, token_hash text not null, created_at real not null)")
-
-
-@migrations
-def m002_live_held(db: sqlite_utils.Database) -> None:
-    # each device's highest seq stored, kept apart from the messages: they are forgotten after
-    # KEEP_DAYS, the count must not go back (the device would then send into a gap forever)
-    db.execute("create table live_held (device_id text primary key, held integer not null)")
-    db.execute("insert into live_held select device_id, max(seq) from live_messages group by device_id")
 
 
 def _hash(token: str) -> str:
@@ -65,7 +41,7 @@ def _hash(token: str) -> str:
 class LiveInteraction:
     """The hub's side of a live lesson's way back."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     # -- pupils' messages ---------------------------------------------------------

@@ -27,8 +27,7 @@ from typing import IO, Iterator, Mapping
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import FormatError, ReplayError, SignatureError, SyncError
 from hub_sync.core.recording import join_segments
-from hub_sync.formats.live_manifest import (Lesson, Manifest, check_lesson_id, open_lesson, open_manifest,
-                                            seal_lesson, segment_path)
+from hub_sync.formats.live_manifest import Lesson, Manifest, check_lesson_id, open_lesson, open_manifest, seal_lesson, segment_path
 
 LIVE_DIR = "live"
 CHUNK = 1 << 16

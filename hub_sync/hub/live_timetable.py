@@ -15,31 +15,19 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
-import sqlite_utils
-
 from hub_sync.core.errors import DeviceError, FormatError
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.live_timetable import TIMETABLE_MESSAGE, check_entry, check_timetable, lesson_id
+from hub_sync.hub.database import Database, transaction
 from hub_sync.hub.downlink import Downlink
 
 KEEP_ENDED_DAYS = 7   # a teaching point still learns of a lesson it missed last week (its recording is fetched)
 COLUMNS = ("lesson", "start", "minutes", "subject", "grade", "teacher", "title")
 
-migrations = Migrations("hub_live_timetable")
-
-
-@migrations
-def m001_live_timetable(db: sqlite_utils.Database) -> None:
-    db.execute("create table live_timetable (school_code text not null, lesson text not null, start text not null,"
-               " minutes integer not null, subject text not null, grade text not null, teacher text not null,"
-               " title text not null, primary key (school_code, lesson)) without rowid")
-
 
 class LiveTimetable:
     """Schedule, cancel and list the live lessons of each teaching point."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def schedule(self, school_code: str, entry: dict) -> int:

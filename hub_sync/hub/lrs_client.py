@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tenacity import (Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, stop_when_event_set,
-                      wait_exponential)
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, stop_when_event_set, wait_exponential
 
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import SyncError

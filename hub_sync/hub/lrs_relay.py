@@ -30,13 +30,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Protocol
 
-import sqlite_utils
-
 from hub_sync.core.errors import Problem
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.formats.usage_batch import UsageEvent
 from hub_sync.formats.xapi import statement
+from hub_sync.hub.database import Database, transaction
 from hub_sync.hub.hub_settings import HubSettings
 from hub_sync.hub.lrs_client import LrsClient, LrsError, read_credentials
 
@@ -44,19 +41,6 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "lrs-relay.lock"
 STOP_BUDGET_S = 3.0
-
-migrations = Migrations("hub_lrs")
-
-
-@migrations
-def m001_lrs_cursor(db: sqlite_utils.Database) -> None:
-    db.execute("create table lrs_cursor (device_id text primary key, relayed_seq integer not null,"
-               " updated_at real not null)")
-    # one row: what ``hub lrs status`` shows
-    db.execute("create table lrs_status (id integer primary key check (id = 1), last_pass_at real,"
-               " last_ok_at real, last_error text not null default '', last_error_at real,"
-               " sent_total integer not null default 0)")
-    db.execute("insert into lrs_status (id) values (1)")
 
 
 class HubFolder(Protocol):
@@ -66,7 +50,7 @@ class HubFolder(Protocol):
     data_dir: Path
 
     @property
-    def db(self) -> sqlite_utils.Database: ...
+    def db(self) -> Database: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +72,7 @@ class LrsRelay:
         self.stop = stop or threading.Event()
 
     @property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> Database:
         return self.hub.db
 
     # -- what is left --------------------------------------------------------------

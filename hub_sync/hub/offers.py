@@ -22,43 +22,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
-
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.hub.console_errors import NotFoundError
+from hub_sync.hub.database import Database, transaction
 
-__all__ = ["migrations", "Offer", "Offers", "STATES", "CURRICULUM"]
+__all__ = ["Offer", "Offers", "STATES", "CURRICULUM"]
 
 log = logging.getLogger(__name__)
 STATES = ("pending", "approved", "rejected", "withdrawn")
 CURRICULUM = ("title", "kind", "stage", "grade", "subject", "edition", "chapter", "description")
-
-migrations = Migrations("hub_offers")
-
-
-@migrations
-def m001_offers(db: sqlite_utils.Database) -> None:
-    db.execute("""create table offers (
-        id integer primary key autoincrement,
-        device_id text not null,
-        school_code text not null,
-        resource_id text not null,           -- the appliance's id of the teacher's resource
-        uploader text not null default '',
-        meta text not null,                  -- curriculum metadata (CURRICULUM), as offered or as edited
-        files text not null,                 -- [{path, sha256, size, mime}]
-        origin text not null,                -- network | usb
-        state text not null default 'pending',
-        channel text,                        -- approved into
-        published_id text,                   -- its id in the channel
-        reason text not null default '',
-        decided_by text,
-        decided_at real,
-        received_at real not null,
-        unique (device_id, resource_id)
-    )""")
-    db.execute("create index offers_state on offers(state, received_at)")
-    db.execute("create table offer_scan (device_id text primary key, scanned_seq integer not null)")
 
 
 @dataclass(frozen=True)
@@ -106,7 +77,7 @@ def _files(raw) -> list[dict]:
 class Offers:
     """The offers (all SQL about them is here)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def record(self, device_id: str, school_code: str, data: dict, origin: str, now: float | None = None) -> int | None:
@@ -122,11 +93,11 @@ class Offers:
             row = self.db.execute("select id, state from offers where device_id = ? and resource_id = ?",
                                   [device_id, resource_id]).fetchone()
             if row is None:
-                cur = self.db.execute("insert into offers (device_id, school_code, resource_id, uploader, meta, files, origin,"
-                                      " received_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                                      [device_id, school_code, resource_id, str(data.get("uploader") or ""),
-                                       json.dumps(meta, ensure_ascii=False), json.dumps(files), origin, now])
-                return int(cur.lastrowid)
+                new_id = self.db.execute("insert into offers (device_id, school_code, resource_id, uploader, meta, files, origin,"
+                                         " received_at) values (?, ?, ?, ?, ?, ?, ?, ?) returning id",
+                                         [device_id, school_code, resource_id, str(data.get("uploader") or ""),
+                                          json.dumps(meta, ensure_ascii=False), json.dumps(files), origin, now]).scalar()
+                return int(new_id)
             if row[1] in ("approved", "withdrawn"):
                 return None
             self.db.execute("update offers set meta = ?, files = ?, uploader = ?, origin = ?, state = 'pending', reason = '',"

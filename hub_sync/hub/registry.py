@@ -18,42 +18,13 @@ import json
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
 from securesystemslib.signer import Key
 
 from hub_sync.core.errors import DeviceError
 from hub_sync.core.keys import public_key_from_dict
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
-
-migrations = Migrations("hub_registry")
+from hub_sync.hub.database import Database, transaction
 
 LAST_SEEN_RESOLUTION_S = 60.0  # "last contact" is kept to the minute: not one write per request
-
-
-@migrations
-def m001_devices(db: sqlite_utils.Database) -> None:
-    db["devices"].create(
-        {"device_id": str, "school_code": str, "school_name": str, "public_key": str, "status": str,
-         "enrolled_at": float, "revoked_at": float, "last_seen_at": float},
-        pk="device_id", not_null={"school_code", "public_key", "status"},
-    )
-    db["devices"].create_index(["school_code"])
-
-
-@migrations
-def m002_enrollment_tokens(db: sqlite_utils.Database) -> None:
-    # the last downlink message of the school when the device enrolled: it gets only later ones
-    db.execute("alter table devices add column downlink_start integer not null default 0")
-    db.execute("create table enrollment_tokens (token_hash text primary key, school_code text not null,"
-               " school_name text not null default '', created_at real not null, expires_at real not null,"
-               " used_by text, used_at real)")
-    if "provisionings" in db.table_names():  # bundles made before tokens expired: 30 days from their making,
-        # and spent if a device of that school enrolled after the bundle was made
-        db.execute("insert into enrollment_tokens select p.token, p.school_code, coalesce(p.school_name, ''), p.created_at,"
-                   " p.created_at + ?, d.device_id, d.enrolled_at from provisionings p left join devices d on d.device_id ="
-                   " (select device_id from devices where school_code = p.school_code and enrolled_at >= p.created_at"
-                   "  order by enrolled_at limit 1)", [30 * 86400])
 
 
 @dataclass(frozen=True)
@@ -70,7 +41,7 @@ class Device:
 class Registry:
     """Devices known to the hub."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def register(self, device_id: str, school_code: str, public_key: dict, school_name: str = "") -> Device:

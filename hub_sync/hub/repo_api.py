@@ -22,9 +22,9 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from hub_sync.formats.envelope import open_envelope
-from hub_sync.formats.enrollment import SUBSCRIPTION_KIND, peek_device, read_enrollment, token_hash
 from hub_sync.core.errors import DeviceError, FormatError
+from hub_sync.formats.enrollment import SUBSCRIPTION_KIND, peek_device, read_enrollment, token_hash
+from hub_sync.formats.envelope import open_envelope
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.hub import Hub
 from hub_sync.hub.publisher import publish, published_file, repo_for

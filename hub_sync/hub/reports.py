@@ -21,10 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import sqlite_utils
-
 from hub_sync.core.errors import SyncError
-from hub_sync.hub.rollup import day_number, register_functions
+from hub_sync.hub.database import Database
+from hub_sync.hub.rollup import day_number
 
 MIN_LEARNERS = 5
 SUPPRESSED = "<5"
@@ -139,9 +138,8 @@ def shown(n: int) -> int | str:
 class Reports:
     """Report queries over the roll-ups of one hub database."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        register_functions(db)
 
     # -- raw (unsuppressed) numbers -----------------------------------------------
     def _cells(self, period: Period, scope: Scope, dims: str, params: list) -> dict[str, list[int]]:

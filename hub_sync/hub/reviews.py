@@ -18,10 +18,10 @@ import time
 from typing import TYPE_CHECKING
 
 from hub_sync.core.errors import FormatError
-from hub_sync.core.sqlite_db import transaction
 from hub_sync.hub.audit import AuditLog
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.console_errors import ConsoleError, DecidedError, NotFoundError
+from hub_sync.hub.database import transaction
 from hub_sync.hub.downlink import Downlink
 from hub_sync.hub.offers import CURRICULUM, Offer, Offers
 from hub_sync.hub.publisher import publish

@@ -36,11 +36,9 @@ from collections import defaultdict
 from datetime import date, timedelta
 from functools import lru_cache
 
-import sqlite_utils
+from hub_sync.hub.database import Database
 
-from hub_sync.core.migrations import Migrations
 
-migrations = Migrations("hub_rollup")
 
 UTC_OFFSET_S = 8 * 3600  # days are the county's days (China Standard Time)
 DAY_MS = 86_400_000
@@ -48,26 +46,6 @@ EPOCH = date(1970, 1, 1)
 LEARNER_VERBS = frozenset({"viewed", "progressed", "completed", "answered", "submitted"})
 TEACHER_VERBS = frozenset({"assigned", "graded", "uploaded", "shared"})
 LEVELS = ("d", "w", "m")
-
-
-@migrations
-def m001_rollup(db: sqlite_utils.Database) -> None:
-    db.execute("create table rollup (level text not null, start integer not null, dim text not null,"
-               " device_id text not null, events integer not null, assigned integer not null,"
-               " handed_in integer not null, learners blob not null, teachers blob not null,"
-               " primary key (level, start, dim, device_id)) without rowid")
-    db.execute("create table rollup_people (device_id text not null, actor text not null, idx integer not null,"
-               " teacher integer not null, primary key (device_id, actor)) without rowid")
-    db.execute("create table rollup_assignments (device_id text not null, assignment text not null,"
-               " resource text not null, primary key (device_id, assignment)) without rowid")
-
-
-@migrations
-def m002_changes(db: sqlite_utils.Database) -> None:
-    # when the roll-ups of a day last changed, county-wide (scope '') and per school: the
-    # version of a report, so a kept page is computed again only when its period and scope changed
-    db.execute("create table rollup_changes (scope text not null, day integer not null, changed_at real not null,"
-               " primary key (scope, day)) without rowid")
 
 
 def day_number(d: date) -> int:
@@ -100,17 +78,15 @@ def to_bits(x: int) -> bytes:
     return x.to_bytes((x.bit_length() + 7) // 8, "little")
 
 
-def register_functions(db: sqlite_utils.Database) -> None:
-    """Make ``bits_or`` callable from SQL on this connection."""
-    db.conn.create_function("bits_or", 2, bits_or, deterministic=True)
+# SQL functions the hub's SQLite connections get at connect (PostgreSQL has ``bits_or`` from the schema)
+SQLITE_FUNCTIONS = {"bits_or": (2, bits_or)}
 
 
 class Rollup:
     """Add a batch's new events to the roll-ups (call inside the ingest transaction)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        register_functions(db)
 
     def add(self, device_id: str, batch, after_seq: int, school_code: str = "") -> int:
         """Roll up the events of ``batch`` (a decoded ``usage_batch.Batch``) with seq > ``after_seq``
@@ -153,7 +129,7 @@ class Rollup:
                 c[3] |= bit[a]
         self._write(device_id, tally, teachers, catalogue)
         now = time.time()
-        self.db.conn.executemany("insert or replace into rollup_changes values (?, ?, ?)",
+        self.db.executemany("insert or replace into rollup_changes values (?, ?, ?)",
                                  [(scope, day, now) for day in {d for d, _ in tally} for scope in ("", school_code)])
         return n - first
 
@@ -208,7 +184,7 @@ class Rollup:
                     c[2] += hand
                     c[3] |= lb
                     c[4] |= tb
-        self.db.conn.executemany(
+        self.db.executemany(
             "insert into rollup values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set"
             " events = events + excluded.events, assigned = assigned + excluded.assigned,"
             " handed_in = handed_in + excluded.handed_in, learners = bits_or(learners, excluded.learners),"
@@ -221,7 +197,7 @@ class Rollup:
 class _Catalogue:
     """Resource metadata and assignment attribution for one batch, each read once."""
 
-    def __init__(self, db: sqlite_utils.Database, device_id: str) -> None:
+    def __init__(self, db: Database, device_id: str) -> None:
         self.db = db
         self.device_id = device_id
         self._dims: dict[str, tuple[str, ...]] = {"": ("*",)}
@@ -238,7 +214,7 @@ class _Catalogue:
         metas: dict[str, dict] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
-            metas |= {rid: json.loads(m) for rid, m in self.db.conn.execute(
+            metas |= {rid: json.loads(m) for rid, m in self.db.execute(
                 f"select id, meta from hub_resources where id in ({', '.join('?' * len(chunk))})", chunk)}
         for rid in ids:
             m = metas.get(rid, {})
@@ -267,13 +243,13 @@ class _Catalogue:
         for v, o, d in zip(batch.verb[first:], batch.object[first:], batch.data[first:]):
             if strings[v] == "assigned":
                 assigned[strings[o]] = str(self.data(d).get("resource_id") or "")
-        self.db.conn.executemany("insert or ignore into rollup_assignments values (?, ?, ?)",
+        self.db.executemany("insert or ignore into rollup_assignments values (?, ?, ?)",
                                  [(self.device_id, obj, res) for obj, res in assigned.items()])
         pairs = set(zip(batch.object[first:], batch.data[first:]))
         wanted = sorted({strings[o] for o, _ in pairs if strings[o].startswith("assignment:")} - assigned.keys())
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
-            assigned |= dict(self.db.conn.execute(
+            assigned |= dict(self.db.execute(
                 f"select assignment, resource from rollup_assignments where device_id = ? and assignment in"
                 f" ({', '.join('?' * len(chunk))})", [self.device_id, *chunk]))
         of: dict[tuple[int, int], str] = {}
@@ -291,3 +267,4 @@ class _Catalogue:
             return of[(o, d)]
 
         return resource
+

@@ -11,37 +11,19 @@ import hashlib
 import secrets
 import time
 
-import sqlite_utils
+from hub_sync.hub.database import Database, transaction
 
-from hub_sync.core.migrations import Migrations
-from hub_sync.core.sqlite_db import transaction
-
-__all__ = ["migrations", "create", "lookup", "end", "end_all", "IDLE_S", "ABSOLUTE_S"]
+__all__ = ["create", "lookup", "end", "end_all", "IDLE_S", "ABSOLUTE_S"]
 
 IDLE_S = 2 * 3600          # a session unused this long ends
 ABSOLUTE_S = 12 * 3600     # ... and every session ends after a working day
-
-migrations = Migrations("hub_sessions")
-
-
-@migrations
-def m001_sessions(db: sqlite_utils.Database) -> None:
-    db.execute("""create table console_sessions (
-        token_hash text primary key,
-        account_id integer not null,
-        client text not null default '',
-        created_at real not null,
-        last_seen real not null,
-        expires_at real not null
-    )""")
-    db.execute("create index console_sessions_account on console_sessions(account_id)")
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create(db: sqlite_utils.Database, account_id: int, client: str, now: float | None = None) -> str:
+def create(db: Database, account_id: int, client: str, now: float | None = None) -> str:
     """A new session for ``account_id``; returns its token (shown once, to the browser)."""
     now = time.time() if now is None else now
     token = secrets.token_urlsafe(32)
@@ -52,7 +34,7 @@ def create(db: sqlite_utils.Database, account_id: int, client: str, now: float |
     return token
 
 
-def lookup(db: sqlite_utils.Database, token: str | None, now: float | None = None) -> int | None:
+def lookup(db: Database, token: str | None, now: float | None = None) -> int | None:
     """The account id of a live session (and mark it used), or None."""
     if not token:
         return None
@@ -67,14 +49,14 @@ def lookup(db: sqlite_utils.Database, token: str | None, now: float | None = Non
     return int(row[0])
 
 
-def end(db: sqlite_utils.Database, token: str | None) -> None:
+def end(db: Database, token: str | None) -> None:
     """Log one session out."""
     if token:
         with transaction(db):
             db.execute("delete from console_sessions where token_hash = ?", [_hash(token)])
 
 
-def end_all(db: sqlite_utils.Database, account_id: int) -> int:
+def end_all(db: Database, account_id: int) -> int:
     """End every session of an account (disabled, or a new password); returns how many."""
     with transaction(db):
         return db.execute("delete from console_sessions where account_id = ?", [account_id]).rowcount

@@ -25,9 +25,9 @@ import logging
 
 from flask import Blueprint, Response, current_app, request
 
+from hub_sync.core.errors import FormatError
 from hub_sync.formats.downlink import DOWNLINK_CONTENT_TYPE, DOWNLINK_KIND, POLL_KIND
 from hub_sync.formats.envelope import seal
-from hub_sync.core.errors import FormatError
 from hub_sync.formats.usage_ack import ACK_CONTENT_TYPE, seal_ack
 from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.ingest import UsageIngest, open_device_envelope
