@@ -14,6 +14,10 @@ Roles::
                with the curriculum metadata in the target's ``custom`` field; a big
                channel instead delegates to hash bins ``<channel>.bin-<hex>`` that hold
                those targets (succinct hash-bin delegation, ``hub_sync.formats.tuf_bins``)
+    <mirror>   a channel mirrored from another hub (a province's, ``hub_sync.hub.mirror_sync``):
+               targets delegates it to THAT hub's key, and its role (and bins) are that
+               hub's signed files copied byte for byte, at that hub's versions; this
+               repository never signs them (the delegation carries ``MIRROR_FIELD``)
     snapshot   online key; the versions of targets, every channel role and every bin
     timestamp  online key; the snapshot version, plus ``signed_at`` (a signed time
                the appliances use as a floor for their clock)
@@ -31,12 +35,12 @@ from __future__ import annotations
 import fcntl
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from securesystemslib.signer import Signer
+from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import (DelegatedRole, Delegations, Metadata, MetaFile, Root, Snapshot, Targets, TargetFile,
                               Timestamp)
 from tuf.api.serialization.json import JSONSerializer
@@ -61,6 +65,7 @@ FIRMWARE_ROLE = "firmware"
 FIRMWARE_PATHS = [f"{FIRMWARE_ROLE}/*", f"{FIRMWARE_ROLE}/*/*", f"{FIRMWARE_ROLE}/*/*/*"]
 RESERVED_ROLES = {"root", "targets", "snapshot", "timestamp", "schools", FIRMWARE_ROLE}
 INDEX_PREFIX = "schools/"
+MIRROR_FIELD = "x-school-edge-mirror"  # extra field of a mirrored channel's delegation: where it comes from
 
 _SERIALIZER = JSONSerializer(compact=False)
 
@@ -97,6 +102,22 @@ class RepoState:
     channel_versions: dict[str, int]
     timestamp_expires: datetime
     firmware_version: int = 0  # the firmware role's version (0: never published)
+    mirrored_versions: dict[str, int] = field(default_factory=dict)  # mirrored channel -> its role's version
+
+
+@dataclass(frozen=True)
+class MirroredRole:
+    """A channel another hub signs, as this repository republishes it: the delegation
+    (keys, threshold, paths) that hub's targets role gives it, and its signed role
+    files (the channel's and its bins'), role name -> (version, exact bytes)."""
+
+    name: str
+    origin: str  # where it comes from (the other hub's URL), kept in the delegation
+    keyids: list[str]
+    threshold: int
+    paths: list[str]
+    keys: dict[str, Key]
+    files: dict[str, tuple[int, bytes]]
 
 
 class TufRepo:
@@ -132,9 +153,12 @@ class TufRepo:
         targets_version = snap.meta["targets.json"].version
         delegations = self._load(f"{targets_version}.targets.json").signed.delegations
         delegated = (delegations.roles or {}) if delegations else {}
-        channels = {name: snap.meta[f"{name}.json"].version for name in delegated if name != FIRMWARE_ROLE}
+        mirrored = {name: snap.meta[f"{name}.json"].version for name, role in delegated.items()
+                    if MIRROR_FIELD in role.unrecognized_fields}
+        channels = {name: snap.meta[f"{name}.json"].version for name in delegated
+                    if name != FIRMWARE_ROLE and name not in mirrored}
         firmware = snap.meta[f"{FIRMWARE_ROLE}.json"].version if FIRMWARE_ROLE in delegated else 0
-        return RepoState(snap.version, targets_version, channels, ts.signed.expires, firmware)
+        return RepoState(snap.version, targets_version, channels, ts.signed.expires, firmware, mirrored)
 
     def snapshot_meta(self, snapshot_version: int) -> dict[str, MetaFile]:
         """``<role>.json`` -> version, as snapshot ``snapshot_version`` lists them."""
@@ -253,15 +277,22 @@ class TufRepo:
             return self._publish_locked(channels, indexes, now_utc(), changed_channels=set(), firmware=targets)
 
     def publish(self, channels: dict[str, dict[str, TargetFile]], indexes: dict[str, TargetFile],
-                changed_channels: set[str] | None = None) -> RepoState:
+                changed_channels: set[str] | None = None,
+                mirrored: dict[str, MirroredRole] | None = None) -> RepoState:
         """Publish a new moment: channel roles (only ``changed_channels`` get a new
-        version; None = all), the school index targets, snapshot and timestamp."""
-        for ch in channels:
+        version; None = all), the school index targets, snapshot and timestamp.
+        ``mirrored``: the channels other hubs sign, exactly these (None = keep the
+        ones last published)."""
+        for ch in [*channels, *(mirrored or {})]:
             check_channel_id(ch)
+        clash = set(channels) & set(mirrored or {})
+        if clash:
+            raise FormatError(f"频道 {', '.join(sorted(clash))} 既是本平台的又是镜像的",
+                              f"channel(s) {', '.join(sorted(clash))} cannot be both this hub's own and mirrored")
         with self.locked():
-            return self._publish_locked(channels, indexes, now_utc(), changed_channels)
+            return self._publish_locked(channels, indexes, now_utc(), changed_channels, mirrored=mirrored)
 
-    def _publish_locked(self, channels, indexes, now, changed_channels, firmware=None) -> RepoState:
+    def _publish_locked(self, channels, indexes, now, changed_channels, firmware=None, mirrored=None) -> RepoState:
         old = self.state() if self.exists() else RepoState(0, 0, {}, now)
         old_meta = self.snapshot_meta(old.snapshot_version) if old.snapshot_version else {}
         online = self.online_signer
@@ -277,6 +308,7 @@ class TufRepo:
             else:
                 snap_meta.update(self._renew_due(ch, old_meta, now))
         keys = {online.public_key.keyid: online.public_key}
+        self._mirrored_entries(old, mirrored, old_meta, roles, keys, snap_meta)
         firmware_key = self._firmware_entries(old, firmware, now, snap_meta)
         if firmware_key is not None:
             roles[FIRMWARE_ROLE] = DelegatedRole(name=FIRMWARE_ROLE, keyids=[firmware_key.keyid], threshold=1,
@@ -344,6 +376,37 @@ class TufRepo:
         out[f"{ch}.json"] = MetaFile(version=role.version)
         return out
 
+    def _mirrored_entries(self, old: RepoState, mirrored: dict[str, MirroredRole] | None, old_meta: dict[str, MetaFile],
+                          roles: dict[str, DelegatedRole], keys: dict, snap_meta: dict[str, MetaFile]) -> None:
+        """Delegate each mirrored channel to its own hub's key and put its signed files,
+        unchanged, into this repository and the snapshot (``mirrored`` None: the ones
+        last published stay as they are). A dropped mirror keeps its snapshot entries,
+        like a retired channel: clients refuse a snapshot that forgets a role."""
+        if mirrored is None:
+            if old.mirrored_versions:
+                top = self._load(f"{old.targets_version}.targets.json").signed.delegations
+                for name in sorted(old.mirrored_versions):
+                    roles[name] = top.roles[name]
+                    keys.update({k: top.keys[k] for k in top.roles[name].keyids if k in top.keys})
+            return
+        for name in sorted(mirrored):
+            m = mirrored[name]
+            for role, (version, data) in sorted(m.files.items()):
+                entry = f"{role}.json"
+                known = old_meta.get(entry)
+                path = self.metadata_dir / f"{version}.{role}.json"
+                if known is not None and (known.version > version or (
+                        known.version == version and path.is_file() and path.read_bytes() != data)):
+                    raise SyncError(f"镜像频道 {name} 的角色 {role} 版本 {version} 早于或不同于已发布的 {known.version}，未发布",
+                                    f"mirrored role {role} version {version} is older than or differs from the published "
+                                    f"version {known.version}; nothing published")
+                if not (path.is_file() and path.read_bytes() == data):
+                    atomic_write(path, data)
+                snap_meta[entry] = MetaFile(version=version)
+            roles[name] = DelegatedRole(name=name, keyids=list(m.keyids), threshold=m.threshold, terminating=True,
+                                        paths=list(m.paths), unrecognized_fields={MIRROR_FIELD: m.origin})
+            keys.update(m.keys)
+
     def _firmware_entries(self, old: RepoState, firmware: dict[str, TargetFile] | None, now: datetime,
                           snap_meta: dict[str, MetaFile]):
         """Sign the firmware role anew (``firmware`` given) or keep the published one
@@ -408,6 +471,11 @@ class TufRepo:
         ts = Timestamp(version=version, expires=now + TIMESTAMP_LIFETIME, snapshot_meta=MetaFile(version=snapshot_version),
                        unrecognized_fields={SIGNED_AT: now.strftime("%Y-%m-%dT%H:%M:%SZ")})
         self._write("timestamp.json", self._sign(ts, self.online_signer))
+
+    def timestamp_due(self) -> bool:
+        """True when ``refresh_timestamp`` would sign something (read without the lock:
+        the caller takes the locks only then, a metadata request being the common case)."""
+        return self.exists() and self.state().timestamp_expires - now_utc() <= TIMESTAMP_RESIGN_BEFORE
 
     def refresh_timestamp(self, force: bool = False) -> bool:
         """Re-sign the timestamp when it is close to expiry (a running hub calls

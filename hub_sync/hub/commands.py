@@ -30,9 +30,11 @@ def _when(ts: float | None, never: str = "-") -> str:
 @click.option("--mandatory/--optional", default=None, help="必选或自选 Mandatory for every school, or optional")
 def hub_channel(data_dir: Path, channel_id: str, title: str, mandatory: bool | None) -> None:
     """新建或修改频道。 Create or change a channel."""
+    from hub_sync.hub.channel_mirrors import ChannelMirrors
     from hub_sync.hub.channels import Channels
 
     hub = _open(data_dir)
+    ChannelMirrors(hub.db).refuse_own(channel_id)  # a mirrored channel's id is the province's
     ch = Channels(hub.db).put_channel(channel_id, title, mandatory)
     click.echo(f"频道 Channel {ch.id}: {ch.title} ({'必选 mandatory' if ch.mandatory else '自选 optional'})")
 
@@ -45,7 +47,8 @@ def hub_channels(data_dir: Path) -> None:
     from hub_sync.hub.publisher import repo_for
 
     hub = _open(data_dir)
-    versions = repo_for(hub).state().channel_versions
+    state = repo_for(hub).state()
+    versions = {**state.channel_versions, **state.mirrored_versions}  # a mirrored channel: the province's version
     for ch in Channels(hub.db).all():
         click.echo(f"{ch.id:24} v{versions.get(ch.id, 0):<4} {'必选 mandatory' if ch.mandatory else '自选 optional':16} {ch.title}")
 
@@ -69,9 +72,12 @@ def hub_add_resource(data_dir: Path, files: tuple[Path, ...], channel: str, reso
     from hub_sync.hub.channels import Channels
     from hub_sync.hub.publisher import add_files
 
+    from hub_sync.hub.channel_mirrors import ChannelMirrors
+
     hub = _open(data_dir)
     chans = Channels(hub.db)
     chans.get(channel)
+    ChannelMirrors(hub.db).refuse_own(channel)
     entries = add_files(hub, list(files))
     chans.put_resource(resource_id, channel, meta, entries)
     click.echo(f"已加入 Added {resource_id} to {channel} ({len(entries)} 个文件 files); "
@@ -113,13 +119,14 @@ def hub_publish(data_dir: Path, channels: tuple[str, ...]) -> None:
 @click.option("--front/--no-front", default=True, show_default=True,
               help="nginx 前端（--no-front 仅供开发） nginx in front (--no-front: gunicorn alone, for development)")
 def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None, front: bool) -> None:
-    """运行县级平台：nginx 前端、HTTP 接口、rsync 内容服务和定时任务（转发 xAPI）。
-    Serve the hub: nginx front, HTTP API, rsync content and background jobs (the xAPI relay)."""
+    """运行县级平台：nginx 前端、HTTP 接口、rsync 内容服务和定时任务（转发 xAPI、同步省级频道镜像）。
+    Serve the hub: nginx front, HTTP API, rsync content and background jobs (the xAPI relay, mirrored channels)."""
     from hub_sync.hub.lrs_relay import relay_job
+    from hub_sync.hub.mirror_sync import mirror_job
     from hub_sync.hub.server import HubServer
 
     rsync_port = port + 1 if rsync_port is None else rsync_port
-    server = HubServer(_open(data_dir), host, port, rsync_port or None, front=front, jobs=[relay_job])
+    server = HubServer(_open(data_dir), host, port, rsync_port or None, front=front, jobs=[relay_job, mirror_job])
 
     def ready() -> None:
         click.echo(f"县级平台已启动 Hub serving: {server.url}/", nl=True)
@@ -256,5 +263,8 @@ COMMANDS = [hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hu
 
 def register(group: click.Group) -> None:
     """Add these commands to the CLI's ``hub`` group."""
+    from hub_sync.hub.mirror_commands import mirror  # it imports this module's options
+
     for cmd in COMMANDS:
         group.add_command(cmd)
+    group.add_command(mirror)

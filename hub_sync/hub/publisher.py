@@ -10,11 +10,12 @@ moment says, and the index does not change when a resource is added.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from tuf.api.metadata import TargetFile
 
@@ -22,7 +23,8 @@ from hub_sync.core.atomic_file import fsync_dir
 from hub_sync.core.blobstore import is_sha256
 from hub_sync.core.keys import load_signer
 from hub_sync.formats.envelope import canonical_json
-from hub_sync.formats.tuf_repo import RepoState, TufRepo, index_path, target_path
+from hub_sync.formats.tuf_repo import MirroredRole, RepoState, TufRepo, index_path, target_path
+from hub_sync.hub.channel_mirrors import ChannelMirrors
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.rsync_daemon import PUBLISHED_DIR, link_published
 
@@ -32,6 +34,27 @@ if TYPE_CHECKING:  # the Hub imports this module; a type-only import keeps the l
 log = logging.getLogger(__name__)
 
 FIRMWARE_KEY_FILE = "firmware.pem"  # in the hub's keys folder: signs the firmware role and its releases
+PUBLISH_LOCK = "tuf-publish"  # the database lock every writer of the TUF repository holds
+
+
+@contextlib.contextmanager
+def publish_lock(hub: Hub) -> Iterator[None]:
+    """One TUF writer at a time across every ``hub serve`` process and box on one database:
+    a transaction holding the ``tuf-publish`` lock (PostgreSQL's advisory lock; SQLite's
+    immediate transaction serialises writers already). Taken BEFORE the repository's own
+    file lock (``TufRepo.locked``), never after it; a nested call joins."""
+    with hub.db.transaction():
+        hub.db.lock(PUBLISH_LOCK)
+        yield
+
+
+def refresh_timestamp(hub: Hub) -> bool:
+    """Re-sign the timestamp when it is due (see ``TufRepo.refresh_timestamp``), under the locks."""
+    repo = repo_for(hub)
+    if not repo.timestamp_due():
+        return False
+    with publish_lock(hub):
+        return repo.refresh_timestamp()
 
 
 def repo_for(hub: Hub) -> TufRepo:
@@ -57,10 +80,11 @@ def channel_targets(channels: Channels, channel: str) -> dict[str, TargetFile]:
     return out
 
 
-def school_index(channels: Channels, school_code: str) -> bytes:
+def school_index(channels: Channels, school_code: str, hidden: set[str] = frozenset()) -> bytes:
     """The index bytes of one school: its channels (their targets are in the channel
-    roles; listing them here would re-send the whole list for every added file)."""
-    chosen = channels.channels_for(school_code)
+    roles; listing them here would re-send the whole list for every added file), but
+    not the ``hidden`` ones (mirrored channels not synced yet: no role to point to)."""
+    chosen = [c for c in channels.channels_for(school_code) if c.id not in hidden]
     return canonical_json({
         "school_code": school_code,
         "channels": [{"id": c.id, "title": c.title, "mandatory": c.mandatory} for c in chosen],
@@ -75,10 +99,22 @@ def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
 
     When no channel is named and nothing differs from the last moment (an enrollment,
     a subscription the school already had), nothing is signed: devices would fetch
-    new metadata for nothing, and each new moment pushes an older one out of reach."""
+    new metadata for nothing, and each new moment pushes an older one out of reach.
+
+    Mirrored channels (``hub_sync.hub.mirror_sync``) go in as their last verified copy,
+    delegated to the other hub's key; one removed since the last moment leaves."""
+    with publish_lock(hub):
+        return _publish(hub, changed)
+
+
+def _publish(hub: Hub, changed: set[str] | None) -> RepoState:
+    from hub_sync.hub.mirror_sync import mirrored_roles  # it imports this module
+
     repo = repo_for(hub)
     chans = Channels(hub.db)
-    current = {c.id: channel_targets(chans, c.id) for c in chans.all()}
+    mirror_ids = ChannelMirrors(hub.db).ids()
+    mirrored = mirrored_roles(hub, mirror_ids)
+    current = {c.id: channel_targets(chans, c.id) for c in chans.all() if c.id not in mirror_ids}
     if changed is None:
         changed = {ch for ch, targets in current.items()
                    if _differs(repo.channel_targets(ch), targets) or repo.layout_outdated(ch, len(targets))}
@@ -87,16 +123,17 @@ def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
     published = current
     indexes = {}
     for code in chans.schools():
-        data = school_index(chans, code)
+        data = school_index(chans, code, hidden=mirror_ids - set(mirrored))
         sha = hub.store.put_bytes(data).sha256
         path = index_path(code)
         indexes[path] = TargetFile(length=len(data), hashes={"sha256": sha}, path=path)
-    if not changed and _same_moment(repo, published, indexes):
+    if not changed and _same_moment(repo, published, indexes, mirrored):
         return repo.state()
-    state = repo.publish(published, indexes, changed_channels=changed)
+    state = repo.publish(published, indexes, changed_channels=changed, mirrored=mirrored)
     link_published_files(hub)
-    log.info("published snapshot %d (channels: %s)", state.snapshot_version,
-             ", ".join(f"{c} v{v}" for c, v in sorted(state.channel_versions.items())) or "-")
+    log.info("published snapshot %d (channels: %s; mirrored: %s)", state.snapshot_version,
+             ", ".join(f"{c} v{v}" for c, v in sorted(state.channel_versions.items())) or "-",
+             ", ".join(f"{c} v{v}" for c, v in sorted(state.mirrored_versions.items())) or "-")
     return state
 
 
@@ -104,18 +141,22 @@ def _differs(old: dict[str, TargetFile], new: dict[str, TargetFile]) -> bool:
     return {p: t.to_dict() for p, t in old.items()} != {p: t.to_dict() for p, t in new.items()}
 
 
-def _same_moment(repo: TufRepo, channels: dict[str, dict[str, TargetFile]], indexes: dict[str, TargetFile]) -> bool:
-    """True when the last published moment already has these channels (unchanged) and indexes."""
+def _same_moment(repo: TufRepo, channels: dict[str, dict[str, TargetFile]], indexes: dict[str, TargetFile],
+                 mirrored: dict[str, MirroredRole]) -> bool:
+    """True when the last published moment already has these channels (unchanged), indexes
+    and mirrored roles (same versions)."""
     if not repo.exists():
         return False
-    return set(channels) == set(repo.state().channel_versions) and not _differs(repo.index_targets(), indexes)
+    state = repo.state()
+    return set(channels) == set(state.channel_versions) and not _differs(repo.index_targets(), indexes) \
+        and state.mirrored_versions == {name: m.files[name][0] for name, m in mirrored.items()}
 
 
 def link_published_files(hub: Hub) -> Path:
     """Bring the rsync module's folder (``rsync_daemon.link_published``) up to date
     with the targets of the kept TUF moments; returns the folder."""
     repo = repo_for(hub)
-    with repo.locked():  # no publish (and no prune) while the folder follows the metadata
+    with publish_lock(hub), repo.locked():  # no publish (and no prune) while the folder follows the metadata
         return link_published(hub.store, repo.published_hashes(), hub.data_dir / PUBLISHED_DIR)
 
 
@@ -160,7 +201,8 @@ def rotate_online_key(hub: Hub) -> str:
     retired.mkdir(mode=0o700, exist_ok=True)
     shutil.copy2(keys / "online.pem", retired / f"{old.public_key.keyid}.pem")
     fsync_dir(retired)
-    repo_for(hub).rotate_online_key(new)
+    with publish_lock(hub):
+        repo_for(hub).rotate_online_key(new)
     (keys / "online.pem.new").replace(keys / "online.pem")
     fsync_dir(keys)
     return new.public_key.keyid

@@ -27,7 +27,7 @@ from hub_sync.formats.enrollment import SUBSCRIPTION_KIND, peek_device, read_enr
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.hub import Hub
-from hub_sync.hub.publisher import publish, published_file, repo_for
+from hub_sync.hub.publisher import publish, published_file, refresh_timestamp, repo_for
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def metadata(name: str):
     hub = _hub()
     repo = repo_for(hub)
     if name == "timestamp.json":
-        repo.refresh_timestamp()
+        refresh_timestamp(hub)
     try:
         data = (repo.metadata_dir / name).read_bytes()
     except FileNotFoundError:
@@ -122,7 +122,8 @@ def _read(path, start: int, end: int):
 def channels():
     hub = _hub()
     chans = Channels(hub.db)
-    versions = repo_for(hub).state().channel_versions
+    state = repo_for(hub).state()
+    versions = {**state.channel_versions, **state.mirrored_versions}  # a mirrored channel: the province's version
     return jsonify({"channels": [{"id": c.id, "title": c.title, "mandatory": c.mandatory,
                                   "version": versions.get(c.id, 0)} for c in chans.all()]})
 

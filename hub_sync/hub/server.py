@@ -24,7 +24,7 @@ from hub_sync.core.wsgi_server import check_port_free, serve
 from hub_sync.hub.app import create_hub_app
 from hub_sync.hub.hub import Hub
 from hub_sync.hub.hub_front import prepare_hub_front
-from hub_sync.hub.publisher import link_published_files, repo_for
+from hub_sync.hub.publisher import link_published_files, refresh_timestamp
 from hub_sync.hub.rsync_daemon import RSYNC_MODULE, RsyncDaemon
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class HubServer:
         if front:  # FrontError (one line) without nginx, before anything starts
             nginx, paths = prepare_hub_front(hub.data_dir, host, port)
             self.front = Front(nginx, paths, host, port)
-        repo_for(hub).refresh_timestamp()
+        refresh_timestamp(hub)
 
     @property
     def rsync_url(self) -> str:

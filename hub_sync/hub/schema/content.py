@@ -15,6 +15,16 @@ def define(metadata: MetaData) -> None:
         Column("title", Text),
         Column("mandatory", BigInteger),  # 0/1
         Column("created_at", Double),
+        Column("mirror", BigInteger, nullable=False, server_default="0"),  # 1: another hub signs it (channel_mirrors)
+    )
+    Table(
+        "channel_mirrors", metadata,  # channels mirrored from another hub (a province's): hub_sync.hub.channel_mirrors
+        Column("channel", Text, primary_key=True),
+        Column("url", Text, nullable=False),  # the other hub's base URL
+        Column("added_at", Double, nullable=False),
+        Column("synced_at", Double),  # last sync that verified and stored everything
+        Column("version", BigInteger),  # the channel role's version at that sync
+        Column("error", Text, nullable=False, server_default=""),  # the last sync's refusal, if it failed
     )
     Table(
         "hub_resources", metadata,

@@ -33,6 +33,7 @@ depends_on = None
 TABLES = (
     "accounts",
     "audit_log",
+    "channel_mirrors",
     "channels",
     "console_sessions",
     "device_usage_state",
@@ -153,7 +154,17 @@ def upgrade() -> None:
     sa.Column('title', sa.Text(), nullable=True),
     sa.Column('mandatory', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.Double(), nullable=True),
+    sa.Column('mirror', sa.BigInteger(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('channel_mirrors',
+    sa.Column('channel', sa.Text(), nullable=False),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('added_at', sa.Double(), nullable=False),
+    sa.Column('synced_at', sa.Double(), nullable=True),
+    sa.Column('version', sa.BigInteger(), nullable=True),
+    sa.Column('error', sa.Text(), server_default='', nullable=False),
+    sa.PrimaryKeyConstraint('channel')
     )
     op.create_table('console_sessions',
     sa.Column('token_hash', sa.Text(), nullable=False),
