@@ -25,9 +25,9 @@ from hub_sync.hub.publisher import publish
 STOP_WITHIN_S = 10.0
 
 
-def _published_hub(data: Path) -> tuple[bytes, str, str]:
+def _published_hub(data: Path, db_url: str | None = None) -> tuple[bytes, str, str]:
     """A hub with one published file and one stored but unpublished; (bytes, its sha, the other's sha)."""
-    hub = Hub.init(data, reserve_mb=1)
+    hub = Hub.init(data, reserve_mb=1, db_url=db_url)
     try:
         chans = Channels(hub.db)
         chans.put_channel("yuwen-1", "一年级语文 统编版", mandatory=True)
@@ -43,9 +43,9 @@ def _published_hub(data: Path) -> tuple[bytes, str, str]:
 
 
 @pytest.fixture(scope="module")
-def fronted_hub(tmp_path_factory):
+def fronted_hub(tmp_path_factory, hub_db):
     data = tmp_path_factory.mktemp("hub-front") / "hub"
-    body, sha, waiting = _published_hub(data)
+    body, sha, waiting = _published_hub(data, hub_db())
     port = free_port()
     server = ServerProcess(["hub", "serve", "--data", str(data), "--port", str(port), "--rsync-port", "0"], port)
     try:

@@ -70,9 +70,9 @@ class Point:
 
 
 @pytest.fixture(scope="module")
-def county_hub(tmp_path_factory):
+def county_hub(tmp_path_factory, hub_db):
     """One county hub under gunicorn for the module (each test has its own school and lesson)."""
-    hub = Hub.init(tmp_path_factory.mktemp("live-hub") / "hub", reserve_mb=1)
+    hub = Hub.init(tmp_path_factory.mktemp("live-hub") / "hub", reserve_mb=1, db_url=hub_db())
     server = GunicornHub(hub.data_dir, free_port()).start()
     owned_by_module(server.proc.pid)
     yield hub, server.url

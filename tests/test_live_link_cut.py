@@ -36,8 +36,8 @@ def texts(hub: Hub) -> list[tuple[int, str]]:
             hub.db.execute("select seq, body from live_messages order by seq")]
 
 
-def test_questions_asked_while_the_link_is_down_arrive_in_order_when_it_returns(link, tmp_path):
-    hub = Hub.init(tmp_path / "hub", reserve_mb=1)
+def test_questions_asked_while_the_link_is_down_arrive_in_order_when_it_returns(link, tmp_path, hub_db):
+    hub = Hub.init(tmp_path / "hub", reserve_mb=1, db_url=hub_db())
     server = GunicornHub(hub.data_dir, free_port(), host=link.hub_ip).start()
     appliance = Appliance.open(EdgeConfig.load(tmp_path / "edge", {"free_space_reserve_mb": 1, "advertise": False,
                                                                    "hub_url": server.url, "front": "none"}))

@@ -220,11 +220,11 @@ def test_the_hub_servers_job_relays_on_its_own(hub, tmp_path, lrs):
 
 
 @pytest.mark.slow
-def test_hub_serve_runs_the_relay(tmp_path, lrs):
+def test_hub_serve_runs_the_relay(tmp_path, lrs, hub_db):
     from fixtures.servers import ServerProcess, free_port
     from hub_sync.hub.hub import Hub
 
-    hub = Hub.init(tmp_path / "hub", reserve_mb=1)
+    hub = Hub.init(tmp_path / "hub", reserve_mb=1, db_url=hub_db())
     try:
         ingest(hub, tmp_path, "edge-a", 40)
         point_at(hub, lrs.url, ("hub_lrs_first_pass_s", "1"))
@@ -243,11 +243,11 @@ def test_hub_serve_runs_the_relay(tmp_path, lrs):
 
 
 @pytest.mark.slow
-def test_usage_from_a_real_appliance_through_the_hubs_front_reaches_the_lrs_with_the_exports_ids(tmp_path, lrs):
+def test_usage_from_a_real_appliance_through_the_hubs_front_reaches_the_lrs_with_the_exports_ids(tmp_path, lrs, hub_db):
     from edge_agent.sync.usage_sync import upload_pending
     from fixtures.sync import SyncEnv
 
-    env = SyncEnv(tmp_path)  # hub serve (nginx in front) and an appliance provisioned from it
+    env = SyncEnv(tmp_path, db_url=hub_db())  # hub serve (nginx in front) and an appliance provisioned from it
     try:
         env.app.journal.append_many([("stu-1", "viewed", "res-1", {}), ("stu-1", "completed", "res-1", {"s": 30}),
                                      ("stu-2", "answered", "res-2", {"correct": False, "answer": "C"}),

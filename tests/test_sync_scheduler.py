@@ -46,11 +46,11 @@ def test_daytime_window_and_always():
         parse_window("late evening")
 
 
-def test_unreachable_hub_backs_off_and_records_the_error(tmp_path):
+def test_unreachable_hub_backs_off_and_records_the_error(tmp_path, hub_db):
     app = Appliance.open(EdgeConfig.load(tmp_path / "e", {"free_space_reserve_mb": 1, "advertise": False,
                                                           "sync_interval_s": 300}))
     try:
-        hub = Hub.init(tmp_path / "hub", reserve_mb=1)
+        hub = Hub.init(tmp_path / "hub", reserve_mb=1, db_url=hub_db())
         make_bundle(hub, SCHOOL, "红星小学", f"http://127.0.0.1:{free_port()}",  # nobody listens there
                     f"rsync://127.0.0.1:{free_port()}/content", tmp_path / "bundle")
         hub.close()

@@ -248,6 +248,12 @@ class Database:
         """The first column of the first row of a query, or None."""
         return self.execute(sql, params).scalar()
 
+    def aggregate_strings(self, column: str, separator: str) -> str:
+        """SQL joining ``column``'s strings of a group with ``separator`` (SQLite's group_concat,
+        PostgreSQL's string_agg), as SQLAlchemy writes it for this engine."""
+        expr = sa.func.aggregate_strings(sa.literal_column(column), separator)
+        return str(expr.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+
     def table_names(self) -> list[str]:
         """The tables of the database (for checks and tests)."""
         with self._connection() as conn:

@@ -72,6 +72,7 @@ class Downlink:
         if kind not in KINDS:
             raise FormatError(f"未知的下发消息类型 {kind}", f"unknown downlink message kind {kind}")
         with transaction(self.db):
+            self.db.lock(f"downlink:{school_code}")  # several hub processes: one numbers at a time, in order
             seq = self.last_seq(school_code) + 1
             self.db.execute("insert into downlink_messages values (?, ?, ?, ?, ?)",
                             [school_code, seq, kind, json.dumps(payload, ensure_ascii=False, sort_keys=True), time.time()])
@@ -175,8 +176,9 @@ class Downlink:
         with transaction(self.db):
             # never past the last message queued: a device cannot acknowledge what does not exist yet
             applied = min(int(applied_seq), self.last_seq(device.school_code))
-            self.db.execute("insert into downlink_reported values (?, ?, ?) on conflict (device_id) do update set"
-                            " applied_seq = max(applied_seq, excluded.applied_seq), at = excluded.at",
+            self.db.execute("insert into downlink_reported (device_id, applied_seq, at) values (?, ?, ?) on conflict (device_id)"
+                            " do update set applied_seq = case when downlink_reported.applied_seq > excluded.applied_seq"
+                            " then downlink_reported.applied_seq else excluded.applied_seq end, at = excluded.at",
                             [device.device_id, applied, time.time()])
             return self.forget_delivered(device.school_code)
 
@@ -193,12 +195,15 @@ class Downlink:
         (each has acknowledged them, or enrolled after them); returns how many."""
         with transaction(self.db):
             needs = self.db.execute(
-                "select max(d.downlink_start, coalesce(r.applied_seq, 0)) from devices d left join downlink_reported r"
+                "select case when d.downlink_start > coalesce(r.applied_seq, 0) then d.downlink_start"
+                " else coalesce(r.applied_seq, 0) end from devices d left join downlink_reported r"
                 " on r.device_id = d.device_id where d.school_code = ? and d.status = 'active'", [school_code]).fetchall()
             upto = min([n for (n,) in needs] + [self.last_seq(school_code)])
-            # overwrite the freed bytes, not only unlink them: Debian builds SQLite with this on, others
-            # do not (the setting lasts for this connection)
-            self.db.execute("pragma secure_delete = on")
+            # SQLite: overwrite the freed bytes, not only unlink them: Debian builds SQLite with this on,
+            # others do not (the setting lasts for this connection). PostgreSQL keeps the old row version
+            # until autovacuum reclaims it.
+            if self.db.dialect == "sqlite":
+                self.db.execute("pragma secure_delete = on")
             forgotten = self.db.execute(
                 "update downlink_messages set payload = '' where school_code = ? and seq <= ? and payload != ''",
                 [school_code, upto]).rowcount
@@ -241,7 +246,8 @@ class Downlink:
                 elif obj.startswith("downlink:"):
                     self._message_done(device, obj.split(":", 1)[1], data)
                     applied = max(applied, _int(obj.split(":", 1)[1]))
-            self.db.execute("insert or replace into downlink_scan values (?, ?)", [device.device_id, top])
+            self.db.execute("insert into downlink_scan (device_id, scanned_seq) values (?, ?)"
+                            " on conflict (device_id) do update set scanned_seq = excluded.scanned_seq", [device.device_id, top])
             if applied:  # the device journals each message it applied: a signed acknowledgement
                 self.acknowledge(device, applied)
         return queued

@@ -47,10 +47,11 @@ class Fleet:
             if row is not None and report.seq <= row[0]:
                 return False
             marks = ", ".join("?" * (len(_COLS) + 1))
-            self.db.execute(f"insert or replace into fleet_devices (device_id, school_code, {', '.join(_COLS)})"
-                            f" values (?, {marks})", [report.device_id, school_code, *values])
-            self.db.execute(f"insert or ignore into fleet_history (device_id, {', '.join(_COLS)}) values ({marks})",
-                            [report.device_id, *values])
+            self.db.execute(f"insert into fleet_devices (device_id, school_code, {', '.join(_COLS)}) values (?, {marks})"
+                            f" on conflict (device_id) do update set school_code = excluded.school_code,"
+                            f" {', '.join(f'{c} = excluded.{c}' for c in _COLS)}", [report.device_id, school_code, *values])
+            self.db.execute(f"insert into fleet_history (device_id, {', '.join(_COLS)}) values ({marks})"
+                            " on conflict (device_id, report_seq) do nothing", [report.device_id, *values])
             self.db.execute("delete from fleet_history where device_id = ? and report_seq <= ?",
                             [report.device_id, report.seq - HISTORY_KEEP])
         return True
@@ -82,7 +83,8 @@ class Fleet:
     def teaching_points(self, school_code: str = "") -> list[dict]:
         """(school, teaching point, devices) for every teaching point a device reported."""
         sql = ("select f.school_code, coalesce(max(d.school_name), '') as school_name, f.teaching_point,"
-               " group_concat(f.device_id) as devices from fleet_devices f join devices d on d.device_id = f.device_id"
+               f" {self.db.aggregate_strings('f.device_id', ',')} as devices from fleet_devices f"
+               " join devices d on d.device_id = f.device_id"
                " where f.teaching_point != ''")
         params: list = []
         if school_code:

@@ -40,6 +40,13 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _code(value: str) -> str:
+    value = value.strip()
+    if value and not value.replace("-", "").replace("_", "").isalnum():
+        raise ValueError("letters, digits, '-' or '_', e.g. 440102")
+    return value
+
+
 @dataclass(frozen=True)
 class HubSetting:
     key: str
@@ -61,6 +68,19 @@ HUB_SETTINGS: dict[str, HubSetting] = {s.key: s for s in (
                "等待 LRS 回答的秒数 Seconds to wait for the LRS to answer one POST"),
     HubSetting("hub_lrs_attempts", _int_between(1, 20), 5,
                "每批最多尝试次数（指数退避） Attempts per batch (exponential backoff between them)"),
+    # the county-to-province relay (hub_sync.hub.relay_push)
+    HubSetting("province_url", _url, "",
+               "省级平台地址，空则不向省转发 Address of the province hub (https://…/); empty: no relay up"),
+    HubSetting("county_code", _code, "",
+               "本县在省级平台登记的代码 This county's code as the province registered it (hub county add --id)"),
+    HubSetting("relay_interval_min", _int_between(1, 7 * 24 * 60), 60,
+               "hub serve 多久向省转发一次（分钟） Minutes between relay passes to the province in hub serve"),
+    HubSetting("relay_bundle_kb", _int_between(16, 4096), 2048,
+               "每个转发包的大小上限（KB；慢速链路设小一些） Largest relay bundle in KB (smaller over a slow uplink)"),
+    HubSetting("relay_timeout_s", _int_between(1, 3600), 120,
+               "等待省级平台回答的秒数 Seconds to wait for the province to answer one bundle"),
+    HubSetting("relay_attempts", _int_between(1, 20), 5,
+               "每个转发包最多尝试次数（指数退避） Attempts per bundle (exponential backoff between them)"),
 )}
 
 
@@ -88,7 +108,8 @@ class HubSettings:
             raise FormatError(f"设置 {key} 的值 {value!r} 无效：{setting.help}",
                               f"invalid value {value!r} for {key}: expected {exc}") from None
         with transaction(self.db):
-            self.db.execute("insert or replace into hub_settings (key, value, updated_at) values (?, ?, ?)",
+            self.db.execute("insert into hub_settings (key, value, updated_at) values (?, ?, ?)"
+                            " on conflict (key) do update set value = excluded.value, updated_at = excluded.updated_at",
                             [key, str(parsed), time.time()])
         return parsed
 

@@ -151,7 +151,9 @@ class LiveInteraction:
         lesson = lesson_id(lesson)
         token = secrets.token_urlsafe(18)
         with transaction(self.db):
-            self.db.execute("insert or replace into live_teachers values (?, ?, ?)", [lesson, _hash(token), time.time()])
+            self.db.execute("insert into live_teachers (lesson, token_hash, created_at) values (?, ?, ?) on conflict (lesson)"
+                            " do update set token_hash = excluded.token_hash, created_at = excluded.created_at",
+                            [lesson, _hash(token), time.time()])
         return token
 
     def teacher_may(self, lesson: str, token: str) -> bool:

@@ -38,8 +38,10 @@ class LiveTimetable:
             raise DeviceError(f"县平台没有学校 {school_code} 的已登记设备，未排课",
                               f"no enrolled device for school {school_code}; nothing scheduled")
         with transaction(self.db):
-            self.db.execute(f"insert or replace into live_timetable (school_code, {', '.join(COLUMNS)})"
-                            f" values (?, {', '.join('?' * len(COLUMNS))})", [school_code, *(checked[c] for c in COLUMNS)])
+            self.db.execute(f"insert into live_timetable (school_code, {', '.join(COLUMNS)})"
+                            f" values (?, {', '.join('?' * len(COLUMNS))}) on conflict (school_code, lesson) do update set"
+                            f" {', '.join(f'{c} = excluded.{c}' for c in COLUMNS if c != 'lesson')}",
+                            [school_code, *(checked[c] for c in COLUMNS)])
             return self._queue(school_code, downlink)
 
     def cancel(self, school_code: str, lesson: str) -> int:

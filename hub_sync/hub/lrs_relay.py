@@ -152,7 +152,8 @@ class LrsRelay:
         with transaction(self.db):  # every cursor of the batch, and the count, or none of them
             for device_id, seq in moves.items():
                 self.db.execute("insert into lrs_cursor (device_id, relayed_seq, updated_at) values (?, ?, ?)"
-                                " on conflict (device_id) do update set relayed_seq = max(relayed_seq, excluded.relayed_seq),"
+                                " on conflict (device_id) do update set relayed_seq = case when lrs_cursor.relayed_seq > excluded.relayed_seq"
+                                " then lrs_cursor.relayed_seq else excluded.relayed_seq end,"
                                 " updated_at = excluded.updated_at", [device_id, seq, now])
             self.db.execute("update lrs_status set sent_total = sent_total + ? where id = 1", [accepted])
 

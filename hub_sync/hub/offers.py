@@ -124,7 +124,8 @@ class Offers:
                     continue
                 if obj.startswith("resource:") and isinstance(body, dict):
                     found += self.record(device_id, school_code, {**body, "resource_id": obj.split(":", 1)[1]}, "network") is not None
-            self.db.execute("insert or replace into offer_scan values (?, ?)", [device_id, top])
+            self.db.execute("insert into offer_scan (device_id, scanned_seq) values (?, ?)"
+                            " on conflict (device_id) do update set scanned_seq = excluded.scanned_seq", [device_id, top])
         return found
 
     def collect_usb(self) -> int:
