@@ -168,33 +168,6 @@ def hub() -> None:
     """县级平台 The county hub."""
 
 
-@hub.command("init")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="平台数据目录 Hub data folder")
-def hub_init(data_dir: Path) -> None:
-    """新建县级平台（密钥、数据库、资源库）。 Create a hub: keys, database, store."""
-    from hub_sync.hub import Hub
-
-    Hub.init(data_dir).close()
-    click.echo(f"县级平台已创建 Hub created in {data_dir}")
-
-
-@hub.command("status")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="平台数据目录 Hub data folder")
-def hub_status(data_dir: Path) -> None:
-    """显示县级平台状态。 Show the hub's state."""
-    from hub_sync.hub import Hub
-
-    hub_obj = Hub.open(data_dir)
-    for key, value in hub_obj.status().items():
-        click.echo(f"{key:20} {value}")
-    from hub_sync.formats.firmware_rollout import describe
-    from hub_sync.hub.firmware_repo import device_lines, rules
-
-    click.echo(f"{'firmware':20} " + " | ".join(describe(rules(hub_obj))))
-    for line in device_lines(hub_obj.db):
-        click.echo(f"  {line}")
-
-
 # Command groups of the other packages
 from hub_sync.hub.commands import register as _register_hub_commands  # noqa: E402
 from provisioning.cli import provision as _provision_group  # noqa: E402

@@ -23,6 +23,85 @@ def _when(ts: float | None, never: str = "-") -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else never
 
 
+@click.command("init")
+@HUB_DATA
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="PostgreSQL 数据库地址（默认 SQLite：H/hub.db） PostgreSQL URL, postgresql://user@host:port/dbname (default: SQLite in H/hub.db)")
+def hub_init(data_dir: Path, db_url: str | None) -> None:
+    """新建县级平台（密钥、数据库、资源库）。 Create a hub: keys, database, store."""
+    from hub_sync.hub.database import check_url
+    from hub_sync.hub.hub import Hub
+    from hub_sync.hub.postgres_admin import ensure_database
+
+    created = False
+    if db_url and not (data_dir / "keys" / "root.pem").exists():  # before anything is written into the folder
+        check_url(db_url)
+        created = ensure_database(db_url)
+    hub = Hub.init(data_dir, db_url=db_url)
+    where = hub.db.describe()
+    hub.close()
+    if created:
+        click.echo(f"已创建数据库 Created database {where}")
+    click.echo(f"县级平台已创建 Hub created in {data_dir} ({'PostgreSQL ' + where if db_url else 'SQLite'})")
+
+
+@click.command("status")
+@HUB_DATA
+def hub_status(data_dir: Path) -> None:
+    """显示县级平台状态。 Show the hub's state."""
+    from hub_sync.formats.firmware_rollout import describe
+    from hub_sync.hub.firmware_repo import device_lines, rules
+
+    hub = _open(data_dir)
+    click.echo(f"{'database':20} {hub.db.dialect} {hub.db.describe()}")
+    for key, value in hub.status().items():
+        click.echo(f"{key:20} {value}")
+    click.echo(f"{'firmware':20} " + " | ".join(describe(rules(hub))))
+    for line in device_lines(hub.db):
+        click.echo(f"  {line}")
+
+
+@click.command("backup")
+@HUB_DATA
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="备份文件 Backup file to write")
+def hub_backup(data_dir: Path, out: Path) -> None:
+    """备份平台数据库（hub serve 运行时也可以）。 Back up the hub database (also while hub serve runs)."""
+    from hub_sync.hub.backup import backup
+
+    _open(data_dir).close()  # a hub folder, schema current
+    with click.progressbar(length=1, label="备份 backing up", show_pos=True) as bar:
+        header = backup(data_dir, out, _progress(bar))
+    click.echo(f"已备份 Backed up ({header['engine']}, revision {header['revision']}) to {out}")
+
+
+@click.command("restore")
+@HUB_DATA
+@click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="备份文件 Backup file to restore")
+@click.option("--yes", is_flag=True, help="不再确认 Do not ask for confirmation")
+def hub_restore(data_dir: Path, source: Path, yes: bool) -> None:
+    """用备份替换平台数据库（先停止 hub serve）。 Replace the hub database with a backup (stop hub serve first)."""
+    from hub_sync.hub.backup import check_restorable, restore
+
+    header = check_restorable(data_dir, source)
+    made = _when(header.get("created_at"))
+    if not yes:
+        click.confirm(f"用 {made} 的备份替换当前数据？ Replace the hub's current data with the backup of {made}?", abort=True)
+    with click.progressbar(length=1, label="恢复 restoring", show_pos=True) as bar:
+        restore(data_dir, source, _progress(bar))
+    _open(data_dir).close()  # brings an older backup's schema up to date
+    click.echo(f"已恢复 Restored the backup of {made} ({header['engine']}, revision {header['revision']})")
+
+
+def _progress(bar):
+    """A backup/restore progress callback (done, total) driving a click progress bar."""
+    def update(done: int, total: int) -> None:
+        bar.length = max(total, 1)
+        bar.update(done - bar.pos)
+    return update
+
+
 @click.command("channel")
 @HUB_DATA
 @click.argument("channel_id")
@@ -122,11 +201,12 @@ def hub_serve(data_dir: Path, host: str, port: int, rsync_port: int | None, fron
     """运行县级平台：nginx 前端、HTTP 接口、rsync 内容服务和定时任务（转发 xAPI、同步省级频道镜像）。
     Serve the hub: nginx front, HTTP API, rsync content and background jobs (the xAPI relay, mirrored channels)."""
     from hub_sync.hub.lrs_relay import relay_job
+    from hub_sync.hub.relay_push import relay_job as province_relay_job
     from hub_sync.hub.mirror_sync import mirror_job
     from hub_sync.hub.server import HubServer
 
     rsync_port = port + 1 if rsync_port is None else rsync_port
-    server = HubServer(_open(data_dir), host, port, rsync_port or None, front=front, jobs=[relay_job, mirror_job])
+    server = HubServer(_open(data_dir), host, port, rsync_port or None, front=front, jobs=[relay_job, mirror_job, province_relay_job])
 
     def ready() -> None:
         click.echo(f"县级平台已启动 Hub serving: {server.url}/", nl=True)
@@ -257,7 +337,7 @@ def hub_rotate_key(data_dir: Path) -> None:
     click.echo(f"已换新的在线密钥 New online key {keyid[:16]}; 学校设备下次同步时跟上 schools follow at their next sync")
 
 
-COMMANDS = [hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hub_publish, hub_serve, hub_enroll,
+COMMANDS = [hub_init, hub_status, hub_backup, hub_restore, hub_channel, hub_channels, hub_add_resource, hub_remove_resource, hub_publish, hub_serve, hub_enroll,
             hub_devices, hub_revoke, hub_rotate_key, hub_notice, hub_roster_change, hub_transfer, hub_transfers]
 
 
@@ -268,3 +348,6 @@ def register(group: click.Group) -> None:
     for cmd in COMMANDS:
         group.add_command(cmd)
     group.add_command(mirror)
+    from hub_sync.hub.relay_commands import register as register_relay  # relay up to the province, counties
+
+    register_relay(group)
