@@ -97,6 +97,23 @@ def test_revoked_device_is_refused_and_nothing_is_pruned(enrolled, hub, served_h
     assert journal_state(enrolled) == before and hub_events(hub, enrolled.device_id) == []
 
 
+def hub_inside_ingest_transaction(hub) -> bool:
+    """Whether a hub process is inside a writing transaction (SQLite: holds the write lock;
+    PostgreSQL: a hub session has locked or written rows, so it has a transaction id)."""
+    if hub.db.dialect == "postgresql":
+        return bool(hub.db.scalar("select count(*) from pg_stat_activity where application_name = 'school-edge-hub'"
+                                  " and backend_xid is not null and pid <> pg_backend_pid()"))
+    probe = sqlite3.connect(hub.data_dir / "hub.db", timeout=0, isolation_level=None)
+    try:
+        probe.execute("begin immediate")
+        probe.execute("rollback")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        probe.close()
+
+
 @pytest.mark.slow  # 100,000 events, gunicorn killed and restarted: ~8 s
 def test_hub_killed_mid_ingest_then_resend_stores_everything_exactly_once(enrolled, hub, served_hub):
     fill_journal_fast(enrolled, 100_000)
@@ -110,18 +127,8 @@ def test_hub_killed_mid_ingest_then_resend_stores_everything_exactly_once(enroll
 
     sender = threading.Thread(target=send)
     sender.start()
-    probe = sqlite3.connect(hub.data_dir / "hub.db", timeout=0, isolation_level=None)
-
-    def hub_holds_the_write_lock() -> bool:
-        try:
-            probe.execute("begin immediate")
-            probe.execute("rollback")
-            return False
-        except sqlite3.OperationalError:
-            return True
-
-    wait_until(hub_holds_the_write_lock, 30, "the hub to be inside the ingest transaction", interval_s=0.002)
-    probe.close()
+    wait_until(lambda: hub_inside_ingest_transaction(hub), 30, "the hub to be inside the ingest transaction",
+               interval_s=0.002)
     served_hub.kill(signal.SIGKILL)
     sender.join(30)
     assert errors, "the upload should have been cut before the acknowledgement"

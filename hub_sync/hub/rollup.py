@@ -30,14 +30,20 @@ A person who uses two devices counts once per device.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from functools import lru_cache
+from itertools import compress, islice
+from operator import gt
+from typing import Iterable, Iterator, Sequence
 
+import psycopg
+
+from hub_sync.core.errors import DatabaseUnavailable
 from hub_sync.hub.database import Database
-
 
 
 UTC_OFFSET_S = 8 * 3600  # days are the county's days (China Standard Time)
@@ -90,47 +96,53 @@ class Rollup:
 
     def add(self, device_id: str, batch, after_seq: int, school_code: str = "") -> int:
         """Roll up the events of ``batch`` (a decoded ``usage_batch.Batch``) with seq > ``after_seq``
-        (a device of ``school_code``); return how many."""
+        (a device of ``school_code``); return how many.
+
+        The per-event work is done by C iterators (map, zip, compress, Counter) over the
+        batch's integer columns; Python loops only over what is distinct in the batch
+        (days x resources x verbs, learners per day and resource)."""
         first = max(0, after_seq + 1 - batch.header.first_seq)
         n = batch.header.count
         if first >= n:
             return 0
         strings = batch.strings
+        verbs, actors, objects, datas = (col[first:] for col in (batch.verb, batch.actor, batch.object, batch.data))
+        teacher_verb = {i for i, v in enumerate(strings) if v in TEACHER_VERBS}
+        learner_verb = {i for i, v in enumerate(strings) if v in LEARNER_VERBS}
         people = self._people(device_id)
-        verb_of = [v if v in LEARNER_VERBS or v in TEACHER_VERBS else "" for v in strings]
-        teachers_now = {strings[a] for a, v in zip(batch.actor[first:], batch.verb[first:]) if verb_of[v] in TEACHER_VERBS}
-        self._number(device_id, people, {strings[a] for a in set(batch.actor[first:])}, teachers_now)
+        acting = set(actors)
+        self._number(device_id, people, {strings[a] for a in acting},
+                     {strings[a] for a in set(compress(actors, map(teacher_verb.__contains__, verbs)))})
+        bit = {a: 1 << people[strings[a]][0] for a in acting}
+        teacher_actor = {a for a in acting if people[strings[a]][1]}
         catalogue = _Catalogue(self.db, device_id)
-        resource_of = catalogue.resolver(batch, first)
-        # per (day, resource): events, assignments given, handed in, learner bits
-        tally: dict[tuple[int, str], list[int]] = {}
-        teachers: dict[int, int] = defaultdict(int)
+        of = catalogue.resolver(batch, first)
         off = UTC_OFFSET_S * 1000
-        bit = {a: 1 << people[s][0] for a, s in ((i, strings[i]) for i in set(batch.actor[first:]))}
-        is_teacher = {a: people[strings[a]][1] for a in bit}
-        handed = catalogue.handed_in
-        ts, verbs, actors, objects, datas = batch.ts_ms, batch.verb, batch.actor, batch.object, batch.data
-        for i in range(first, n):
-            day = (ts[i] + off) // DAY_MS
-            v, a, d = verbs[i], actors[i], datas[i]
-            key = (day, resource_of(objects[i], d))
-            c = tally.get(key)
-            if c is None:
-                c = tally[key] = [0, 0, 0, 0]
-            c[0] += 1
-            verb = verb_of[v]
-            if verb == "assigned":
-                c[1] += 1
-            elif (verb == "submitted" or verb == "answered") and handed(verb, d):
-                c[2] += 1
-            if is_teacher[a]:
-                teachers[day] |= bit[a]
-            elif verb in LEARNER_VERBS:
-                c[3] |= bit[a]
+        days = list(map(DAY_MS.__rfloordiv__, map(off.__add__, islice(batch.ts_ms, first, None))))
+        cells = list(zip(days, map(of.__getitem__, zip(objects, datas))))  # (day, resource) of every event
+        # per (day, resource): events, assignments given, handed in, learner bits
+        tally: dict[tuple[int, str], list[int]] = {k: [c, 0, 0, 0] for k, c in Counter(cells).items()}
+        assigned = {i for i, v in enumerate(strings) if v == "assigned"}
+        for k, c in Counter(compress(cells, map(assigned.__contains__, verbs))).items():
+            tally[k][1] += c
+        handed = {(v, d) for v, d in set(zip(verbs, datas))
+                  if strings[v] in ("submitted", "answered") and catalogue.handed_in(strings[v], d)}
+        for k, c in Counter(compress(cells, map(handed.__contains__, zip(verbs, datas)))).items():
+            tally[k][2] += c
+        # a teacher's events count as a teacher's whatever the verb; a learner's only for learner verbs
+        learning = map(gt, map(learner_verb.__contains__, verbs), map(teacher_actor.__contains__, actors))
+        for cell, a in set(compress(zip(cells, actors), learning)):
+            tally[cell][3] |= bit[a]
+        teachers: dict[int, int] = defaultdict(int)
+        for day, a in set(compress(zip(days, actors), map(teacher_actor.__contains__, actors))):
+            teachers[day] |= bit[a]
         self._write(device_id, tally, teachers, catalogue)
         now = time.time()
-        self.db.executemany("insert or replace into rollup_changes values (?, ?, ?)",
-                                 [(scope, day, now) for day in {d for d, _ in tally} for scope in ("", school_code)])
+        # the county's and the school's change marks are rows every device's batches write: in one
+        # order (no deadlock between two processes) and last, so their row locks are held shortest
+        raw_executemany(self.db, "insert into rollup_changes (scope, day, changed_at) values (?, ?, ?)"
+                        " on conflict (scope, day) do update set changed_at = excluded.changed_at",
+                        [(scope, day, now) for scope in sorted({"", school_code}) for day in sorted({d for d, _ in tally})])
         return n - first
 
     # -- people -----------------------------------------------------------------
@@ -141,15 +153,18 @@ class Rollup:
     def _number(self, device_id: str, people: dict, actors: set[str], teachers: set[str]) -> None:
         """Give new actors the device's next numbers and mark new teachers; update ``people``."""
         nxt = max((i for i, _ in people.values()), default=-1) + 1
+        new, promoted = [], []
         for actor in sorted(actors):
             known = people.get(actor)
             if known is None:
                 people[actor] = (nxt, actor in teachers)
-                self.db.execute("insert into rollup_people values (?, ?, ?, ?)", [device_id, actor, nxt, int(actor in teachers)])
+                new.append((device_id, actor, nxt, int(actor in teachers)))
                 nxt += 1
             elif actor in teachers and not known[1]:
                 people[actor] = (known[0], True)
-                self.db.execute("update rollup_people set teacher = 1 where device_id = ? and actor = ?", [device_id, actor])
+                promoted.append((device_id, actor))
+        raw_executemany(self.db, "insert into rollup_people (device_id, actor, idx, teacher) values (?, ?, ?, ?)", new)
+        raw_executemany(self.db, "update rollup_people set teacher = 1 where device_id = ? and actor = ?", promoted)
 
     # -- writing ------------------------------------------------------------------
     def _write(self, device_id: str, tally, teachers, catalogue: "_Catalogue") -> None:
@@ -184,14 +199,15 @@ class Rollup:
                     c[2] += hand
                     c[3] |= lb
                     c[4] |= tb
-        self.db.executemany(
-            "insert into rollup values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set"
-            " events = events + excluded.events, assigned = assigned + excluded.assigned,"
-            " handed_in = handed_in + excluded.handed_in, learners = bits_or(learners, excluded.learners),"
-            " teachers = bits_or(teachers, excluded.teachers)",
-            [(level, start, dim, device_id, ev, asg, hand, lb.to_bytes((lb.bit_length() + 7) // 8, "little"),
-              tb.to_bytes((tb.bit_length() + 7) // 8, "little"))
-             for (level, start, dim), (ev, asg, hand, lb, tb) in cells.items()])
+        raw_executemany(
+            self.db, "insert into rollup (level, start, dim, device_id, events, assigned, handed_in, learners, teachers)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (level, start, dim, device_id) do update set"
+            " events = rollup.events + excluded.events, assigned = rollup.assigned + excluded.assigned,"
+            " handed_in = rollup.handed_in + excluded.handed_in, learners = bits_or(rollup.learners, excluded.learners),"
+            " teachers = bits_or(rollup.teachers, excluded.teachers)",
+            # sorted: the same order in every transaction
+            [(level, start, dim, device_id, ev, asg, hand, to_bits(lb), to_bits(tb))
+             for (level, start, dim), (ev, asg, hand, lb, tb) in sorted(cells.items())])
 
 
 class _Catalogue:
@@ -235,18 +251,21 @@ class _Catalogue:
         """A hand-in, or the first attempt at an exercise (later attempts are not more work handed in)."""
         return verb == "submitted" or self.data(d).get("attempt") == 1
 
-    def resolver(self, batch, first: int):
-        """A function (object idx, data idx) -> resource id of an event ('' for none); every
-        resource's metadata and every assignment's resource read up front, in a few queries."""
+    def resolver(self, batch, first: int) -> dict[tuple[int, int], str]:
+        """``{(object idx, data idx): resource id}`` for the events of ``batch`` from ``first`` on
+        ('' for none); every resource's metadata and every assignment's resource read up front,
+        in a few queries."""
         strings = self._strings = batch.strings
+        objects, datas = batch.object[first:], batch.data[first:]
+        given = {i for i, v in enumerate(strings) if v == "assigned"}
         assigned: dict[str, str] = {}
-        for v, o, d in zip(batch.verb[first:], batch.object[first:], batch.data[first:]):
-            if strings[v] == "assigned":
-                assigned[strings[o]] = str(self.data(d).get("resource_id") or "")
-        self.db.executemany("insert or ignore into rollup_assignments values (?, ?, ?)",
-                                 [(self.device_id, obj, res) for obj, res in assigned.items()])
-        pairs = set(zip(batch.object[first:], batch.data[first:]))
-        wanted = sorted({strings[o] for o, _ in pairs if strings[o].startswith("assignment:")} - assigned.keys())
+        for o, d in compress(zip(objects, datas), map(given.__contains__, batch.verb[first:])):
+            assigned[strings[o]] = str(self.data(d).get("resource_id") or "")
+        raw_executemany(self.db, "insert into rollup_assignments (device_id, assignment, resource) values (?, ?, ?)"
+                        " on conflict (device_id, assignment) do nothing",
+                        sorted((self.device_id, obj, res) for obj, res in assigned.items()))
+        pairs = set(zip(objects, datas))
+        wanted = sorted({strings[o] for o in {o for o, _ in pairs} if strings[o].startswith("assignment:")} - assigned.keys())
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
             assigned |= dict(self.db.execute(
@@ -262,9 +281,33 @@ class _Catalogue:
             else:
                 of[(o, d)] = ""
         self._load(set(of.values()))
+        return of
 
-        def resource(o: int, d: int) -> str:
-            return of[(o, d)]
 
-        return resource
+@contextlib.contextmanager
+def driver_errors(db: Database) -> Iterator[None]:
+    """Statements sent on the driver's own connection (COPY, executemany without SQLAlchemy's
+    per-row work): a server gone away is ``DatabaseUnavailable``, as through the facade."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        db.connection().invalidate(exc)  # useless now; the pool must not hand it out again
+        raise DatabaseUnavailable(
+            f"县级平台的数据库暂时无法使用（{db.describe()}）。请稍后重试；设备会保留未确认的数据。",
+            f"the hub database {db.describe()} went away ({str(exc).strip().splitlines()[0]}); try again;"
+            " devices keep what was not acknowledged") from exc
 
+
+def raw_executemany(db: Database, sql: str, rows: Iterable[Sequence]) -> None:
+    """``sql`` (``?`` placeholders) for each of ``rows`` on this transaction's DB-API connection:
+    sqlite3's executemany, or psycopg's (pipelined); the hot writes of ingest use it because
+    SQLAlchemy's executemany builds a dict per row in Python."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not rows:
+        return
+    raw = db.connection().connection.driver_connection
+    if db.dialect == "postgresql":
+        with driver_errors(db), raw.cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), rows)
+    else:
+        raw.executemany(sql, rows)
