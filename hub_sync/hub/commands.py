@@ -53,12 +53,15 @@ def hub_status(data_dir: Path) -> None:
     from hub_sync.hub.firmware_repo import device_lines, rules
 
     hub = _open(data_dir)
-    click.echo(f"{'database':20} {hub.db.dialect} {hub.db.describe()}")
-    for key, value in hub.status().items():
-        click.echo(f"{key:20} {value}")
-    click.echo(f"{'firmware':20} " + " | ".join(describe(rules(hub))))
-    for line in device_lines(hub.db):
-        click.echo(f"  {line}")
+    try:
+        click.echo(f"{'database':20} {hub.db.dialect} {hub.db.describe()}")
+        for key, value in hub.status().items():
+            click.echo(f"{key:20} {value}")
+        click.echo(f"{'firmware':20} " + " | ".join(describe(rules(hub))))
+        for line in device_lines(hub.db):
+            click.echo(f"  {line}")
+    finally:
+        hub.close()
 
 
 @click.command("backup")
@@ -348,6 +351,3 @@ def register(group: click.Group) -> None:
     for cmd in COMMANDS:
         group.add_command(cmd)
     group.add_command(mirror)
-    from hub_sync.hub.relay_commands import register as register_relay  # relay up to the province, counties
-
-    register_relay(group)
