@@ -67,14 +67,20 @@ def test_usage_upload_while_the_database_is_down_is_kept_and_sent_once_when_it_i
         server.kill(signal.SIGTERM)
 
 
-@pytest.mark.parametrize("verb", ["status", "devices"])
-def test_hub_commands_with_the_database_down_print_one_line(cluster, pg_hub, verb):
+@pytest.mark.parametrize("verb", ["status", "devices", "backup", "restore"])
+def test_hub_commands_with_the_database_down_print_one_line(cluster, pg_hub, tmp_path, verb):
+    backup = tmp_path / "hub.backup"
+    assert subprocess.run(["school-edge", "hub", "backup", "--data", str(pg_hub.data_dir), "--out", str(backup)],
+                          capture_output=True, timeout=120).returncode == 0
+    extra = {"backup": ["--out", str(tmp_path / "other.backup")], "restore": ["--from", str(backup), "--yes"]}.get(verb, [])
     pg_hub.close()
     cluster.stop()
-    result = subprocess.run(["school-edge", "hub", verb, "--data", str(pg_hub.data_dir)],
+    result = subprocess.run(["school-edge", "hub", verb, "--data", str(pg_hub.data_dir), *extra],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("错误 Error:") and "cannot be used right now" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("错误 Error:"), result.stderr
+    assert "cannot be used right now" in lines[0] or "cannot reach the database server" in lines[0]
+    assert not (tmp_path / "other.backup").exists()
     cluster.start()

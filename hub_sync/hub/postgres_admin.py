@@ -38,10 +38,17 @@ def libpq_env(url: sa.URL) -> dict[str, str]:
     return env
 
 
-def connect(url: sa.URL, database: str | None = None, **kw) -> psycopg.Connection:
-    """A plain psycopg connection (autocommit) to the server of ``url``."""
-    return psycopg.connect(libpq_url(url, database), password=url.password, autocommit=True,
-                           connect_timeout=CONNECT_TIMEOUT_S, application_name="school-edge-admin", **kw)
+def connect(url: sa.URL, database: str | None = None) -> psycopg.Connection:
+    """A plain psycopg connection (autocommit) to the server of ``url``; DatabaseUnavailable
+    if the server does not answer or refuses the login."""
+    try:
+        return psycopg.connect(libpq_url(url, database), password=url.password, autocommit=True,
+                               connect_timeout=CONNECT_TIMEOUT_S, application_name="school-edge-admin")
+    except psycopg.OperationalError as exc:
+        where = libpq_url(url, database)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"无法连接数据库服务器 {where}。请检查地址、用户和服务器是否在运行",
+                                  f"cannot reach the database server {where} ({first})") from exc
 
 
 def ensure_database(url_text: str) -> bool:
@@ -67,11 +74,8 @@ def ensure_database(url_text: str) -> bool:
         raise DataDirError(f"数据库 {name} 不存在，用户 {url.username} 也无权创建它。请让管理员先创建",
                            f"database {name} does not exist and user {url.username} may not create it: "
                            "ask the database administrator to create it first") from exc
-    except psycopg.OperationalError as exc:
-        where = libpq_url(url)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(f"无法连接数据库服务器 {where}，未创建任何内容。请检查地址、用户和服务器是否在运行",
-                                  f"cannot reach the database server {where} ({first}); nothing was created") from exc
+    except DatabaseUnavailable as exc:
+        raise DatabaseUnavailable(f"{exc.zh}；未创建任何内容", f"{exc.en}; nothing was created") from exc
 
 
 def other_sessions(url: sa.URL) -> int:
