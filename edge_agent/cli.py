@@ -178,6 +178,9 @@ _register_hub_commands(hub)
 from hub_sync.hub.lrs_commands import register as _register_lrs_commands  # noqa: E402
 
 _register_lrs_commands(hub)
+from hub_sync.hub.relay_commands import register as _register_relay_commands  # noqa: E402
+
+_register_relay_commands(hub)
 from hub_sync.hub.timetable_commands import register as _register_live_commands  # noqa: E402
 
 _register_live_commands(hub)

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub_sync.core.const import MIB
 from hub_sync.core.errors import Problem
-from hub_sync.hub import console, fleet_api, interaction_api, live_api, offer_api, repo_api, usage_api
+from hub_sync.hub import console, fleet_api, interaction_api, live_api, offer_api, relay_api, repo_api, usage_api
 from hub_sync.hub.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def create_hub_app(hub: Hub) -> Flask:
     app.register_blueprint(repo_api.bp)  # /tuf/, /content/, enrollment, channels
     app.register_blueprint(live_api.bp)  # /live/ and the publisher's POST (专递课堂)
     app.register_blueprint(fleet_api.bp)  # POST /api/v1/hub/device-report
+    app.register_blueprint(relay_api.bp)  # at a province: POST /api/v1/province/roster, /relay (county relay)
 
     console.init_app(app)  # /console/: the county bureau's pages (hub_sync.hub.console registers its areas)
 

@@ -1,7 +1,9 @@
 """Usage and coverage reports over the roll-ups (never the raw events; all SQL here).
 
 A report is asked for a ``Period`` (first and last day, inclusive, county time) and
-a ``Scope`` (the county, one school, or one teaching point of a school). The period
+a ``Scope`` (the whole hub, one school, or one teaching point of a school; at a
+province, also one county: its devices are the ones its roster registered,
+``devices.county``, see ``hub_sync.hub.counties``). The period
 is covered by the fewest roll-up buckets (whole months, then whole weeks, then
 days), so a year costs twelve bucket reads per device, not 365.
 
@@ -80,27 +82,31 @@ class Period:
 
 @dataclass(frozen=True)
 class Scope:
-    """``county``, ``school`` (``school``) or ``point`` (``school`` and ``point``)."""
+    """``county`` (the whole hub, or at a province one county: ``county``), ``school``
+    (``school``) or ``point`` (``school`` and ``point``)."""
 
     kind: str = "county"
     school: str = ""
     point: str = ""
+    county: str = ""
 
     @classmethod
-    def parse(cls, school: str | None, point: str | None) -> "Scope":
-        school, point = (school or "").strip(), (point or "").strip()
+    def parse(cls, school: str | None, point: str | None, county: str | None = None) -> "Scope":
+        school, point, county = (school or "").strip(), (point or "").strip(), (county or "").strip()
         if point and not school:
             raise ReportError("选择教学点时也要选择学校", "a teaching point needs its school")
-        return cls("point", school, point) if point else cls("school", school) if school else cls()
+        return cls("point", school, point) if point else cls("school", school) if school else cls(county=county)
 
     def sql(self) -> tuple[str, list]:
         """A condition on ``device_id`` selecting this scope's devices."""
+        if self.kind == "county" and self.county:
+            return "device_id in (select device_id from devices where county = ?)", [self.county]
         if self.kind == "school":
             return "device_id in (select device_id from devices where school_code = ?)", [self.school]
         if self.kind == "point":
             return ("device_id in (select device_id from fleet_devices where school_code = ? and teaching_point = ?)",
                     [self.school, self.point])
-        return "1", []
+        return "1 = 1", []  # a boolean on both engines (PostgreSQL refuses a bare 1)
 
 
 def cover(period: Period) -> list[tuple[str, int]]:
@@ -226,6 +232,9 @@ class Reports:
         if scope.kind != "county":
             sql += " and f.school_code = ?"
             params.append(scope.school)
+        elif scope.county:
+            sql += " and d.county = ?"
+            params.append(scope.county)
         if scope.kind == "point":
             sql += " and f.teaching_point = ?"
             params.append(scope.point)
@@ -240,6 +249,9 @@ class Reports:
         if scope.kind != "county":
             sql += " and school_code = ?"
             params.append(scope.school)
+        elif scope.county:
+            sql += " and device_id in (select device_id from devices where county = ?)"
+            params.append(scope.county)
         if scope.kind == "point":
             sql += " and teaching_point = ?"
             params.append(scope.point)
@@ -258,10 +270,16 @@ class Reports:
                                   " from devices").fetchone()
         return (*usage, *points, *devices)
 
-    def schools(self) -> list[tuple[str, str]]:
-        """(school code, name) of every enrolled school (for the scope form)."""
+    def schools(self, county: str = "") -> list[tuple[str, str]]:
+        """(school code, name) of every enrolled school, or of one county's (for the scope form)."""
+        where, params = (" where county = ?", [county]) if county else ("", [])
         return [(c, n or c) for c, n in self.db.execute(
-            "select school_code, max(coalesce(school_name, '')) from devices group by school_code order by school_code")]
+            f"select school_code, max(coalesce(school_name, '')) from devices{where} group by school_code"
+            " order by school_code", params)]
+
+    def counties(self) -> list[tuple[str, str]]:
+        """(code, name) of the counties relaying to this hub: empty unless the hub is a province."""
+        return [(c, n or c) for c, n in self.db.execute("select county, name from relay_counties order by county")]
 
     def points(self, school: str = "") -> list[tuple[str, str]]:
         """(school code, teaching point) of every reported teaching point."""

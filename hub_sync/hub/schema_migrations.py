@@ -105,6 +105,7 @@ def adopt_legacy(connection: Connection) -> None:
                                f"the database comes from too old a release (no {names}): open it once with the previous release first")
         _add_usage_month(connection)
         _add_channel_mirrors(connection)
+        _add_relay(connection)
         command.stamp(alembic_config(connection), BASELINE)
         _commit(connection, outer)
     upgrade(connection)
@@ -133,6 +134,14 @@ def _add_channel_mirrors(connection: Connection) -> None:
     if "mirror" not in {c["name"] for c in inspect(connection).get_columns("channels")}:
         connection.exec_driver_sql("alter table channels add column mirror bigint not null default '0'")
     metadata.tables["channel_mirrors"].create(connection, checkfirst=True)
+
+
+def _add_relay(connection: Connection) -> None:
+    """The baseline's county-to-province relay (``devices.county``, the relay tables), which the old code had not."""
+    if "county" not in {c["name"] for c in inspect(connection).get_columns("devices")}:
+        connection.exec_driver_sql("alter table devices add column county text")
+    for name in ("relay_outbox", "relay_sent", "relay_counties", "relay_bundles"):
+        metadata.tables[name].create(connection, checkfirst=True)
 
 
 def _commit(connection: Connection, outer: bool) -> None:

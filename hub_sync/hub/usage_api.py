@@ -29,6 +29,7 @@ from hub_sync.core.errors import FormatError
 from hub_sync.formats.downlink import DOWNLINK_CONTENT_TYPE, DOWNLINK_KIND, POLL_KIND
 from hub_sync.formats.envelope import seal
 from hub_sync.formats.usage_ack import ACK_CONTENT_TYPE, seal_ack
+from hub_sync.hub import relay_outbox
 from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.ingest import UsageIngest, open_device_envelope
 from hub_sync.hub.offers import Offers
@@ -64,7 +65,13 @@ def _after(name: str) -> int | None:
 def usage():
     hub = current_app.extensions["hub"]
     after = _after("downlink_after")
-    ack = UsageIngest(hub.db).ingest(request.get_data(cache=False))
+    envelope = request.get_data(cache=False)
+    # one transaction (ingest's own joins it): the envelope is kept for the province relay exactly
+    # when its batch stored something new (relay_outbox); a batch held already, a gap, a refusal: not kept
+    with hub.db.transaction():
+        ack = UsageIngest(hub.db).ingest(envelope)
+        if ack.stored:
+            relay_outbox.keep(hub.db, ack.device_id, envelope)
     registry = Registry(hub.db)
     device = registry.get(ack.device_id)
     registry.touch(device)

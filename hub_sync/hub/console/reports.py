@@ -1,12 +1,15 @@
 """The usage and coverage report pages (资源应用情况, 教学点覆盖) over the roll-ups.
 
-    GET /console/reports?first=&last=&school=&point=         the report page: overview,
+    GET /console/reports?first=&last=&county=&school=&point=  the report page: overview,
                      use by subject / grade / kind, most used resources, weekly trend,
                      teaching points with no use in the period's last week; charts as
                      inline SVG (no script)
     GET /console/reports/<table>.svg?...                      one chart as image/svg+xml
     GET /console/reports/<table>.csv|.xlsx?...                one table as a file (the
                      resources table with every resource, not only the top 20)
+
+At a province (a hub counties relay to, docs/province.md) the scopes are one level up:
+the whole province, one county, then a school and a teaching point.
 
 Who: ``viewer``, ``reviewer``, ``bureau_admin`` (the county, any school or teaching
 point) and ``school_head`` (their own school only: another school is refused, 403).
@@ -45,7 +48,7 @@ def _asked() -> tuple[Period, Scope, Reports]:
     if own is not None:
         check_school(school or own)  # another school: 403
         school = own
-    return period, Scope.parse(school, request.args.get("point")), reports
+    return period, Scope.parse(school, request.args.get("point"), None if own else request.args.get("county")), reports
 
 
 class ReportCache:
@@ -88,8 +91,10 @@ def report_page():
         report = _compute(period, scope, reports)
         computed.put(key, report)
     own = school_scope()
-    schools = [s for s in reports.schools() if own is None or s[0] == own]
+    schools = [s for s in reports.schools(scope.county) if own is None or s[0] == own]
+    counties = reports.counties() if own is None else []
     return render_template("county/reports.html", me=current_account(), period=period, scope=scope, schools=schools,
+                           counties=counties,
                            points=reports.points(scope.school), query=request.query_string.decode(), **report)
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from hub_sync.hub.schema import console, content, downlink, fleet, live, usage
+from hub_sync.hub.schema import console, content, downlink, fleet, live, relay, usage
 
 __all__ = ["metadata"]
 
 metadata = MetaData()
-for _area in (usage, content, downlink, live, fleet, console):
+for _area in (usage, content, downlink, live, fleet, console, relay):
     _area.define(metadata)

@@ -21,6 +21,7 @@ def define(metadata: MetaData) -> None:
         Column("revoked_at", Double),
         Column("last_seen_at", Double),
         Column("downlink_start", BigInteger, nullable=False, server_default=text("0")),
+        Column("county", Text),  # at a province: the county whose roster registered the device (relay_intake)
         Index("idx_devices_school_code", "school_code"),
     )
     Table(

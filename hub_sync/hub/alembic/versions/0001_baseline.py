@@ -59,6 +59,10 @@ TABLES = (
     "offer_scan",
     "offers",
     "provisionings",
+    "relay_bundles",
+    "relay_counties",
+    "relay_outbox",
+    "relay_sent",
     "rollup",
     "rollup_assignments",
     "rollup_changes",
@@ -193,6 +197,7 @@ def upgrade() -> None:
     sa.Column('revoked_at', sa.Double(), nullable=True),
     sa.Column('last_seen_at', sa.Double(), nullable=True),
     sa.Column('downlink_start', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
+    sa.Column('county', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('device_id')
     )
     op.create_index('idx_devices_school_code', 'devices', ['school_code'], unique=False)
@@ -485,6 +490,52 @@ def upgrade() -> None:
     sa.Column('meta', sa.Text(), nullable=True),
     sa.Column('received_at', sa.Double(), nullable=True),
     sa.PrimaryKeyConstraint('device_id', 'resource_id')
+    )
+
+    # the county-to-province relay (hub_sync.hub.schema.relay)
+    op.create_table('relay_outbox',
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('device_id', sa.Text(), nullable=False),
+    sa.Column('envelope', sa.LargeBinary(), nullable=False),
+    sa.Column('received_at', sa.Double(), nullable=False),
+    sa.PrimaryKeyConstraint('seq'),
+    sqlite_autoincrement=True
+    )
+    op.create_table('relay_sent',
+    sa.Column('relay_seq', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('first_outbox', sa.BigInteger(), nullable=False),
+    sa.Column('last_outbox', sa.BigInteger(), nullable=False),
+    sa.Column('batches', sa.BigInteger(), nullable=False),
+    sa.Column('bundle', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', sa.Double(), nullable=False),
+    sa.Column('receipt', sa.LargeBinary(), nullable=True),
+    sa.Column('accepted', sa.BigInteger(), nullable=True),
+    sa.Column('refused', sa.Text(), nullable=True),
+    sa.Column('acked_at', sa.Double(), nullable=True),
+    sa.PrimaryKeyConstraint('relay_seq')
+    )
+    op.create_table('relay_counties',
+    sa.Column('county', sa.Text(), nullable=False),
+    sa.Column('name', sa.Text(), nullable=False),
+    sa.Column('public_key', sa.Text(), nullable=False),
+    sa.Column('status', sa.Text(), nullable=False),
+    sa.Column('added_at', sa.Double(), nullable=False),
+    sa.Column('revoked_at', sa.Double(), nullable=True),
+    sa.Column('relay_cursor', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('roster_at', sa.Double(), server_default='0', nullable=False),
+    sa.Column('last_relay_at', sa.Double(), nullable=True),
+    sa.PrimaryKeyConstraint('county')
+    )
+    op.create_table('relay_bundles',
+    sa.Column('county', sa.Text(), nullable=False),
+    sa.Column('relay_seq', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('bundle_hash', sa.Text(), nullable=False),
+    sa.Column('accepted', sa.BigInteger(), nullable=False),
+    sa.Column('refused', sa.BigInteger(), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('receipt', sa.LargeBinary(), nullable=False),
+    sa.Column('received_at', sa.Double(), nullable=False),
+    sa.PrimaryKeyConstraint('county', 'relay_seq')
     )
 
     if pg:
