@@ -79,16 +79,17 @@ class UsageIngest:
         """
         # the envelope has one payload: the header peeked here is the one verified next
         header = read_header(peek_payload(envelope))
-        device = Registry(self.db).active(header.device_id)
-        payload, _ = open_envelope(envelope, BATCH_KIND, [device.public_key])
-        batch = decode_batch(payload)
-        if header.school_code != device.school_code:
-            raise FormatError(f"使用数据包的学校代码 {header.school_code} 与设备登记的不一致",
-                              f"batch school code {header.school_code} does not match the device's {device.school_code}")
         now = time.time()
         month = month_of(now)
         self.ensure_month(month)
+        # one transaction from the device's look-up on: one connection (and round trips) per batch, not two
         with transaction(self.db):
+            device = Registry(self.db).active(header.device_id)
+            payload, _ = open_envelope(envelope, BATCH_KIND, [device.public_key])
+            batch = decode_batch(payload)
+            if header.school_code != device.school_code:
+                raise FormatError(f"使用数据包的学校代码 {header.school_code} 与设备登记的不一致",
+                                  f"batch school code {header.school_code} does not match the device's {device.school_code}")
             contiguous, chain = self._lock_state(header.device_id, now)
             if header.first_seq > contiguous + 1:
                 log.warning("usage gap from %s: have up to %d, batch starts at %d; asking for %d onward",

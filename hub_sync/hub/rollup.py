@@ -26,6 +26,18 @@ each assignment is about, so a hand-in (which names only the assignment) counts
 for its resource.
 
 A person who uses two devices counts once per device.
+
+Both engines, one SQL: the cells are upserts with an explicit conflict target
+(``on conflict (level, start, dim, device_id) do update``, ``bits_or`` a Python function
+on SQLite, plpgsql on PostgreSQL). Every row but the change marks belongs to one device,
+and the ingest transaction holds that device's cursor lock, so two ``hub serve``
+processes never write the same cell at once. ``rollup_changes`` (per county / school and
+day) is shared by every device: written last, in sorted order (no deadlock between two
+processes, row locks held only until the commit). The hot writes bypass SQLAlchemy's
+executemany (which builds a dict per row in Python): ``insert_rows`` sends one
+``insert ... select * from unnest(<one array per column>) on conflict ...`` on
+PostgreSQL (one plan and one round trip for a batch's cells) and the driver's
+executemany on SQLite; the conflict clause is the same text for both.
 """
 
 from __future__ import annotations
@@ -140,9 +152,9 @@ class Rollup:
         now = time.time()
         # the county's and the school's change marks are rows every device's batches write: in one
         # order (no deadlock between two processes) and last, so their row locks are held shortest
-        raw_executemany(self.db, "insert into rollup_changes (scope, day, changed_at) values (?, ?, ?)"
-                        " on conflict (scope, day) do update set changed_at = excluded.changed_at",
-                        [(scope, day, now) for scope in sorted({"", school_code}) for day in sorted({d for d, _ in tally})])
+        insert_rows(self.db, "rollup_changes (scope, day, changed_at)", ("text", "bigint", "float8"),
+                    "on conflict (scope, day) do update set changed_at = excluded.changed_at",
+                    [(scope, day, now) for scope in sorted({"", school_code}) for day in sorted({d for d, _ in tally})])
         return n - first
 
     # -- people -----------------------------------------------------------------
@@ -163,7 +175,7 @@ class Rollup:
             elif actor in teachers and not known[1]:
                 people[actor] = (known[0], True)
                 promoted.append((device_id, actor))
-        raw_executemany(self.db, "insert into rollup_people (device_id, actor, idx, teacher) values (?, ?, ?, ?)", new)
+        insert_rows(self.db, "rollup_people (device_id, actor, idx, teacher)", ("text", "text", "bigint", "bigint"), "", new)
         raw_executemany(self.db, "update rollup_people set teacher = 1 where device_id = ? and actor = ?", promoted)
 
     # -- writing ------------------------------------------------------------------
@@ -199,9 +211,10 @@ class Rollup:
                     c[2] += hand
                     c[3] |= lb
                     c[4] |= tb
-        raw_executemany(
-            self.db, "insert into rollup (level, start, dim, device_id, events, assigned, handed_in, learners, teachers)"
-            " values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (level, start, dim, device_id) do update set"
+        insert_rows(
+            self.db, "rollup (level, start, dim, device_id, events, assigned, handed_in, learners, teachers)",
+            ("text", "bigint", "text", "text", "bigint", "bigint", "bigint", "bytea", "bytea"),
+            "on conflict (level, start, dim, device_id) do update set"
             " events = rollup.events + excluded.events, assigned = rollup.assigned + excluded.assigned,"
             " handed_in = rollup.handed_in + excluded.handed_in, learners = bits_or(rollup.learners, excluded.learners),"
             " teachers = bits_or(rollup.teachers, excluded.teachers)",
@@ -261,8 +274,8 @@ class _Catalogue:
         assigned: dict[str, str] = {}
         for o, d in compress(zip(objects, datas), map(given.__contains__, batch.verb[first:])):
             assigned[strings[o]] = str(self.data(d).get("resource_id") or "")
-        raw_executemany(self.db, "insert into rollup_assignments (device_id, assignment, resource) values (?, ?, ?)"
-                        " on conflict (device_id, assignment) do nothing",
+        insert_rows(self.db, "rollup_assignments (device_id, assignment, resource)", ("text", "text", "text"),
+                    "on conflict (device_id, assignment) do nothing",
                         sorted((self.device_id, obj, res) for obj, res in assigned.items()))
         pairs = set(zip(objects, datas))
         wanted = sorted({strings[o] for o in {o for o, _ in pairs} if strings[o].startswith("assignment:")} - assigned.keys())
@@ -296,6 +309,23 @@ def driver_errors(db: Database) -> Iterator[None]:
             f"县级平台的数据库暂时无法使用（{db.describe()}）。请稍后重试；设备会保留未确认的数据。",
             f"the hub database {db.describe()} went away ({str(exc).strip().splitlines()[0]}); try again;"
             " devices keep what was not acknowledged") from exc
+
+
+def insert_rows(db: Database, into: str, pg_types: Sequence[str], conflict: str, rows: list[Sequence]) -> None:
+    """``insert into <into> ... <conflict>`` of many rows in this transaction, written once for
+    both engines: on PostgreSQL one statement over ``unnest`` of one array per column
+    (``pg_types``: a plan and a round trip for the lot, where an executemany runs one
+    statement per row), on SQLite the driver's executemany."""
+    if not rows:
+        return
+    if db.dialect == "postgresql":
+        arrays = ", ".join(f"%s::{t}[]" for t in pg_types)
+        raw = db.connection().connection.driver_connection
+        with driver_errors(db), raw.cursor() as cur:
+            cur.execute(f"insert into {into} select * from unnest({arrays}) {conflict}", [list(c) for c in zip(*rows)])
+        return
+    marks = ", ".join("?" * len(pg_types))
+    raw_executemany(db, f"insert into {into} values ({marks}) {conflict}", rows)
 
 
 def raw_executemany(db: Database, sql: str, rows: Iterable[Sequence]) -> None:
