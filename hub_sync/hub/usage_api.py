@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 
 from flask import Blueprint, Response, current_app, request
 
@@ -33,6 +34,7 @@ from hub_sync.hub import relay_outbox
 from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
 from hub_sync.hub.ingest import UsageIngest, open_device_envelope
 from hub_sync.hub.offers import Offers
+from hub_sync.hub.partitions import month_of
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,10 @@ def usage():
     envelope = request.get_data(cache=False)
     # one transaction (ingest's own joins it): the envelope is kept for the province relay exactly
     # when its batch stored something new (relay_outbox); a batch held already, a gap, a refusal: not kept
+    ingest = UsageIngest(hub.db)
+    ingest.ensure_month(month_of(time.time()))  # a new month's partition in its own short transaction, as ingest wants
     with hub.db.transaction():
-        ack = UsageIngest(hub.db).ingest(envelope)
+        ack = ingest.ingest(envelope)
         if ack.stored:
             relay_outbox.keep(hub.db, ack.device_id, envelope)
     registry = Registry(hub.db)
