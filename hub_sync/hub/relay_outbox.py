@@ -3,7 +3,7 @@ built from them until the province's receipt (all SQL of the county side of the 
 
 ``keep`` runs inside the transaction that stores a batch (``usage_api``), and only when
 the batch stored something new: the envelope is in the outbox exactly when its events
-are in the county's tables. Bundles are numbered 1, 2, 3 ...; a bundle is kept byte
+are in the county's tables, until the province's receipt for its bundle. Bundles are numbered 1, 2, 3 ...; a bundle is kept byte
 for byte (``relay_sent``) until a verified receipt marks it acknowledged, so a pass cut
 anywhere sends the very same bytes again and the province answers them the same way.
 """
@@ -83,12 +83,19 @@ class RelayOutbox:
         return SentBundle(relay_seq, first, last, batches, bundle)
 
     def acknowledge(self, relay_seq: int, receipt: bytes, accepted: int, refusals: list[str]) -> None:
-        """The province's verified receipt for bundle ``relay_seq``: it is done."""
+        """The province's verified receipt for bundle ``relay_seq``: it is done. Its envelopes leave
+        the outbox and its bytes are dropped (the events stay in the county's tables; the
+        province holds them now), the receipt is kept."""
         with transaction(self.db):
+            row = self.db.execute("select last_outbox from relay_sent where relay_seq = :seq and acked_at is null",
+                                  {"seq": relay_seq}).fetchone()
+            if row is None:
+                return
             self.db.execute("update relay_sent set receipt = :receipt, accepted = :accepted, refused = :refused,"
-                            " acked_at = :now where relay_seq = :seq and acked_at is null",
+                            " acked_at = :now, bundle = :empty where relay_seq = :seq",
                             {"receipt": receipt, "accepted": accepted, "refused": json.dumps(refusals, ensure_ascii=False),
-                             "now": time.time(), "seq": relay_seq})
+                             "now": time.time(), "seq": relay_seq, "empty": b""})
+            self.db.execute("delete from relay_outbox where seq <= :last", {"last": row[0]})
 
     def status(self) -> OutboxStatus:
         """What is waiting and what the province answered so far."""
