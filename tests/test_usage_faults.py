@@ -287,7 +287,7 @@ except SyncError as exc:
     sys.exit(3)
 print("OK", r.acked_seq, flush=True)
 """
-HUB_TABLES = {"_migrations", "devices", "usage_events", "device_usage_state", "usage_batches"}
+HUB_TABLES = {"alembic_version", "devices", "usage_events", "device_usage_state", "usage_batches"}
 
 
 def upload_in_namespace(link, data_dir, url, cut_after_s: float | None = None) -> str:
