@@ -193,6 +193,9 @@ hub.add_command(_hub_user_group)
 from hub_sync.hub.firmware_commands import firmware as _hub_firmware_group  # noqa: E402
 
 hub.add_command(_hub_firmware_group)
+from hub_sync.hub.mirror_commands import mirror as _hub_mirror_group  # noqa: E402
+
+hub.add_command(_hub_mirror_group)
 from provisioning.usb_cli import register as _register_usb_commands  # noqa: E402
 
 _register_usb_commands(edge, hub)

@@ -45,7 +45,7 @@ from typing import Iterator
 import sqlite_utils
 
 from hub_sync.core.errors import Problem
-from hub_sync.core.sqlite_db import transaction as sqlite_transaction
+from hub_sync.core.sqlite_db import transaction
 
 __all__ = ["Limits", "Attempt", "LoginLockedError", "TABLE_SQL", "COLUMNS_SQL", "reserve", "settle", "release",
            "clear", "locked"]
@@ -136,11 +136,6 @@ def _written_not_synced(db: sqlite_utils.Database) -> Iterator[None]:
         yield
     finally:
         db.execute(f"pragma synchronous = {int(level)}")
-
-
-def transaction(db):
-    """A transaction on the appliance's or the hub's database (the hub's has its own)."""
-    return db.transaction() if hasattr(db, "lock") else sqlite_transaction(db)
 
 
 @contextlib.contextmanager

@@ -57,8 +57,14 @@ def transaction(db: sqlite_utils.Database, immediate: bool = True) -> Iterator[s
     """An explicit transaction: committed on success, rolled back on any error.
 
     ``immediate`` takes the write lock at the start, so two writers queue on the
-    busy timeout instead of failing half-way with SQLITE_BUSY.
+    busy timeout instead of failing half-way with SQLITE_BUSY. The hub's database
+    (``hub_sync.hub.database.Database``, SQLite or PostgreSQL) has transactions of its own:
+    code shared by the appliance and the hub (the login throttle) calls this for both.
     """
+    if not hasattr(db, "conn"):
+        with db.transaction(immediate):
+            yield db
+        return
     conn = db.conn
     if conn.in_transaction:  # nested: join the outer transaction
         yield db

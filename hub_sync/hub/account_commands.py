@@ -11,16 +11,10 @@ from pathlib import Path
 
 import click
 
-HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-                        help="平台数据目录 Hub data folder")
+from hub_sync.hub.command_options import HUB_DATA, open_hub as _open
+
 PASSWORD_FILE = click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                              help="从文件第一行读取密码（否则提示输入） Read the password from this file's first line (else a prompt)")
-
-
-def _open(data_dir: Path):
-    from hub_sync.hub.hub import Hub
-
-    return Hub.open(data_dir)
 
 
 def _password(password_file: Path | None) -> str:

@@ -45,7 +45,7 @@ class AuditLog:
 
     def entries(self, target: str | None = None, limit: int = 200, before_id: int | None = None) -> list[Entry]:
         """Newest first; only ``target``'s if given; ``before_id`` pages back."""
-        sql, args = "select id, at, actor, action, target, reason, details from audit_log where 1", []
+        sql, args = "select id, at, actor, action, target, reason, details from audit_log where true", []
         if target:
             sql, args = sql + " and target = ?", args + [target]
         if before_id:

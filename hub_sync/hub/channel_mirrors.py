@@ -9,12 +9,22 @@ create a channel of its own with it, nor put resources in it.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+from securesystemslib.signer import Key
 
 from hub_sync.core.errors import FormatError
-from hub_sync.formats.tuf_repo import check_channel_id
+from hub_sync.formats.tuf_repo import MirroredRole, check_channel_id
+from hub_sync.hub.channels import Channels
 from hub_sync.hub.database import Database
+
+MIRRORS_DIR = "mirrors"
+VERIFIED_FILE = "verified.json"
+
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,7 @@ class ChannelMirrors:
 
     def refuse_own(self, channel: str) -> None:
         """Raise when ``channel`` is mirrored: the county cannot create it nor add resources to it."""
-        if self.is_mirrored(channel):
-            raise FormatError(f"频道 {channel} 是镜像的省级频道，本平台不能创建同名频道或往里加资源",
-                              f"channel {channel} is mirrored from the province: this hub cannot create a channel "
-                              "with its id nor add resources to it")
+        Channels(self.db).refuse_mirrored(channel)
 
     def synced(self, channel: str, version: int) -> None:
         """A sync verified and stored everything of ``channel`` at role ``version``."""
@@ -90,3 +97,24 @@ class ChannelMirrors:
             self.db.execute("delete from subscriptions where channel = :ch", {"ch": channel})
             self.db.execute("delete from channels where id = :ch and mirror = 1", {"ch": channel})
             self.db.execute("delete from channel_mirrors where channel = :ch", {"ch": channel})
+
+
+def mirror_dir(hub, channel: str) -> Path:
+    check_channel_id(channel)
+    return hub.data_dir / MIRRORS_DIR / channel
+
+
+def mirrored_roles(hub, channels: set[str]) -> dict[str, MirroredRole]:
+    """The last verified copy of each of ``channels`` that has one (for ``publisher.publish``)."""
+    out = {}
+    for channel in sorted(channels):
+        path = mirror_dir(hub, channel) / VERIFIED_FILE
+        if not path.is_file():
+            continue  # never synced: not published, nor listed in any school's index
+        saved = json.loads(path.read_bytes())
+        out[channel] = MirroredRole(
+            name=channel, origin=saved["origin"], keyids=saved["keyids"], threshold=saved["threshold"],
+            paths=[f"{channel}/*/*"],  # the county's own word on what the province may sign under this role
+            keys={k: Key.from_dict(k, dict(v)) for k, v in saved["keys"].items()},
+            files={name: (f["version"], base64.b64decode(f["data"])) for name, f in saved["files"].items()})
+    return out

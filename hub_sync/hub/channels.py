@@ -35,8 +35,9 @@ class Channels:
 
     # -- channels ----------------------------------------------------------------
     def put_channel(self, channel_id: str, title: str = "", mandatory: bool | None = None) -> Channel:
-        """Create a channel or change its title / mandatory flag."""
+        """Create a channel or change its title / mandatory flag (not a channel mirrored from the province)."""
         check_channel_id(channel_id)
+        self.refuse_mirrored(channel_id)
         with transaction(self.db):
             row = self.db.execute("select title, mandatory from channels where id = ?", [channel_id]).fetchone()
             if row is None:
@@ -46,6 +47,14 @@ class Channels:
                 self.db.execute("update channels set title = ?, mandatory = ? where id = ?",
                                 [title or row[0], int(row[1] if mandatory is None else mandatory), channel_id])
         return self.get(channel_id)
+
+    def refuse_mirrored(self, channel_id: str) -> None:
+        """Raise when ``channel_id`` is mirrored from the province (``channel_mirrors``): its id and
+        resources are the province's, signed by the province; this hub may not add to them."""
+        if self.db.execute("select 1 from channels where id = ? and mirror = 1", [channel_id]).first() is not None:
+            raise FormatError(f"频道 {channel_id} 是镜像的省级频道，本平台不能创建同名频道或往里加资源",
+                              f"channel {channel_id} is mirrored from the province: this hub cannot create a channel "
+                              "with its id nor add resources to it")
 
     def get(self, channel_id: str) -> Channel:
         row = self.db.execute("select id, title, mandatory from channels where id = ?", [channel_id]).fetchone()
@@ -59,8 +68,9 @@ class Channels:
 
     # -- resources ---------------------------------------------------------------
     def put_resource(self, resource_id: str, channel: str, meta: dict, files: list[dict]) -> None:
-        """Add or replace a resource (``files``: path, sha256, size, mime)."""
+        """Add or replace a resource (``files``: path, sha256, size, mime) of one of this hub's own channels."""
         self.get(channel)
+        self.refuse_mirrored(channel)
         if not resource_id or "/" in resource_id or resource_id.startswith(".") or len(resource_id) > 100:
             raise FormatError(f"资源编号 {resource_id!r} 无效", f"invalid resource id {resource_id!r}")
         clean = {k: meta[k] for k in RESOURCE_FIELDS if meta.get(k) not in (None, "")}

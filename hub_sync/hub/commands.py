@@ -3,25 +3,11 @@ enrollment (added to the CLI's ``hub`` group by ``register``)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
-HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-                        help="平台数据目录 Hub data folder")
-
-
-def _open(data_dir: Path):
-    from hub_sync.hub.hub import Hub
-
-    return Hub.open(data_dir)
-
-
-def _when(ts: float | None, never: str = "-") -> str:
-    """A time as the technician reads it (local, to the minute)."""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else never
-
+from hub_sync.hub.command_options import HUB_DATA, open_hub as _open, when as _when
 
 @click.command("init")
 @HUB_DATA
@@ -346,8 +332,5 @@ COMMANDS = [hub_init, hub_status, hub_backup, hub_restore, hub_channel, hub_chan
 
 def register(group: click.Group) -> None:
     """Add these commands to the CLI's ``hub`` group."""
-    from hub_sync.hub.mirror_commands import mirror  # it imports this module's options
-
     for cmd in COMMANDS:
         group.add_command(cmd)
-    group.add_command(mirror)

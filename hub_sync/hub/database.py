@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import re
 import threading
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -125,6 +126,9 @@ class Database:
         self._local = threading.local()
         self._sqlite_functions = dict(sqlite_functions or {})
         self.engine = self._make_engine()
+        # a hub a command opened and never closed still hands its pooled connections back to the
+        # server (PostgreSQL) when it is collected, instead of leaving them to the driver's __del__
+        weakref.finalize(self, self.engine.dispose)
 
     # -- engine ------------------------------------------------------------------------
     def _make_engine(self) -> Engine:
@@ -154,8 +158,8 @@ class Database:
             private_file(f"{self.url.database}{suffix}")
 
     def describe(self) -> str:
-        """The URL without its password, for people."""
-        return self.url.render_as_string(hide_password=True)
+        """The URL without its password (nor SQLAlchemy's driver name), for people."""
+        return self.url.set(drivername=self.dialect).render_as_string(hide_password=True)
 
     def close(self) -> None:
         """Close every pooled connection (before a fork, at exit); the engine stays usable."""

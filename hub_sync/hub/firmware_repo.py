@@ -39,7 +39,7 @@ from hub_sync.formats.firmware_release import (
 )
 from hub_sync.formats.firmware_rollout import ROLLOUT_TARGET, Rules, load_rules, rules_bytes, set_paused, stage_release, widen
 from hub_sync.hub.database import Database, transaction
-from hub_sync.hub.publisher import FIRMWARE_KEY_FILE, link_published_files, repo_for
+from hub_sync.hub.publisher import FIRMWARE_KEY_FILE, link_published_files, publish_lock, repo_for
 
 if TYPE_CHECKING:  # the Hub imports this module for its migrations
     from hub_sync.hub.hub import Hub
@@ -172,8 +172,9 @@ def publish_firmware(hub: Hub) -> None:
             add(target_prefix(version) + rel, sha=entry["sha256"], size=entry["size"])
     repo = repo_for(hub)
     repo.firmware_signer = signer
-    repo.publish_firmware(targets)
-    link_published_files(hub)
+    with publish_lock(hub):
+        repo.publish_firmware(targets)
+        link_published_files(hub)
 
 
 def export_release(hub: Hub, version: str, out_dir: Path) -> Path:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-                        help="平台数据目录 Hub data folder")
+from hub_sync.hub.command_options import HUB_DATA
+
 
 
 def _relay(data_dir: Path):

@@ -3,24 +3,12 @@ relay to the county's LRS), added to the CLI's ``hub`` group by ``register``."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
-HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-                        help="平台数据目录 Hub data folder")
-
-
-def _open(data_dir: Path):
-    from hub_sync.hub.hub import Hub
-
-    return Hub.open(data_dir)
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
-
+from hub_sync.hub.command_options import HUB_DATA, open_hub as _open
+from hub_sync.hub.command_options import when
 
 @click.group("config")
 def hub_config() -> None:
@@ -92,10 +80,10 @@ def hub_lrs_status(data_dir: Path) -> None:
     click.echo(f"凭据 credentials:     {credentials_path(data_dir) if credentials_path(data_dir).exists() else '无 none'}")
     click.echo(f"待发送 pending:       {st.pending}")
     click.echo(f"已接收 accepted:      {st.sent_total}")
-    click.echo(f"上次转发 last pass:   {_when(st.last_pass_at)}")
-    click.echo(f"上次成功 last ok:     {_when(st.last_ok_at)}")
+    click.echo(f"上次转发 last pass:   {when(st.last_pass_at, seconds=True)}")
+    click.echo(f"上次成功 last ok:     {when(st.last_ok_at, seconds=True)}")
     if st.last_error:
-        click.echo(f"上次错误 last error:  {_when(st.last_error_at)} {st.last_error}")
+        click.echo(f"上次错误 last error:  {when(st.last_error_at, seconds=True)} {st.last_error}")
 
 
 def register(group: click.Group) -> None:

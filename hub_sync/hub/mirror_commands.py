@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hub_sync.hub.commands import HUB_DATA, _open, _when
+from hub_sync.hub.command_options import HUB_DATA, open_hub as _open, when as _when
 
 
 @click.group("mirror")

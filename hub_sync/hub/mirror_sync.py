@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
-from securesystemslib.signer import Key
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, Targets, TargetFile
 from tuf.ngclient import Updater
@@ -43,14 +42,12 @@ from hub_sync.client.sync_client import translate
 from hub_sync.client.tuf_fetcher import HttpxFetcher
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import FormatError, Problem, SyncError
-from hub_sync.formats.tuf_repo import MirroredRole, check_channel_id
-from hub_sync.hub.channel_mirrors import ChannelMirrors
+from hub_sync.hub.publisher import publish as publish_hub
+from hub_sync.hub.channel_mirrors import VERIFIED_FILE, ChannelMirrors, mirror_dir
 
 log = logging.getLogger(__name__)
 
-MIRRORS_DIR = "mirrors"
 ROOT_FILE = "province-root.json"
-VERIFIED_FILE = "verified.json"
 SYNC_INTERVAL_MIN = 30  # ``hub serve``'s job: a province publishes a few times a day at most
 FIRST_PASS_S = 60
 STOP_BUDGET_S = 3.0
@@ -62,11 +59,6 @@ class MirrorResult:
     version: int  # the channel role's version now verified
     files: int  # target files the channel lists
     fetched: int  # of those, downloaded this time
-
-
-def mirror_dir(hub, channel: str) -> Path:
-    check_channel_id(channel)
-    return hub.data_dir / MIRRORS_DIR / channel
 
 
 def add_mirror(hub, channel: str, url: str, province_root: bytes, title: str = "", mandatory: bool = False):
@@ -196,25 +188,8 @@ def _fetch_files(hub, url: str, folder: Path, targets: dict[str, TargetFile]) ->
     return len(missing)
 
 
-def mirrored_roles(hub, channels: set[str]) -> dict[str, MirroredRole]:
-    """The last verified copy of each of ``channels`` that has one (for ``publisher.publish``)."""
-    out = {}
-    for channel in sorted(channels):
-        path = mirror_dir(hub, channel) / VERIFIED_FILE
-        if not path.is_file():
-            continue  # never synced: not published, nor listed in any school's index
-        saved = json.loads(path.read_bytes())
-        out[channel] = MirroredRole(
-            name=channel, origin=saved["origin"], keyids=saved["keyids"], threshold=saved["threshold"],
-            paths=[f"{channel}/*/*"],  # the county's own word on what the province may sign under this role
-            keys={k: Key.from_dict(k, dict(v)) for k, v in saved["keys"].items()},
-            files={name: (f["version"], base64.b64decode(f["data"])) for name, f in saved["files"].items()})
-    return out
-
-
 def sync_all(hub, publish: bool = True) -> tuple[list[MirrorResult], list[tuple[str, Problem]]]:
     """Sync every mirror (one refusal does not stop the others), then publish once."""
-    from hub_sync.hub.publisher import publish as publish_hub
 
     done, failed = [], []
     for mirror in ChannelMirrors(hub.db).all():

@@ -24,7 +24,7 @@ from hub_sync.core.blobstore import is_sha256
 from hub_sync.core.keys import load_signer
 from hub_sync.formats.envelope import canonical_json
 from hub_sync.formats.tuf_repo import MirroredRole, RepoState, TufRepo, index_path, target_path
-from hub_sync.hub.channel_mirrors import ChannelMirrors
+from hub_sync.hub.channel_mirrors import ChannelMirrors, mirrored_roles
 from hub_sync.hub.channels import Channels
 from hub_sync.hub.rsync_daemon import PUBLISHED_DIR, link_published
 
@@ -39,10 +39,13 @@ PUBLISH_LOCK = "tuf-publish"  # the database lock every writer of the TUF reposi
 
 @contextlib.contextmanager
 def publish_lock(hub: Hub) -> Iterator[None]:
-    """One TUF writer at a time across every ``hub serve`` process and box on one database:
-    a transaction holding the ``tuf-publish`` lock (PostgreSQL's advisory lock; SQLite's
-    immediate transaction serialises writers already). Taken BEFORE the repository's own
-    file lock (``TufRepo.locked``), never after it; a nested call joins."""
+    """One TUF writer at a time across every ``hub serve`` process and box on one PostgreSQL
+    database: a transaction holding the ``tuf-publish`` advisory lock, taken BEFORE the
+    repository's own file lock (``TufRepo.locked``), never after it; a nested call joins.
+    A SQLite hub is one box, where that file lock alone serialises writers."""
+    if hub.db.dialect == "sqlite":  # one box: the file lock is enough, and no write lock is held meanwhile
+        yield
+        return
     with hub.db.transaction():
         hub.db.lock(PUBLISH_LOCK)
         yield
@@ -108,8 +111,6 @@ def publish(hub: Hub, changed: set[str] | None = None) -> RepoState:
 
 
 def _publish(hub: Hub, changed: set[str] | None) -> RepoState:
-    from hub_sync.hub.mirror_sync import mirrored_roles  # it imports this module
-
     repo = repo_for(hub)
     chans = Channels(hub.db)
     mirror_ids = ChannelMirrors(hub.db).ids()

@@ -4,33 +4,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from pathlib import Path
-from typing import Iterator
 
 import click
 
-HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-                        help="平台数据目录 Hub data folder")
-
-
-@contextlib.contextmanager
-def _opened(data_dir: Path) -> Iterator:
-    """The opened hub, its database connections closed afterwards (a CLI run leaves none open)."""
-    from hub_sync.hub.hub import Hub
-
-    hub = Hub.open(data_dir)
-    try:
-        yield hub
-    finally:
-        hub.close()
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
-
+from hub_sync.hub.command_options import HUB_DATA, opened_hub as _opened, when as _when
 
 @click.group("relay")
 def hub_relay() -> None:

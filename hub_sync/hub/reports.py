@@ -227,7 +227,7 @@ class Reports:
                                                    [level, start])}
         params: list = []
         sql = ("select f.school_code, coalesce(max(d.school_name), '') as school_name, f.teaching_point,"
-               " count(*) as devices, group_concat(f.device_id, char(10)) as ids from fleet_devices f"
+               f" count(*) as devices, {self.db.aggregate_strings('f.device_id', chr(10))} as ids from fleet_devices f"
                " join devices d on d.device_id = f.device_id where f.teaching_point != '' and d.status != 'revoked'")
         if scope.kind != "county":
             sql += " and f.school_code = ?"

@@ -104,8 +104,6 @@ def adopt_legacy(connection: Connection) -> None:
             raise DataDirError(f"数据库来自过旧的版本（缺少表 {names}），请先用上一个版本打开一次",
                                f"the database comes from too old a release (no {names}): open it once with the previous release first")
         _add_usage_month(connection)
-        _add_channel_mirrors(connection)
-        _add_relay(connection)
         command.stamp(alembic_config(connection), BASELINE)
         _commit(connection, outer)
     upgrade(connection)
@@ -127,21 +125,6 @@ def _add_usage_month(connection: Connection) -> None:
         " ts, actor, verb, object, data, received_at from usage_events")
     connection.exec_driver_sql("drop table usage_events")
     connection.exec_driver_sql("alter table usage_events_adopt rename to usage_events")
-
-
-def _add_channel_mirrors(connection: Connection) -> None:
-    """The baseline's mirrored channels (``channels.mirror``, ``channel_mirrors``), which the old code had not."""
-    if "mirror" not in {c["name"] for c in inspect(connection).get_columns("channels")}:
-        connection.exec_driver_sql("alter table channels add column mirror bigint not null default '0'")
-    metadata.tables["channel_mirrors"].create(connection, checkfirst=True)
-
-
-def _add_relay(connection: Connection) -> None:
-    """The baseline's county-to-province relay (``devices.county``, the relay tables), which the old code had not."""
-    if "county" not in {c["name"] for c in inspect(connection).get_columns("devices")}:
-        connection.exec_driver_sql("alter table devices add column county text")
-    for name in ("relay_outbox", "relay_sent", "relay_counties", "relay_bundles"):
-        metadata.tables[name].create(connection, checkfirst=True)
 
 
 def _commit(connection: Connection, outer: bool) -> None:

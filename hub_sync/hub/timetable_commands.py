@@ -10,14 +10,8 @@ from pathlib import Path
 
 import click
 
-HUB_DATA = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True,
-                        help="平台数据目录 Hub data folder")
+from hub_sync.hub.command_options import HUB_DATA, open_hub as _open
 
-
-def _open(data_dir: Path):
-    from hub_sync.hub.hub import Hub
-
-    return Hub.open(data_dir)
 
 
 @click.group("live")

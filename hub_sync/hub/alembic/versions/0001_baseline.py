@@ -9,7 +9,8 @@ Tables as ``hub_sync.hub.schema`` defines them, plus what only DDL can say:
   keep, as ``hub_sync.hub.rollup.bits_or`` is in Python (registered on SQLite connections).
 
 A SQLite hub.db the old code made is stamped at this revision by
-``hub_sync.hub.schema_migrations.adopt_legacy`` instead of running it.
+``hub_sync.hub.schema_migrations.adopt_legacy`` instead of running it (after it gained
+``usage_events.month``), so this revision must stay exactly what the old code made.
 
 Revision ID: 0001
 Revises:
@@ -33,7 +34,6 @@ depends_on = None
 TABLES = (
     "accounts",
     "audit_log",
-    "channel_mirrors",
     "channels",
     "console_sessions",
     "device_usage_state",
@@ -59,10 +59,6 @@ TABLES = (
     "offer_scan",
     "offers",
     "provisionings",
-    "relay_bundles",
-    "relay_counties",
-    "relay_outbox",
-    "relay_sent",
     "rollup",
     "rollup_assignments",
     "rollup_changes",
@@ -158,17 +154,7 @@ def upgrade() -> None:
     sa.Column('title', sa.Text(), nullable=True),
     sa.Column('mandatory', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.Double(), nullable=True),
-    sa.Column('mirror', sa.BigInteger(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id')
-    )
-    op.create_table('channel_mirrors',
-    sa.Column('channel', sa.Text(), nullable=False),
-    sa.Column('url', sa.Text(), nullable=False),
-    sa.Column('added_at', sa.Double(), nullable=False),
-    sa.Column('synced_at', sa.Double(), nullable=True),
-    sa.Column('version', sa.BigInteger(), nullable=True),
-    sa.Column('error', sa.Text(), server_default='', nullable=False),
-    sa.PrimaryKeyConstraint('channel')
     )
     op.create_table('console_sessions',
     sa.Column('token_hash', sa.Text(), nullable=False),
@@ -197,7 +183,6 @@ def upgrade() -> None:
     sa.Column('revoked_at', sa.Double(), nullable=True),
     sa.Column('last_seen_at', sa.Double(), nullable=True),
     sa.Column('downlink_start', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
-    sa.Column('county', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('device_id')
     )
     op.create_index('idx_devices_school_code', 'devices', ['school_code'], unique=False)
@@ -490,52 +475,6 @@ def upgrade() -> None:
     sa.Column('meta', sa.Text(), nullable=True),
     sa.Column('received_at', sa.Double(), nullable=True),
     sa.PrimaryKeyConstraint('device_id', 'resource_id')
-    )
-
-    # the county-to-province relay (hub_sync.hub.schema.relay)
-    op.create_table('relay_outbox',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('device_id', sa.Text(), nullable=False),
-    sa.Column('envelope', sa.LargeBinary(), nullable=False),
-    sa.Column('received_at', sa.Double(), nullable=False),
-    sa.PrimaryKeyConstraint('seq'),
-    sqlite_autoincrement=True
-    )
-    op.create_table('relay_sent',
-    sa.Column('relay_seq', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('first_outbox', sa.BigInteger(), nullable=False),
-    sa.Column('last_outbox', sa.BigInteger(), nullable=False),
-    sa.Column('batches', sa.BigInteger(), nullable=False),
-    sa.Column('bundle', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', sa.Double(), nullable=False),
-    sa.Column('receipt', sa.LargeBinary(), nullable=True),
-    sa.Column('accepted', sa.BigInteger(), nullable=True),
-    sa.Column('refused', sa.Text(), nullable=True),
-    sa.Column('acked_at', sa.Double(), nullable=True),
-    sa.PrimaryKeyConstraint('relay_seq')
-    )
-    op.create_table('relay_counties',
-    sa.Column('county', sa.Text(), nullable=False),
-    sa.Column('name', sa.Text(), nullable=False),
-    sa.Column('public_key', sa.Text(), nullable=False),
-    sa.Column('status', sa.Text(), nullable=False),
-    sa.Column('added_at', sa.Double(), nullable=False),
-    sa.Column('revoked_at', sa.Double(), nullable=True),
-    sa.Column('relay_cursor', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('roster_at', sa.Double(), server_default='0', nullable=False),
-    sa.Column('last_relay_at', sa.Double(), nullable=True),
-    sa.PrimaryKeyConstraint('county')
-    )
-    op.create_table('relay_bundles',
-    sa.Column('county', sa.Text(), nullable=False),
-    sa.Column('relay_seq', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('bundle_hash', sa.Text(), nullable=False),
-    sa.Column('accepted', sa.BigInteger(), nullable=False),
-    sa.Column('refused', sa.BigInteger(), nullable=False),
-    sa.Column('summary', sa.Text(), nullable=False),
-    sa.Column('receipt', sa.LargeBinary(), nullable=False),
-    sa.Column('received_at', sa.Double(), nullable=False),
-    sa.PrimaryKeyConstraint('county', 'relay_seq')
     )
 
     if pg:
