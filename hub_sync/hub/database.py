@@ -203,8 +203,7 @@ class Database:
         if not self.in_transaction:
             raise RuntimeError("Database.lock needs a transaction")
         if self.dialect == "postgresql":
-            key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-            self._local.conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": key})
+            self._local.conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": advisory_key(name)})
 
     def connection(self) -> Connection:
         """This thread's transaction's SQLAlchemy connection (for COPY and Core constructs)."""
@@ -262,6 +261,11 @@ class Database:
         """The tables of the database (for checks and tests)."""
         with self._connection() as conn:
             return sa.inspect(conn).get_table_names()
+
+
+def advisory_key(name: str) -> int:
+    """The 64-bit key of PostgreSQL's advisory lock called ``name``."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def transaction(db: Database, immediate: bool = True):

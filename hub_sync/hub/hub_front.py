@@ -35,7 +35,8 @@ LOGIN_PREFIXES = ("/console/login",)
 # and teachers' offered files (one file per request, up to the offer API's own limit)
 BODY_ROUTES = ((r"^/api/v1/hub/offers/files/", OFFER_MAX_MB),
                (r"^/api/v1/hub/(usage|downlink|offers|uploads)(/|$)", MAX_REQUEST_MB),
-               (r"^/(live|api/v1/hub/live)/", MAX_REQUEST_MB))
+               (r"^/(live|api/v1/hub/live)/", MAX_REQUEST_MB),
+               (r"^/api/v1/province/", MAX_REQUEST_MB))  # a county's relay bundles (relay_bundle_kb, up to 4 MB)
 _HASH = "(?<blob_dir>[0-9a-f]{2})(?<blob_rest>[0-9a-f]{62})"
 
 

@@ -20,7 +20,6 @@ SQL of the relay is here; ``Hub.open`` applies the tables' migrations.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import threading
@@ -33,13 +32,13 @@ from typing import Callable, Protocol
 from hub_sync.core.errors import Problem
 from hub_sync.formats.usage_batch import UsageEvent
 from hub_sync.formats.xapi import statement
+from hub_sync.hub.pass_lock import PassLock
 from hub_sync.hub.database import Database, transaction
 from hub_sync.hub.hub_settings import HubSettings
 from hub_sync.hub.lrs_client import LrsClient, LrsError, read_credentials
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = "lrs-relay.lock"
 STOP_BUDGET_S = 3.0
 
 
@@ -168,28 +167,7 @@ class LrsRelay:
                 self.db.execute("update lrs_status set last_error = ?, last_error_at = ? where id = 1", [error, now])
 
     def _locked(self):
-        return _PassLock(self.hub.data_dir / LOCK_FILE)
-
-
-class _PassLock:
-    """An exclusive lock file: one relay pass at a time (a CLI push and the server's job)."""
-
-    def __init__(self, path) -> None:
-        self.path = path
-        self.file = None
-
-    def __enter__(self) -> "_PassLock":
-        self.file = open(self.path, "w")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.close()
-            raise LrsError("另一个转发正在进行（hub serve 的定时任务或另一个 hub lrs push），请稍后再试",
-                           "another relay pass is running (hub serve's job or another 'hub lrs push'); try again later") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
+        return PassLock(self.hub, "lrs-relay", LrsError("另一个转发正在进行（hub serve 的定时任务或另一个 hub lrs push），请稍后再试", "another relay pass is running (hub serve's job or another 'hub lrs push'); try again later"))
 
 
 def relay_job(hub: HubFolder) -> Callable[[], None]:

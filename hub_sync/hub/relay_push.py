@@ -19,7 +19,6 @@ whose receipt was lost is answered the same way again: nothing is counted twice.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
@@ -38,6 +37,7 @@ from hub_sync.formats.relay_bundle import (BUNDLE_CONTENT_TYPE, BUNDLE_KIND, REC
                                            Bundle, Roster, RosterDevice, decode_receipt, encode_bundle, encode_roster,
                                            envelope_hash)
 from hub_sync.formats.usage_batch import decode_batch
+from hub_sync.hub.pass_lock import PassLock
 from hub_sync.hub.database import Database
 from hub_sync.hub.hub_settings import HubSettings
 from hub_sync.hub.ingest import peek_payload
@@ -47,7 +47,6 @@ from hub_sync.hub.rollup import UTC_OFFSET_S
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = "province-relay.lock"
 CONNECT_TIMEOUT_S = 10.0
 BACKOFF_S = 1.0
 BACKOFF_MAX_S = 120.0
@@ -122,7 +121,7 @@ class RelayPush:
                              "no province set: run 'school-edge hub config set province_url URL' first")
         trusted = province_key(self.hub.data_dir)
         result = PushResult()
-        with _PassLock(self.hub.data_dir / LOCK_FILE), httpx.Client(
+        with PassLock(self.hub, "province-relay", RelayError("另一个向省转发正在进行，请稍后再试", "another relay pass to the province is running; try again later")), httpx.Client(
                 base_url=url, timeout=httpx.Timeout(self.settings.get("relay_timeout_s"), connect=CONNECT_TIMEOUT_S)) as http:
             result.roster = self._post(http, "api/v1/province/roster", self.roster(), ROSTER_CONTENT_TYPE).json()
             for line in result.roster.get("refused", []):
@@ -205,26 +204,6 @@ def summary(envelopes: list[bytes]) -> dict[str, dict[str, int]]:
             day = (EPOCH + timedelta(days=int((ms / 1000 + UTC_OFFSET_S) // 86400))).isoformat()
             days[day] += 1
     return {school: dict(days) for school, days in out.items()}
-
-
-class _PassLock:
-    """One relay pass at a time per hub (a CLI push and the server's job)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.file = None
-
-    def __enter__(self) -> "_PassLock":
-        self.file = open(self.path, "w")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.close()
-            raise RelayError("另一个向省转发正在进行，请稍后再试", "another relay pass to the province is running; try again later") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
 
 
 def relay_job(hub: HubFolder) -> Callable[[], None]:

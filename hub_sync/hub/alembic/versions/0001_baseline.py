@@ -477,6 +477,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('device_id', 'resource_id')
     )
 
+    op.execute("insert into lrs_status (id) values (1)")  # its one row, as the old migration made it
+
     if pg:
         for month in _months_now():
             op.execute(f"create table if not exists usage_events_{month} partition of usage_events"
