@@ -197,6 +197,12 @@ class Database:
         finally:
             conn.close()
 
+    @property
+    def for_update(self) -> str:
+        """`` for update`` on PostgreSQL (lock the rows a transaction decides on), nothing on
+        SQLite (its immediate transaction holds the whole database already); append to a select."""
+        return " for update" if self.dialect == "postgresql" else ""
+
     def lock(self, name: str) -> None:
         """Hold the lock ``name`` until this transaction ends (PostgreSQL's advisory lock;
         SQLite's immediate transactions are one writer at a time already)."""

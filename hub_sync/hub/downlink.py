@@ -147,10 +147,9 @@ class Downlink:
         """The messages after ``after`` for ``device`` (sealed to its key), or None when none wait.
 
         Never one queued before the device enrolled, nor one already delivered everywhere."""
-        limit = -1 if max_messages is None else max_messages + 1
         rows = self.db.execute("select seq, kind, payload from downlink_messages where school_code = ? and seq > ?"
-                               " and payload != '' order by seq limit ?",
-                               [device.school_code, max(int(after), device.downlink_start), limit]).fetchall()
+                               " and payload != '' order by seq" + ("" if max_messages is None else f" limit {int(max_messages) + 1}"),
+                               [device.school_code, max(int(after), device.downlink_start)]).fetchall()
         if not rows:
             return None
         messages, size = [], 0

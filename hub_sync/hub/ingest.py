@@ -148,9 +148,7 @@ class UsageIngest:
     def _lock_state(self, device_id: str, now: float) -> tuple[int, str]:
         """The device's cursor, locked until the transaction ends (made at 0 on its first batch)."""
         # SQLite's BEGIN IMMEDIATE holds the only write lock already (and has no FOR UPDATE)
-        sql = "select contiguous_seq, last_batch_hash from device_usage_state where device_id = :device"
-        if self.db.dialect == "postgresql":
-            sql += " for update"
+        sql = "select contiguous_seq, last_batch_hash from device_usage_state where device_id = :device" + self.db.for_update
         row = self.db.execute(sql, {"device": device_id}).first()
         if row is None:
             self.db.execute("insert into device_usage_state (device_id, contiguous_seq, last_batch_hash, updated_at)"

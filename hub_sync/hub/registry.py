@@ -84,8 +84,8 @@ class Registry:
         now = time.time() if now is None else now
         device_id, school_code = request["device_id"], request["school_code"]
         with transaction(self.db):
-            token = self.db.execute("select school_code, expires_at, used_by from enrollment_tokens where token_hash = ?",
-                                    [token_hash]).fetchone()
+            token = self.db.execute("select school_code, expires_at, used_by from enrollment_tokens where token_hash = ?"
+                                    + self.db.for_update, [token_hash]).fetchone()
             if token is None or token[0] != school_code:
                 raise DeviceError("登记请求不属于本平台制作的配置包，已拒绝",
                                   "enrollment request does not match a provisioning bundle of this hub; refused")
