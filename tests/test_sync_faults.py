@@ -26,10 +26,10 @@ FLIP_UP_S, FLIP_DOWN_S = 1.3, 0.4  # during the hundred cuts the link flaps: up 
 
 
 @pytest.fixture
-def linked_env(tmp_path, link):
+def linked_env(tmp_path, link, hub_db):
     """A ``SyncEnv`` whose hub the appliance reaches only over ``link``, synced once with one lesson
     and a generated catalogue of thousands (hash bins)."""
-    e = SyncEnv(tmp_path, host=link.hub_ip, catalogue=CATALOGUE)
+    e = SyncEnv(tmp_path, host=link.hub_ip, catalogue=CATALOGUE, db_url=hub_db())
     # no rsync bandwidth cap: the shaped link is the limit; give up quickly on a dead link
     (e.app.data_dir / "settings.json").write_text(json.dumps({**json.loads((e.app.data_dir / "settings.json").read_text()),
                                                               "sync_bwlimit_kbps": 0, "sync_timeout_s": 3}))

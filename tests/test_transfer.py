@@ -109,14 +109,14 @@ def test_invalid_transfer_is_refused_at_the_hub_with_nothing_queued(county, scho
     assert county.queued() == before and Downlink(county.hub.db).transfers() == []
 
 
-def test_transfer_travels_on_the_technicians_stick_too(tmp_path, monkeypatch):
+def test_transfer_travels_on_the_technicians_stick_too(tmp_path, monkeypatch, hub_db):
     from fixtures.usb import PASSPHRASE, UsbWorld
 
     from provisioning.sneakernet import export_usb, import_usb
     from provisioning.sneakernet_hub import hub_import_usb
     from provisioning.usb_apply import apply_stick
 
-    world = UsbWorld(tmp_path)
+    world = UsbWorld(tmp_path, db_url=hub_db())
     try:
         world.make()
         world.make(OTHER_SCHOOL, "青山小学")
