@@ -40,6 +40,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import sqlalchemy
 from tenacity import retry, retry_if_result, stop_after_attempt, wait_fixed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -170,9 +171,11 @@ def build(hub: Hub, schools: int, tmp: Path, rng: random.Random) -> list[tuple[s
 
 def ingest_year(hub: Hub, devices, templates) -> tuple[int, float]:
     """Every week's batches through ``UsageIngest.ingest``, signed by a second process meanwhile."""
-    # the bulk form: the same ingest, with WAL's synchronous=NORMAL on this connection (a commit is
-    # durable at the next checkpoint instead of fsync'ed one by one); 26,000 fsyncs would measure the disk
-    hub.db.execute("pragma synchronous = NORMAL")
+    # the bulk form: the same ingest, with WAL's synchronous=NORMAL on the hub's connections (a commit
+    # is durable at the next checkpoint instead of fsync'ed one by one); 26,000 fsyncs would measure the
+    # disk. Set after the hub's own pragmas on every new connection, and the pooled ones replaced.
+    sqlalchemy.event.listen(hub.db.engine, "connect", lambda conn, _: conn.execute("pragma synchronous = NORMAL"))
+    hub.db.close()
     ingest = UsageIngest(hub.db)
     stored, started = 0, time.monotonic()
     ctx = multiprocessing.get_context("fork")
