@@ -189,3 +189,11 @@ def test_months_are_counted_in_utc_plus_8():
     assert month_of(datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc).timestamp()) == 202612
     assert next_month(202612) == 202701
     assert next_month(202611) == 202612
+
+
+def test_the_head_a_hub_checks_at_open_is_alembics_head(engine):
+    with engine.connect() as conn:
+        assert schema_migrations.HEAD == head(conn)  # a new revision must move HEAD, or hubs would never get it
+        assert not schema_migrations.at_head(conn)  # empty: not under Alembic yet
+        schema_migrations.upgrade(conn)
+        assert schema_migrations.at_head(conn)

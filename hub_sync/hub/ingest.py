@@ -43,7 +43,6 @@ import time
 import weakref
 from itertools import repeat
 
-import psycopg
 
 from hub_sync.core.errors import FormatError, ReplayError
 from hub_sync.formats.envelope import open_envelope
@@ -195,6 +194,8 @@ class UsageIngest:
             map(e, batch.data[first:])))
         tail = f"\t{now!r}\n"
         text = lead + (tail + lead).join(rows) + tail
+        import psycopg  # PostgreSQL only: a SQLite hub does not load the driver
+
         raw = self.db.connection().connection.driver_connection
         try:
             with driver_errors(self.db), raw.cursor() as cur:

@@ -52,7 +52,6 @@ from itertools import compress, islice
 from operator import gt
 from typing import Iterable, Iterator, Sequence
 
-import psycopg
 
 from hub_sync.core.errors import DatabaseUnavailable
 from hub_sync.hub.database import Database
@@ -301,6 +300,11 @@ class _Catalogue:
 def driver_errors(db: Database) -> Iterator[None]:
     """Statements sent on the driver's own connection (COPY, executemany without SQLAlchemy's
     per-row work): a server gone away is ``DatabaseUnavailable``, as through the facade."""
+    if db.dialect != "postgresql":
+        yield
+        return
+    import psycopg  # only a hub on PostgreSQL loads its driver
+
     try:
         yield
     except psycopg.OperationalError as exc:

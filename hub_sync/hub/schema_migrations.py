@@ -11,17 +11,22 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from hub_sync.core.errors import DataDirError
 from hub_sync.hub.schema import metadata
 
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
 BASELINE = "0001"
+# the newest revision (tests/test_hub_schema.py checks it is Alembic's head): a database already
+# there is opened without loading Alembic at all, which every command and server start would pay
+HEAD = "0002"
 # the tables the old migration sets made, all of which the baseline revision reproduces
 LEGACY_TABLES = frozenset({
     "devices", "enrollment_tokens", "channels", "hub_resources", "subscriptions", "provisionings",
@@ -54,6 +59,9 @@ def compare(connection: Connection) -> list[Any]:
 
     Server defaults are compared on PostgreSQL only: Alembic reports SQLite's ``''`` defaults
     as changed when they are not."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     pg = connection.dialect.name == "postgresql"
     mc = MigrationContext.configure(connection, opts={
         "compare_type": True, "compare_server_default": pg,
@@ -63,8 +71,10 @@ def compare(connection: Connection) -> list[Any]:
         return compare_metadata(mc, metadata)
 
 
-def alembic_config(connection: Connection) -> Config:
+def alembic_config(connection: Connection) -> "Config":
     """An Alembic configuration running the hub's migrations on ``connection``."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     cfg.attributes["connection"] = connection
@@ -76,6 +86,8 @@ def upgrade(connection: Connection) -> None:
 
     Committed here, unless the caller has a transaction open on ``connection``: then the
     migrations join it and commit with it."""
+    from alembic import command
+
     outer = connection.in_transaction()
     command.upgrade(alembic_config(connection), "head")
     _commit(connection, outer)
@@ -83,7 +95,18 @@ def upgrade(connection: Connection) -> None:
 
 def current(connection: Connection) -> str | None:
     """The revision the database is at (None: not under Alembic yet)."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def at_head(connection: Connection) -> bool:
+    """Whether the database is at ``HEAD`` already (one query; False when not under Alembic)."""
+    try:
+        with connection.begin_nested():  # a missing table must not spoil the caller's transaction
+            return connection.execute(text("select version_num from alembic_version")).scalar() == HEAD
+    except DBAPIError:
+        return False
 
 
 def adopt_legacy(connection: Connection) -> None:
@@ -95,6 +118,8 @@ def adopt_legacy(connection: Connection) -> None:
     tables was made by a release older than the last sqlite-utils one: refused. Committed
     as ``upgrade`` is.
     """
+    if at_head(connection):
+        return
     outer = connection.in_transaction()
     tables = set(inspect(connection).get_table_names())
     if "_migrations" in tables and "alembic_version" not in tables:
@@ -104,6 +129,8 @@ def adopt_legacy(connection: Connection) -> None:
             raise DataDirError(f"数据库来自过旧的版本（缺少表 {names}），请先用上一个版本打开一次",
                                f"the database comes from too old a release (no {names}): open it once with the previous release first")
         _add_usage_month(connection)
+        from alembic import command
+
         command.stamp(alembic_config(connection), BASELINE)
         _commit(connection, outer)
     upgrade(connection)
