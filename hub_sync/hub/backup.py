@@ -62,9 +62,9 @@ def hub_id(data_dir: str | Path) -> str:
 
 def known_revisions() -> set[str]:
     """The Alembic revisions this software ships."""
-    from alembic.script import ScriptDirectory
+    from hub_sync.hub.schema_migrations import ALEMBIC_DIR  # first: it quiets Alembic's import-time log lines
 
-    from hub_sync.hub.schema_migrations import ALEMBIC_DIR
+    from alembic.script import ScriptDirectory
 
     return {s.revision for s in ScriptDirectory(str(ALEMBIC_DIR)).walk_revisions()}
 

@@ -6,6 +6,7 @@ The hub opens its database itself and hands the SQLAlchemy connection over; no a
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from pathlib import Path
@@ -23,6 +24,9 @@ from hub_sync.core.errors import DataDirError
 from hub_sync.hub.schema import metadata
 
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
+# Alembic's INFO lines (plugins set up at its import, each step run) are not for a technician's
+# terminal, where a command prints its result or one line of error; set before anything imports it
+logging.getLogger("alembic").setLevel(logging.WARNING)
 BASELINE = "0001"
 # the newest revision (tests/test_hub_schema.py checks it is Alembic's head): a database already
 # there is opened without loading Alembic at all, which every command and server start would pay
