@@ -40,13 +40,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from securesystemslib.signer import Key, Signer
+from securesystemslib.signer import Signer
 from tuf.api.metadata import (DelegatedRole, Delegations, Metadata, MetaFile, Root, Snapshot, Targets, TargetFile,
                               Timestamp)
 from tuf.api.serialization.json import JSONSerializer
 
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import FormatError, SyncError
+from hub_sync.formats.tuf_mirrored import MIRROR_FIELD, MirroredRole, mirrored_entries
 from hub_sync.formats.tuf_bins import bin_bits, split_into_bins, succinct_roles
 
 # Lifetimes of signed metadata (how long a frozen copy stays acceptable).
@@ -65,7 +66,6 @@ FIRMWARE_ROLE = "firmware"
 FIRMWARE_PATHS = [f"{FIRMWARE_ROLE}/*", f"{FIRMWARE_ROLE}/*/*", f"{FIRMWARE_ROLE}/*/*/*"]
 RESERVED_ROLES = {"root", "targets", "snapshot", "timestamp", "schools", FIRMWARE_ROLE}
 INDEX_PREFIX = "schools/"
-MIRROR_FIELD = "x-school-edge-mirror"  # extra field of a mirrored channel's delegation: where it comes from
 
 _SERIALIZER = JSONSerializer(compact=False)
 
@@ -103,21 +103,6 @@ class RepoState:
     timestamp_expires: datetime
     firmware_version: int = 0  # the firmware role's version (0: never published)
     mirrored_versions: dict[str, int] = field(default_factory=dict)  # mirrored channel -> its role's version
-
-
-@dataclass(frozen=True)
-class MirroredRole:
-    """A channel another hub signs, as this repository republishes it: the delegation
-    (keys, threshold, paths) that hub's targets role gives it, and its signed role
-    files (the channel's and its bins'), role name -> (version, exact bytes)."""
-
-    name: str
-    origin: str  # where it comes from (the other hub's URL), kept in the delegation
-    keyids: list[str]
-    threshold: int
-    paths: list[str]
-    keys: dict[str, Key]
-    files: dict[str, tuple[int, bytes]]
 
 
 class TufRepo:
@@ -308,7 +293,7 @@ class TufRepo:
             else:
                 snap_meta.update(self._renew_due(ch, old_meta, now))
         keys = {online.public_key.keyid: online.public_key}
-        self._mirrored_entries(old, mirrored, old_meta, roles, keys, snap_meta)
+        mirrored_entries(self.metadata_dir, self._load, old, mirrored, old_meta, roles, keys, snap_meta)
         firmware_key = self._firmware_entries(old, firmware, now, snap_meta)
         if firmware_key is not None:
             roles[FIRMWARE_ROLE] = DelegatedRole(name=FIRMWARE_ROLE, keyids=[firmware_key.keyid], threshold=1,
@@ -375,37 +360,6 @@ class TufRepo:
         self._write(f"{role.version}.{ch}.json", self._sign(role, online))
         out[f"{ch}.json"] = MetaFile(version=role.version)
         return out
-
-    def _mirrored_entries(self, old: RepoState, mirrored: dict[str, MirroredRole] | None, old_meta: dict[str, MetaFile],
-                          roles: dict[str, DelegatedRole], keys: dict, snap_meta: dict[str, MetaFile]) -> None:
-        """Delegate each mirrored channel to its own hub's key and put its signed files,
-        unchanged, into this repository and the snapshot (``mirrored`` None: the ones
-        last published stay as they are). A dropped mirror keeps its snapshot entries,
-        like a retired channel: clients refuse a snapshot that forgets a role."""
-        if mirrored is None:
-            if old.mirrored_versions:
-                top = self._load(f"{old.targets_version}.targets.json").signed.delegations
-                for name in sorted(old.mirrored_versions):
-                    roles[name] = top.roles[name]
-                    keys.update({k: top.keys[k] for k in top.roles[name].keyids if k in top.keys})
-            return
-        for name in sorted(mirrored):
-            m = mirrored[name]
-            for role, (version, data) in sorted(m.files.items()):
-                entry = f"{role}.json"
-                known = old_meta.get(entry)
-                path = self.metadata_dir / f"{version}.{role}.json"
-                if known is not None and (known.version > version or (
-                        known.version == version and path.is_file() and path.read_bytes() != data)):
-                    raise SyncError(f"镜像频道 {name} 的角色 {role} 版本 {version} 早于或不同于已发布的 {known.version}，未发布",
-                                    f"mirrored role {role} version {version} is older than or differs from the published "
-                                    f"version {known.version}; nothing published")
-                if not (path.is_file() and path.read_bytes() == data):
-                    atomic_write(path, data)
-                snap_meta[entry] = MetaFile(version=version)
-            roles[name] = DelegatedRole(name=name, keyids=list(m.keyids), threshold=m.threshold, terminating=True,
-                                        paths=list(m.paths), unrecognized_fields={MIRROR_FIELD: m.origin})
-            keys.update(m.keys)
 
     def _firmware_entries(self, old: RepoState, firmware: dict[str, TargetFile] | None, now: datetime,
                           snap_meta: dict[str, MetaFile]):

@@ -295,10 +295,30 @@ def _unavailable(db: Database) -> Iterator[None]:
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         if isinstance(exc, sa.exc.OperationalError) and db.dialect == "sqlite" and "locked" not in str(exc.orig):
             raise  # a SQLite mistake (no such table ...) is a bug, not an outage
-        raise DatabaseUnavailable(
-            f"县级平台的数据库暂时无法使用（{db.describe()}）。请检查数据库服务是否在运行，稍后重试；设备会保留未确认的数据。",
-            f"the hub database {db.describe()} cannot be used right now ({str(exc.orig).strip().splitlines()[0]}); "
-            "check that the database server runs and try again; devices keep what was not acknowledged") from exc
+        raise _outage(db, exc.orig) from exc
+
+
+@contextlib.contextmanager
+def driver_errors(db: Database) -> Iterator[None]:
+    """Statements sent on the driver's own connection (COPY, executemany without SQLAlchemy's
+    per-row work): a server gone away is ``DatabaseUnavailable``, as through the facade."""
+    if db.dialect != "postgresql":
+        yield
+        return
+    import psycopg  # only a hub on PostgreSQL loads its driver
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        db.connection().invalidate(exc)  # useless now; the pool must not hand it out again
+        raise _outage(db, exc) from exc
+
+
+def _outage(db: Database, cause: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"县级平台的数据库暂时无法使用（{db.describe()}）。请检查数据库服务是否在运行，稍后重试；设备会保留未确认的数据。",
+        f"the hub database {db.describe()} cannot be used right now ({str(cause).strip().splitlines()[0]}); "
+        "check that the database server runs and try again; devices keep what was not acknowledged")
 
 
 def _statement(sql: str, params) -> tuple[sa.TextClause, dict]:

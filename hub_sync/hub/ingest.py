@@ -48,10 +48,10 @@ from hub_sync.core.errors import FormatError, ReplayError
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.formats.usage_ack import UsageAck
 from hub_sync.formats.usage_batch import BATCH_KIND, Batch, decode_batch, read_header
-from hub_sync.hub.database import Database, transaction
+from hub_sync.hub.database import Database, driver_errors, transaction
 from hub_sync.hub.partitions import ensure_month_partitions, month_of
 from hub_sync.hub.registry import Registry
-from hub_sync.hub.rollup import Rollup, driver_errors, raw_executemany
+from hub_sync.hub.rollup import Rollup, raw_executemany
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,6 @@ executemany on SQLite; the conflict clause is the same text for both.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -50,11 +49,10 @@ from datetime import date, timedelta
 from functools import lru_cache
 from itertools import compress, islice
 from operator import gt
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 
-from hub_sync.core.errors import DatabaseUnavailable
-from hub_sync.hub.database import Database
+from hub_sync.hub.database import Database, driver_errors
 
 
 UTC_OFFSET_S = 8 * 3600  # days are the county's days (China Standard Time)
@@ -294,25 +292,6 @@ class _Catalogue:
                 of[(o, d)] = ""
         self._load(set(of.values()))
         return of
-
-
-@contextlib.contextmanager
-def driver_errors(db: Database) -> Iterator[None]:
-    """Statements sent on the driver's own connection (COPY, executemany without SQLAlchemy's
-    per-row work): a server gone away is ``DatabaseUnavailable``, as through the facade."""
-    if db.dialect != "postgresql":
-        yield
-        return
-    import psycopg  # only a hub on PostgreSQL loads its driver
-
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        db.connection().invalidate(exc)  # useless now; the pool must not hand it out again
-        raise DatabaseUnavailable(
-            f"县级平台的数据库暂时无法使用（{db.describe()}）。请稍后重试；设备会保留未确认的数据。",
-            f"the hub database {db.describe()} went away ({str(exc).strip().splitlines()[0]}); try again;"
-            " devices keep what was not acknowledged") from exc
 
 
 def insert_rows(db: Database, into: str, pg_types: Sequence[str], conflict: str, rows: list[Sequence]) -> None:
