@@ -14,25 +14,32 @@ import sys
 from functools import lru_cache
 from xml.etree import ElementTree
 
-import pygal
-from pygal.style import Style
-
 from hub_sync.hub.report_tables import Table
 
-STYLE = Style(background="white", plot_background="white", foreground="#333", foreground_strong="#111",
-              foreground_subtle="#999", colors=("#2a7ab0", "#d9822b", "#3a9a5b", "#9a3a8a"),
-              font_family="sans-serif", title_font_size=16, label_font_size=12, legend_font_size=12)
+STYLE = {"background": "white", "plot_background": "white", "foreground": "#333", "foreground_strong": "#111",
+         "foreground_subtle": "#999", "colors": ("#2a7ab0", "#d9822b", "#3a9a5b", "#9a3a8a"),
+         "font_family": "sans-serif", "title_font_size": 16, "label_font_size": 12, "legend_font_size": 12}
 CHART_SIZE = (720, 320)
 CHART_CACHE = 256
-# pygal appends a legacy ``sys.meta_path`` finder for its map plugins (unused here); every import
-# that reaches it (an optional module that is absent) then raises ImportWarning, an error under pytest
-sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
 ElementTree.register_namespace("", "http://www.w3.org/2000/svg")  # serialise as <svg>, not <ns0:svg>
 ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 
 
+@lru_cache(maxsize=1)
+def _pygal():
+    """pygal, imported at the first chart: it costs every hub process (each command, each
+    server start) ~30 ms that only a report page needs."""
+    import pygal
+    from pygal.style import Style
+
+    # pygal appends a legacy ``sys.meta_path`` finder for its map plugins (unused here); every import
+    # that reaches it (an optional module that is absent) then raises ImportWarning, an error under pytest
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
+    return pygal, Style(**STYLE)
+
+
 def _config(title: str) -> dict:
-    return {"title": title, "style": STYLE, "js": [], "width": CHART_SIZE[0], "height": CHART_SIZE[1],
+    return {"title": title, "style": _pygal()[1], "js": [], "width": CHART_SIZE[0], "height": CHART_SIZE[1],
             "disable_xml_declaration": True, "no_data_text": "无数据 no data", "show_legend": True,
             "legend_at_bottom": True, "x_label_rotation": 30, "print_values": False}
 
@@ -61,6 +68,7 @@ def _frozen(table: Table) -> tuple:
 # period and scope) are drawn once per process
 @lru_cache(maxsize=CHART_CACHE)
 def _draw(kind: str, title: str, columns: tuple, rows: tuple, keys: tuple[str, ...], limit: int | None) -> str:
+    pygal = _pygal()[0]
     chart = (pygal.Bar if kind == "bar" else pygal.Line)(**_config(title))
     rows = rows[:limit] if limit else rows
     chart.x_labels = [str(r[0])[:20] for r in rows]

@@ -15,8 +15,6 @@ import os
 import tempfile
 from typing import Iterator
 
-from openpyxl import Workbook
-
 from hub_sync.hub.report_tables import Table
 
 BOM = "\ufeff"
@@ -47,6 +45,8 @@ def csv_lines(table: Table) -> Iterator[bytes]:
 
 def write_xlsx(table: Table, path: str | os.PathLike) -> None:
     """Write the table as a one-sheet workbook at ``path`` (write-only: rows are not kept in memory)."""
+    from openpyxl import Workbook  # here, not at the top: ~160 ms that only an export needs
+
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=table.name[:31])
     ws.append([f"{table.zh} {table.en}"])
