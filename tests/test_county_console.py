@@ -166,11 +166,21 @@ def test_the_accounts_page_refuses_bad_input_and_changes_nothing(console_hub):
                           ({"name": "v2", "role": "viewer", "school": SCHOOL, "password": "long-enough-pw"}, "只有校长账号"),
                           ({"name": "v3", "role": "viewer", "password": "short"}, "密码至少"),
                           ({"name": "rev", "role": "viewer", "password": "long-enough-pw"}, "已存在"),
+                          ({"name": "REV", "role": "viewer", "password": "long-enough-pw"}, "已存在"),  # names ignore case
                           ({"name": "v4", "role": "emperor", "password": "long-enough-pw"}, "没有角色")]:
         r = admin.post("/console/accounts", data, page="/console/accounts")
         assert r.status_code == 400 and message in r.text, (data, r.text[-400:])
     assert [a.name for a in Accounts(console_hub.hub.db).all()] == before
     admin.close()
+
+
+def test_account_names_ignore_case_on_either_engine(console_hub):
+    """SQLite compares the name NOCASE, PostgreSQL by lower(): "Rev" is the account "rev" on both."""
+    accounts = Accounts(console_hub.hub.db)
+    assert accounts.by_name("REV").name == "rev"
+    s = console_hub.session()
+    assert s.login("Rev").status_code == 302 and s.get("/console/review").status_code == 200
+    s.close()
 
 
 def test_hub_user_commands_add_list_and_disable_with_the_password_from_a_file(console_hub, tmp_path):

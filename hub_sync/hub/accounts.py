@@ -128,7 +128,7 @@ class Accounts:
             hashed = _hasher().hash(password)
         now = time.time()
         with transaction(self.db):
-            if self.db.execute("select 1 from accounts where name = ?", [name]).fetchone():
+            if self.db.execute("select 1 from accounts where lower(name) = lower(?)", [name]).fetchone():
                 raise ConsoleError(f"账号 {name} 已存在", f"account {name} already exists")
             new_id = self.db.execute("insert into accounts (name, role, school, password_hash, created_at, updated_at)"
                                      " values (?, ?, ?, ?, ?, ?) returning id", [name, role, school, hashed, now, now]).scalar()
@@ -146,7 +146,7 @@ class Accounts:
         return _row_to_account(row)
 
     def by_name(self, name: str) -> Account:
-        row = self.db.execute(f"select {_COLS} from accounts where name = ?", [(name or "").strip()]).fetchone()
+        row = self.db.execute(f"select {_COLS} from accounts where lower(name) = lower(?)", [(name or "").strip()]).fetchone()
         if row is None:
             raise NotFoundError(f"没有账号 {name}", f"no account {name}")
         return _row_to_account(row)
@@ -177,7 +177,7 @@ class Accounts:
     def login(self, name: str, password: str, client: str) -> tuple[Account, str]:
         """Check a password (throttled); return the account and a new session token."""
         name = (name or "").strip()[:MAX_NAME_CHARS]
-        row = self.db.execute(f"select {_COLS}, password_hash from accounts where name = ?", [name]).fetchone() if name else None
+        row = self.db.execute(f"select {_COLS}, password_hash from accounts where lower(name) = lower(?)", [name]).fetchone() if name else None
         account = _row_to_account(row) if row else None
         stored = row[6] if row is not None and account.active else None
         key = f"acct:{account.id}" if account else f"name:{name.lower()}"
