@@ -67,3 +67,23 @@ def test_init_with_an_unreachable_server_writes_nothing(tmp_path):
 
 def test_init_with_another_engine_writes_nothing(tmp_path):
     _refused_without_writing(tmp_path, "mysql://root@127.0.0.1/county", "unsupported database")
+
+
+def test_init_that_fails_after_creating_the_database_drops_it(tmp_path, postgres):
+    """The folder cannot be made (a file is in its place): one line, and the database the init
+    created is gone again, so the same command works once the folder is fixed."""
+    data = tmp_path / "hub"
+    data.write_text("not a folder")
+    name = f"county_failed_{free_port()}"
+    url = f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    result = cli("init", "--data", str(data), "--db", url)
+    assert result.exit_code == 1 and result.output.startswith("错误 Error:") and result.output.count("\n") == 1, result.output
+    with postgres.admin() as conn:
+        assert conn.execute("select count(*) from pg_database where datname = %s", [name]).fetchone()[0] == 0
+    assert data.read_text() == "not a folder"
+    data.unlink()
+    try:
+        again = cli("init", "--data", str(data), "--db", url)
+        assert again.exit_code == 0 and "已创建数据库 Created database" in again.output, again.output
+    finally:
+        postgres.drop_database(url)

@@ -17,13 +17,18 @@ def hub_init(data_dir: Path, db_url: str | None) -> None:
     """新建县级平台（密钥、数据库、资源库）。 Create a hub: keys, database, store."""
     from hub_sync.hub.database import check_url
     from hub_sync.hub.hub import Hub
-    from hub_sync.hub.postgres_admin import ensure_database
+    from hub_sync.hub.postgres_admin import drop_created_database, ensure_database
 
     created = False
     if db_url and not (data_dir / "keys" / "root.pem").exists():  # before anything is written into the folder
         check_url(db_url)
         created = ensure_database(db_url)
-    hub = Hub.init(data_dir, db_url=db_url)
+    try:
+        hub = Hub.init(data_dir, db_url=db_url)
+    except BaseException:
+        if created:  # the init failed after the database was made for it: leave no half-made hub behind
+            drop_created_database(db_url)
+        raise
     where = hub.db.describe()
     hub.close()
     if created:

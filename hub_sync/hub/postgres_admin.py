@@ -78,6 +78,14 @@ def ensure_database(url_text: str) -> bool:
         raise DatabaseUnavailable(f"{exc.zh}；未创建任何内容", f"{exc.en}; nothing was created") from exc
 
 
+def drop_created_database(url_text: str) -> None:
+    """Drop the database ``ensure_database`` has just created, after the init that wanted it
+    failed: a second ``hub init`` then starts from the same place as the first."""
+    url = check_url(url_text)
+    with connect(url, MAINTENANCE_DB) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(url.database or "")))
+
+
 def other_sessions(url: sa.URL) -> int:
     """How many connections of running hubs (``hub serve``) the hub's database has now."""
     with connect(url) as conn:
