@@ -16,6 +16,7 @@ from typing import Callable
 import httpx
 
 from hub_sync.core.processes import wait_until
+from hub_sync.core.tls import client_tls
 
 from firmware.errors import FirmwareError
 
@@ -42,7 +43,7 @@ def check_health(base_url: str, version: str, sample: Sample | None = None, dead
     """Run the checks against ``base_url``; return what passed, or HealthError saying
     what failed. ``alive`` is polled while waiting: a process that died fails at once."""
     deadline = time.monotonic() + deadline_s
-    with httpx.Client(base_url=base_url, timeout=PROBE_TIMEOUT_S, follow_redirects=True) as client:
+    with httpx.Client(base_url=base_url, timeout=PROBE_TIMEOUT_S, follow_redirects=True, verify=client_tls()) as client:
 
         def status() -> dict | None:
             if not alive():

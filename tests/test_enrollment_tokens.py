@@ -22,6 +22,7 @@ from hub_sync.core.errors import DeviceError
 from hub_sync.core.keys import generate_key
 from hub_sync.formats.enrollment import TOKEN_LIFETIME_DAYS, make_enrollment, read_enrollment, token_hash
 from hub_sync.hub.registry import Registry
+from hub_sync.core.tls import client_tls
 from provisioning.apply import apply_bundle
 from provisioning.bundle import make_bundle, read_bundle
 
@@ -100,7 +101,7 @@ def test_parallel_enrollments_with_one_token_enroll_exactly_one_device(env, tmp_
 
     def post(body: bytes) -> httpx.Response:
         start.wait(10)                                # all at the same instant
-        return httpx.post(env.hub_url + ENROLL_PATH, content=body, timeout=30)
+        return httpx.post(env.hub_url + ENROLL_PATH, content=body, timeout=30, verify=client_tls())
 
     with ThreadPoolExecutor(RACERS) as pool:
         answers = list(pool.map(post, requests))

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from hub_sync.core.processes import SupervisedProcess, wait_until
+from hub_sync.core.tls import client_tls
 
 from firmware.backup import integrity_ok
 from firmware.installer import FAULT_ENV, STEPS
@@ -39,7 +40,7 @@ SERVE_TIMEOUT_S = 90.0
 
 def lan_status(fw) -> tuple[int, dict | None, dict]:
     try:
-        answer = httpx.get(f"http://127.0.0.1:{fw.port}/api/v1/status", timeout=2.0)
+        answer = httpx.get(f"http://127.0.0.1:{fw.port}/api/v1/status", timeout=2.0, verify=client_tls())
     except httpx.TransportError:
         return 0, None, {}
     body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else None
@@ -84,7 +85,7 @@ class Tablet:
         self.thread.start()
 
     def _run(self) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{self.fw.port}", timeout=3.0) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.fw.port}", timeout=3.0, verify=client_tls()) as client:
             while not self.done.wait(0.05):
                 try:
                     if self.csrf is None:

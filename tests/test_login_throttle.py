@@ -30,6 +30,7 @@ from edge_agent.spaces.login import reset_student_secret
 from edge_agent.spaces.people import find_by_number
 from edge_agent.spaces.roster_apply import import_roster
 from hub_sync.core.processes import START_TIMEOUT_S, SupervisedProcess, free_port, wait_until
+from hub_sync.core.tls import client_tls
 
 from fixtures.common import REPO
 from fixtures.spaces import roster_csv, student_number
@@ -115,7 +116,8 @@ class Served:
             return False
 
     def client(self, local_address: str | None = None, **kw) -> httpx.Client:
-        transport = httpx.HTTPTransport(uds=str(self.socket)) if self.socket else httpx.HTTPTransport(local_address=local_address)
+        transport = httpx.HTTPTransport(uds=str(self.socket), verify=client_tls()) if self.socket else \
+            httpx.HTTPTransport(local_address=local_address, verify=client_tls())
         return httpx.Client(base_url=self.base, timeout=60, transport=transport, **kw)
 
 

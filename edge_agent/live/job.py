@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import httpx
 
 from hub_sync.core.errors import Problem
+from hub_sync.core.tls import client_tls
 from hub_sync.formats.live_manifest import Lesson
 
 from edge_agent.library.importer import import_files
@@ -63,7 +64,7 @@ class LiveJob:
         self.thread = threading.Thread(target=self._run, name="live-puller", daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S), trust_env=False) as client:
+        with httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S), trust_env=False, verify=client_tls()) as client:
             while not self.stop_event.is_set():
                 try:
                     self._start_pullers(client)

@@ -27,6 +27,7 @@ from securesystemslib.signer import Signer
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from hub_sync.core.errors import LinkError, ProcessError
+from hub_sync.core.tls import client_tls
 from hub_sync.formats.live_manifest import LiveFile, Manifest, Rung, seal_manifest, segment_path
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class Publisher:
         self.seq = 0
         self.sent_index = -1  # segments up to this index have been accepted
         self.sent_slides: set[str] = set()
-        self.client = httpx.Client(timeout=POST_TIMEOUT_S, trust_env=False)
+        self.client = httpx.Client(timeout=POST_TIMEOUT_S, trust_env=False, verify=client_tls())
 
     def step(self, final: bool = False) -> bool:
         """Send what is new; True if the hub accepted an update (or there was nothing to send)."""

@@ -29,6 +29,7 @@ from securesystemslib.signer import Key
 
 from hub_sync.core.errors import LinkError, SignatureError
 from hub_sync.core.recording import join_segments
+from hub_sync.core.tls import client_tls
 from hub_sync.formats.live_manifest import Lesson, LiveFile
 
 from edge_agent.live.store import LessonState, LiveStore
@@ -59,7 +60,7 @@ class Puller:
         self.state: LessonState = store.lesson(lesson, hub_key)
         self.on_recording = on_recording
         self.client = client or httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-                                             trust_env=False)
+                                             trust_env=False, verify=client_tls())
         self.rung_pos = 0
         self.fast = 0
         self.rate: float | None = None  # the WAN's measured rate (bytes/s), a moving average of segment fetches

@@ -14,6 +14,7 @@ import httpx
 from hub_sync.formats.enrollment import make_subscription
 from hub_sync.core.errors import DeviceError, LinkError
 from hub_sync.core.keys import load_signer
+from hub_sync.core.tls import client_tls
 
 from edge_agent.const import DEVICE_KEY_FILE
 from edge_agent.errors import NotProvisionedError
@@ -36,7 +37,7 @@ def hub_url(appliance: Appliance) -> str:
 def hub_channels(appliance: Appliance) -> list[dict]:
     """The hub's channels, each with ``subscribed``: whether this school's catalogue has it."""
     try:
-        data = httpx.get(f"{hub_url(appliance)}/api/v1/hub/channels", timeout=CHANNEL_TIMEOUT_S).json()
+        data = httpx.get(f"{hub_url(appliance)}/api/v1/hub/channels", timeout=CHANNEL_TIMEOUT_S, verify=client_tls()).json()
     except (httpx.HTTPError, ValueError) as exc:
         raise LinkError("无法连接县级平台，请检查网络后再试", f"cannot reach the hub ({type(exc).__name__}); check the link") from exc
     mine = {r[0] for r in appliance.db.execute("select channel from sync_channels")}
@@ -49,7 +50,7 @@ def set_subscription(appliance: Appliance, channel: str, on: bool) -> list[str]:
     signer = load_signer(appliance.data_dir / DEVICE_KEY_FILE)
     signed = make_subscription(signer, appliance.device_id, appliance.school_code, channel, on)
     try:
-        resp = httpx.post(f"{url}/api/v1/hub/subscriptions", content=signed, timeout=CHANNEL_TIMEOUT_S)
+        resp = httpx.post(f"{url}/api/v1/hub/subscriptions", content=signed, timeout=CHANNEL_TIMEOUT_S, verify=client_tls())
     except httpx.HTTPError as exc:
         raise LinkError("无法连接县级平台，请检查网络后再试", f"cannot reach the hub ({type(exc).__name__}); check the link") from exc
     if resp.status_code != 200:

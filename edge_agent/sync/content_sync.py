@@ -22,6 +22,7 @@ from typing import Callable, Iterator, TYPE_CHECKING
 
 from hub_sync.core.errors import Problem, SyncError
 from hub_sync.core.sqlite_db import transaction
+from hub_sync.core.tls import client_tls
 from hub_sync.client.sync_client import FetchReport, Plan, SyncClient
 
 from edge_agent.const import PINNED_ROOT_FILE, SYNC_DIR
@@ -76,7 +77,7 @@ def enroll_now(appliance: Appliance) -> None:
         raise SyncError("没有登记请求：请先运行 school-edge provision apply", "no enrollment request; run 'school-edge provision apply' first")
     url = f"{appliance.identity('hub_url')}/api/v1/hub/enroll"
     try:
-        resp = httpx.post(url, content=request.read_bytes(), timeout=ENROLL_TIMEOUT_S)
+        resp = httpx.post(url, content=request.read_bytes(), timeout=ENROLL_TIMEOUT_S, verify=client_tls())
     except httpx.HTTPError as exc:
         raise LinkError("无法连接县级平台，稍后重试", f"cannot reach the hub at {url} ({type(exc).__name__}); will retry") from exc
     if resp.status_code != 200:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from hub_sync.core.errors import FormatError, LinkError, Problem, SignatureError
+from hub_sync.core.tls import client_tls
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.formats.live_interaction import STATE_KIND, check_state
 
@@ -133,7 +134,7 @@ class LiveLink:
                 log.info("live link: recording of %s not fetched yet: %s", lesson.lesson, exc.en)
 
     def run(self) -> None:
-        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
+        with httpx.Client(timeout=TIMEOUT, trust_env=False, verify=client_tls()) as client:
             while not self.stop_event.is_set():
                 try:
                     wait = self.round(client)

@@ -39,6 +39,7 @@ from hub_sync.formats.usage_ack import UsageAck, open_ack
 from hub_sync.core.errors import DeviceError, FormatError, LinkError, ReplayError, SignatureError, SyncError
 from hub_sync.core.keys import load_signer
 from hub_sync.core.sqlite_db import transaction
+from hub_sync.core.tls import client_tls
 from hub_sync.formats.usage_batch import BATCH_CONTENT_TYPE, BATCH_KIND, batch_hash, encode_batch
 
 from edge_agent.const import DEVICE_KEY_FILE
@@ -109,7 +110,7 @@ def upload_pending(appliance: Appliance, hub_url: str | None = None, timeout: ht
         timeout = httpx.Timeout(connect=UPLOAD_CONNECT_TIMEOUT_S, write=UPLOAD_WRITE_TIMEOUT_S,
                                 read=UPLOAD_READ_TIMEOUT_S, pool=UPLOAD_POOL_TIMEOUT_S)
     result = UploadResult(acked_seq=appliance.journal.acknowledged())
-    with httpx.Client(timeout=timeout) as client:
+    with httpx.Client(timeout=timeout, verify=client_tls()) as client:
         _upload_batches(appliance, client, hub_url, hub_key, max_events, result)
         if (result.batches == 0 or result.downlink.more) and _poll_downlink(appliance, client, hub_url, hub_key, result):
             # applying messages journals them (and a transfer's space): send that up now, not next time

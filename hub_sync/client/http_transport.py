@@ -10,6 +10,7 @@ from typing import Callable
 import httpx
 
 from hub_sync.core.errors import CorruptBlobError, LinkError
+from hub_sync.core.tls import client_tls
 
 HTTP_CONNECT_TIMEOUT_S = 10.0
 HTTP_READ_TIMEOUT_S = 30.0
@@ -52,4 +53,4 @@ def http_fetch(client: httpx.Client, hub_url: str, sha256: str, length: int, des
 
 def http_client() -> httpx.Client:
     """A client with explicit timeouts for content downloads."""
-    return httpx.Client(timeout=httpx.Timeout(HTTP_READ_TIMEOUT_S, connect=HTTP_CONNECT_TIMEOUT_S))
+    return httpx.Client(verify=client_tls(), timeout=httpx.Timeout(HTTP_READ_TIMEOUT_S, connect=HTTP_CONNECT_TIMEOUT_S))

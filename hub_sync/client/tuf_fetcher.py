@@ -10,6 +10,7 @@ from typing import Iterator
 import httpx
 from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
+from hub_sync.core.tls import client_tls
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 20.0
@@ -24,7 +25,7 @@ class HttpxFetcher(FetcherInterface):
                  deadline_s: float | None = None) -> None:
         # module constants read at call time, so tests can patch them short
         self.deadline_s = deadline_s or DOWNLOAD_DEADLINE_S
-        self.client = httpx.Client(timeout=httpx.Timeout(read_timeout_s or READ_TIMEOUT_S,
+        self.client = httpx.Client(verify=client_tls(), timeout=httpx.Timeout(read_timeout_s or READ_TIMEOUT_S,
                                                          connect=connect_timeout_s or CONNECT_TIMEOUT_S),
                                    headers={"User-Agent": "school-edge-sync"})
 

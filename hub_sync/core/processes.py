@@ -31,6 +31,7 @@ from typing import Callable, Mapping, Sequence, TypeVar
 import httpx
 
 from hub_sync.core.errors import ProcessError
+from hub_sync.core.tls import client_tls
 
 START_TIMEOUT_S = 30.0  # a cold gunicorn + Flask start on a busy two-core machine
 POLL_INTERVAL_S = 0.05
@@ -67,7 +68,7 @@ def wait_until(predicate: Callable[[], T], timeout_s: float, what: str, interval
 def answers_http(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     """True if something answers an HTTP GET of ``url`` (with any status)."""
     try:
-        httpx.get(url, timeout=timeout_s).close()
+        httpx.get(url, timeout=timeout_s, verify=client_tls()).close()
     except httpx.TransportError:
         return False
     return True

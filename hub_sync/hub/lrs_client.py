@@ -30,6 +30,7 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_a
 from hub_sync.core.atomic_file import atomic_write
 from hub_sync.core.errors import SyncError
 from hub_sync.core.file_modes import PRIVATE_FILE_MODE
+from hub_sync.core.tls import client_tls
 from hub_sync.formats.xapi import XAPI_VERSION
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class LrsClient:
         self.timeout_s = timeout_s
         self.stop = stop or threading.Event()
         auth = httpx.BasicAuth(credentials.username, credentials.password) if credentials else None
-        self.http = httpx.Client(base_url=self.url, auth=auth,
+        self.http = httpx.Client(verify=client_tls(), base_url=self.url, auth=auth,
                                  timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
                                  headers={"X-Experience-API-Version": XAPI_VERSION})
 

@@ -32,6 +32,7 @@ import httpx
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, stop_when_event_set, wait_exponential
 
 from hub_sync.core.errors import Problem, SyncError
+from hub_sync.core.tls import client_tls
 from hub_sync.formats.envelope import open_envelope, seal
 from hub_sync.formats.relay_bundle import (BUNDLE_CONTENT_TYPE, BUNDLE_KIND, RECEIPT_KIND, ROSTER_CONTENT_TYPE, ROSTER_KIND,
                                            Bundle, Roster, RosterDevice, decode_receipt, encode_bundle, encode_roster,
@@ -122,7 +123,7 @@ class RelayPush:
         trusted = province_key(self.hub.data_dir)
         result = PushResult()
         with PassLock(self.hub, "province-relay", RelayError("另一个向省转发正在进行，请稍后再试", "another relay pass to the province is running; try again later")), httpx.Client(
-                base_url=url, timeout=httpx.Timeout(self.settings.get("relay_timeout_s"), connect=CONNECT_TIMEOUT_S)) as http:
+                base_url=url, verify=client_tls(), timeout=httpx.Timeout(self.settings.get("relay_timeout_s"), connect=CONNECT_TIMEOUT_S)) as http:
             result.roster = self._post(http, "api/v1/province/roster", self.roster(), ROSTER_CONTENT_TYPE).json()
             for line in result.roster.get("refused", []):
                 log.warning("province refused a roster entry: %s", line)
