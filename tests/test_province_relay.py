@@ -380,3 +380,16 @@ def test_a_bundle_signed_by_a_key_the_province_does_not_know_is_refused_whole(wo
     out = world.push()
     assert out.exit_code != 0 and f"county {COUNTY} is revoked: refused whole" in out.output
     assert counts(world.province)["events"] == before["events"]
+
+
+def test_a_bundle_summary_counts_events_by_the_county_day_across_midnight(tmp_path):
+    """Pure: the summary's days are China Standard Time days (midnight is 16:00 UTC), per school."""
+    from hub_sync.formats.usage_batch import UsageEvent
+
+    signer = generate_key(tmp_path / "device.pem")
+    midnight_utc8 = 1_788_796_800  # 2026-09-08 00:00 UTC+8
+    times = [midnight_utc8 - 2, midnight_utc8 - 1, midnight_utc8, midnight_utc8 + 86_399, midnight_utc8 + 86_400]
+    evs = [UsageEvent(i + 1, t, "s1", "viewed", "res-1", {}) for i, t in enumerate(times)]
+    one = seal("usage-batch", encode_batch(evs, "dev-1", "S1"), signer)
+    other = seal("usage-batch", encode_batch(evs[:1], "dev-2", "S2"), signer)
+    assert summary([one, other]) == {"S1": {"2026-09-07": 2, "2026-09-08": 2, "2026-09-09": 1}, "S2": {"2026-09-07": 1}}
