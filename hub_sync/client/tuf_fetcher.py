@@ -10,6 +10,7 @@ from typing import Iterator
 import httpx
 from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
+
 from hub_sync.core.tls import client_tls
 
 CONNECT_TIMEOUT_S = 10.0
