@@ -329,7 +329,7 @@ def test_a_batch_of_a_device_the_county_never_registered_is_refused_the_rest_tak
     assert [line for line in world.province_server.output().splitlines() if "edge-x9 1-100" in line].__len__() == 1
 
 
-def test_a_device_the_county_revoked_has_its_later_batches_refused(world):
+def test_a_device_the_county_revoked_keeps_what_it_sent_before_and_its_later_batches_are_refused(world):
     a = world.device("edge-a1", SCHOOLS[0])
     b = world.device("edge-b1", SCHOOLS[1])
     a.upload(200)
@@ -337,28 +337,51 @@ def test_a_device_the_county_revoked_has_its_later_batches_refused(world):
     assert world.push().exit_code == 0
     old_roster = seal("device-roster", json.dumps({"county": COUNTY, "issued_at": 1.0, "devices": []}).encode(),
                       world.county_signer())
-    a.upload(100)  # stored at the county before it revoked the device, relayed after
+    a.upload(100)  # stored at the county before it revoked the device, relayed after: usage like any other
     b.upload(100)
     Registry(world.county.db).revoke("edge-a1")
-    before = counts(world.province)
 
     out = world.push()
     assert out.exit_code == 0, out.output
     assert "Roster: 新增 added 0, 吊销 revoked 1" in out.output
-    refused = [line for line in out.output.splitlines() if "refused:" in line]
-    assert refused == [f"  拒收 refused: edge-a1 201-300: 设备 edge-a1 已被县 {COUNTY} 吊销，拒收 / "
-                       f"device edge-a1 was revoked by county {COUNTY}; batch refused"]
+    assert [line for line in out.output.splitlines() if "refused:" in line] == []
     after = counts(world.province)
-    assert after["events"] == [{"device_id": "edge-a1", "n": 200}, {"device_id": "edge-b1", "n": 300}]
+    # the province counts what the county counts: nothing the county took before the revocation is lost
+    assert after["events"] == [{"device_id": "edge-a1", "n": 300}, {"device_id": "edge-b1", "n": 300}]
     assert {d["device_id"]: d["status"] for d in after["devices"]} == {"edge-a1": "revoked", "edge-b1": "active"}
-    assert before["events"][0] == after["events"][0]
-    status = world.cli(world.county, "relay", "status")
-    assert "edge-a1 201-300" in status.output
+
+    # a batch the county says it stored after the revocation (or a bundle that does not say when) is refused
+    revoked_at = world.province.db.scalar("select revoked_at from devices where device_id = 'edge-a1'")
+    later, good = a.batch(50), b.batch(50)
+    cursor = world.province.db.scalar("select relay_cursor from relay_counties where county = :c", {"c": COUNTY})
+    for seq, received in ((cursor + 1, [revoked_at + 1, revoked_at + 1]), (cursor + 2, None)):
+        bundle = Bundle(COUNTY, seq, (900 + seq, 901 + seq), [later, good] if received else [later],
+                        summary([later, good] if received else [later]), received)
+        r = world.post("/api/v1/province/relay", seal(BUNDLE_KIND, encode_bundle(bundle), world.county_signer()))
+        assert r.status_code == 200, r.text
+        receipt = decode_receipt(open_envelope(r.content, RECEIPT_KIND,
+                                               [load_signer(relay_key_path(world.province.data_dir)).public_key])[0])
+        assert [x.line() for x in receipt.refused] == [f"edge-a1 301-350: 设备 edge-a1 已被县 {COUNTY} 吊销，拒收 / "
+                                                      f"device edge-a1 was revoked by county {COUNTY}; batch refused"]
+    final = counts(world.province)
+    assert final["events"] == [{"device_id": "edge-a1", "n": 300}, {"device_id": "edge-b1", "n": 350}]
 
     # a replayed older roster cannot bring the device back
     r = world.post("/api/v1/province/roster", old_roster, ROSTER_CONTENT_TYPE)
     assert r.status_code == 400 and "older than the one held" in r.json()["error"]["message_en"]
-    assert counts(world.province) == after
+    assert counts(world.province) == final
+
+
+def test_a_bundle_with_receive_times_that_do_not_match_its_batches_is_refused_whole(world):
+    a = world.device("edge-a1", SCHOOLS[0])
+    a.upload(100)
+    assert world.push().exit_code == 0
+    before = counts(world.province)
+    batch = a.batch(10)
+    bundle = Bundle(COUNTY, 2, (5, 5), [batch], summary([batch]), [1.0, 2.0])
+    r = world.post("/api/v1/province/relay", seal(BUNDLE_KIND, encode_bundle(bundle), world.county_signer()))
+    assert r.status_code == 400 and "another number of receive times" in r.json()["error"]["message_en"]
+    assert counts(world.province) == before
 
 
 def test_a_bundle_signed_by_a_key_the_province_does_not_know_is_refused_whole(world):

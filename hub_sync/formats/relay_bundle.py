@@ -61,6 +61,9 @@ class Bundle:
     outbox: tuple[int, int]
     envelopes: list[bytes]
     summary: dict[str, dict[str, int]]
+    # when the county stored each envelope (its clock): the province takes a batch of a device
+    # the county revoked only if it was stored before the revocation; None from an older county
+    received: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,11 @@ def decode_roster(payload: bytes) -> Roster:
 
 
 def encode_bundle(bundle: Bundle) -> bytes:
-    return canonical_json({"county": bundle.county, "relay_seq": bundle.relay_seq, "outbox": list(bundle.outbox),
-                           "envelopes": [base64.b64encode(e).decode("ascii") for e in bundle.envelopes],
-                           "summary": bundle.summary})
+    body = {"county": bundle.county, "relay_seq": bundle.relay_seq, "outbox": list(bundle.outbox),
+            "envelopes": [base64.b64encode(e).decode("ascii") for e in bundle.envelopes], "summary": bundle.summary}
+    if bundle.received is not None:
+        body["received"] = list(bundle.received)
+    return canonical_json(body)
 
 
 def decode_bundle(payload: bytes) -> Bundle:
@@ -132,9 +137,13 @@ def decode_bundle(payload: bytes) -> Bundle:
         envelopes = [base64.b64decode(e, validate=True) for e in raw["envelopes"]]
         summary = {str(s): {str(d): int(n) for d, n in days.items()} for s, days in raw["summary"].items()}
         first, last = (int(x) for x in raw["outbox"])
-        bundle = Bundle(str(raw["county"]), int(raw["relay_seq"]), (first, last), envelopes, summary)
+        received = raw.get("received")
+        received = None if received is None else [float(t) for t in received]
+        bundle = Bundle(str(raw["county"]), int(raw["relay_seq"]), (first, last), envelopes, summary, received)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FormatError("转发包格式无效", f"malformed relay bundle: {exc}") from exc
+    if received is not None and len(received) != len(envelopes):
+        raise FormatError("转发包的接收时间与数据包数目不符", "relay bundle lists another number of receive times than batches")
     if bundle.relay_seq < 1 or not envelopes:
         raise FormatError("转发包的序号或内容无效", "relay bundle has a bad sequence number or no batches")
     return bundle

@@ -147,10 +147,11 @@ class Counties:
                             {"at": roster.issued_at, "c": county.code})
         return added, revoked, refused
 
-    def device_county(self, device_id: str) -> tuple[str | None, bool] | None:
-        """(county, revoked) of a device the province holds, or None."""
-        row = self.db.execute("select county, status from devices where device_id = :d", {"d": device_id}).fetchone()
-        return (row[0], row[1] == "revoked") if row else None
+    def device_county(self, device_id: str) -> tuple[str | None, float | None] | None:
+        """(county, when the county revoked it or None) of a device the province holds, or None."""
+        row = self.db.execute("select county, status, revoked_at from devices where device_id = :d",
+                              {"d": device_id}).fetchone()
+        return (row[0], (row[2] or 0.0) if row[1] == "revoked" else None) if row else None
 
     # -- bundles -----------------------------------------------------------------------
     def outcome(self, county: str, relay_seq: int) -> BundleOutcome | None:

@@ -69,12 +69,14 @@ class UsageIngest:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def ingest(self, envelope: bytes) -> UsageAck:
+    def ingest(self, envelope: bytes, revoked_ok: bool = False) -> UsageAck:
         """Verify, check and store one signed batch; return the acknowledgement.
 
         Raises FormatError (malformed), SignatureError (bad signature), DeviceError
         (unknown or revoked device), ReplayError (broken chain) or DatabaseUnavailable
         (the database went away: the transaction is rolled back); each changes nothing.
+        ``revoked_ok``: a revoked device's batch is taken too (the province, for a batch its
+        county stored before the revocation); its signature is checked all the same.
         """
         # the envelope has one payload: the header peeked here is the one verified next
         header = read_header(peek_payload(envelope))
@@ -83,7 +85,8 @@ class UsageIngest:
         self.ensure_month(month)
         # one transaction from the device's look-up on: one connection (and round trips) per batch, not two
         with transaction(self.db):
-            device = Registry(self.db).active(header.device_id)
+            registry = Registry(self.db)
+            device = registry.get(header.device_id) if revoked_ok else registry.active(header.device_id)
             payload, _ = open_envelope(envelope, BATCH_KIND, [device.public_key])
             batch = decode_batch(payload)
             if header.school_code != device.school_code:

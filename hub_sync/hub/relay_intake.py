@@ -80,7 +80,7 @@ class RelayIntake:
                               f"county {county.code} bundle {bundle.relay_seq} skips ahead: expected "
                               f"{county.relay_cursor + 1}; refused, nothing changed")
         _check_summary(bundle)
-        outcomes = self._all(county, bundle.envelopes)
+        outcomes = self._all(county, bundle.envelopes, bundle.received)
         accepted, refused = sum(r is None for r in outcomes), [r for r in outcomes if r is not None]
         for refusal in refused:
             log.warning("county %s bundle %d: refused %s", county.code, bundle.relay_seq, refusal.line())
@@ -100,7 +100,7 @@ class RelayIntake:
                                 ) from None
         return county, payload
 
-    def _all(self, county: County, envelopes: list[bytes]) -> list[Refusal | None]:
+    def _all(self, county: County, envelopes: list[bytes], received: list[float] | None) -> list[Refusal | None]:
         """Ingest a bundle's envelopes, each device's in order, several devices at once (each
         batch is a transaction of its own and spends much of its time waiting for the database);
         the outcomes in the bundle's order."""
@@ -114,14 +114,15 @@ class RelayIntake:
 
         def device(indexes: list[int]) -> None:
             for i in indexes:
-                outcomes[i] = self._one(county, envelopes[i])
+                outcomes[i] = self._one(county, envelopes[i], received[i] if received else None)
 
         with ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="relay-intake") as pool:
             list(pool.map(device, by_device.values()))
         return outcomes
 
-    def _one(self, county: County, envelope: bytes) -> Refusal | None:
-        """Ingest one device envelope of ``county``'s bundle; the refusal, or None when taken."""
+    def _one(self, county: County, envelope: bytes, received_at: float | None) -> Refusal | None:
+        """Ingest one device envelope of ``county``'s bundle (stored there at ``received_at``, None
+        if the bundle does not say); the refusal, or None when taken."""
         try:
             header = read_header(peek_payload(envelope))
         except FormatError as exc:
@@ -131,11 +132,14 @@ class RelayIntake:
         if held is None or held[0] != county.code:
             return Refusal(*where, f"设备 {header.device_id} 不在县 {county.code} 登记的设备名单中，拒收",
                            f"device {header.device_id} was never registered by county {county.code}; batch refused")
-        if held[1]:
+        revoked_at = held[1]
+        # what the county stored before it revoked the device is usage like any other (the county
+        # counts it too); only what it says it stored later, or cannot say when, is refused
+        if revoked_at is not None and (received_at is None or received_at >= revoked_at):
             return Refusal(*where, f"设备 {header.device_id} 已被县 {county.code} 吊销，拒收",
                            f"device {header.device_id} was revoked by county {county.code}; batch refused")
         try:
-            ack = UsageIngest(self.db).ingest(envelope)
+            ack = UsageIngest(self.db).ingest(envelope, revoked_ok=revoked_at is not None)
         except Problem as exc:
             return Refusal(*where, exc.zh, exc.en)
         if ack.resend_from is not None:

@@ -55,18 +55,18 @@ class RelayOutbox:
                               " where acked_at is null order by relay_seq limit 1").fetchone()
         return SentBundle(row[0], row[1], row[2], row[3], bytes(row[4])) if row else None
 
-    def next_rows(self, max_bytes: int) -> list[tuple[int, str, bytes]]:
-        """(outbox seq, device, envelope) after the last bundle built, in order, up to ``max_bytes``
-        of envelopes (at least one, however large)."""
+    def next_rows(self, max_bytes: int) -> list[tuple[int, str, bytes, float]]:
+        """(outbox seq, device, envelope, stored at) after the last bundle built, in order, up to
+        ``max_bytes`` of envelopes (at least one, however large)."""
         after = self.db.scalar("select coalesce(max(last_outbox), 0) from relay_sent") or 0
         out, size = [], 0
-        for seq, device_id, envelope in self.db.execute(
-                "select seq, device_id, envelope from relay_outbox where seq > :after order by seq limit 2000",
+        for seq, device_id, envelope, received_at in self.db.execute(
+                "select seq, device_id, envelope, received_at from relay_outbox where seq > :after order by seq limit 2000",
                 {"after": int(after)}):
             envelope = bytes(envelope)
             if out and size + len(envelope) > max_bytes:
                 break
-            out.append((seq, device_id, envelope))
+            out.append((seq, device_id, envelope, float(received_at)))
             size += len(envelope)
         return out
 

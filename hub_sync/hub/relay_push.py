@@ -106,9 +106,10 @@ class RelayPush:
         rows = self.outbox.next_rows(self.settings.get("relay_bundle_kb") * 1024)
         if not rows:
             return None
-        envelopes = [e for _, _, e in rows]
+        envelopes = [e for _, _, e, _ in rows]
         seq = self.outbox.next_relay_seq()
-        bundle = Bundle(self._county(), seq, (rows[0][0], rows[-1][0]), envelopes, summary(envelopes))
+        bundle = Bundle(self._county(), seq, (rows[0][0], rows[-1][0]), envelopes, summary(envelopes),
+                        [at for *_, at in rows])
         signed = seal(BUNDLE_KIND, encode_bundle(bundle), relay_signer(self.hub.data_dir))
         return self.outbox.record(seq, rows[0][0], rows[-1][0], len(rows), signed)
 
