@@ -89,10 +89,20 @@ def _group(pgid: int) -> list[int]:
     return members
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _start(command: str, data: Path) -> tuple[SupervisedProcess, int, list[str]]:
     port = free_port()
     if command == "demo":
-        port = next(p for p in iter(free_port, None) if p < 65000)  # the hub takes port+1, rsync port+2
+        # the hub takes port+1, rsync port+2: all three free now (another worker's server may hold a neighbour)
+        port = next(p for p in iter(free_port, None) if p < 65000 and _free(p + 1) and _free(p + 2))
         argv = ["demo", "--data", str(data), "--port", str(port)]
         wanted = ["nginx: master", "nginx: worker", "hub serve", "rsync --daemon"]
     else:

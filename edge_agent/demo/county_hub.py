@@ -17,7 +17,8 @@ from hub_sync.core.processes import SupervisedProcess
 from edge_agent.appliance import Appliance
 from edge_agent.demo.sample_library import html_lesson, sample_resources
 
-HUB_START_TIMEOUT_S = 15.0
+# a hub that cannot start (port taken) exits at once and is seen at once; this is for a slow machine
+HUB_START_TIMEOUT_S = 60.0
 HUB_STOP_GRACE_S = 10.0  # then SIGKILL for the hub's whole process group
 CORE_SUBJECTS = ("语文", "数学")
 
