@@ -110,6 +110,15 @@ class World:
     def county_signer(self):
         return load_signer(relay_key_path(self.county.data_dir))
 
+    def relay(self, bundle: Bundle) -> httpx.Response:
+        """Post ``bundle`` to the province as the county would, signed with the county's relay key."""
+        return self.post("/api/v1/province/relay", seal(BUNDLE_KIND, encode_bundle(bundle), self.county_signer()))
+
+    def receipt(self, answer: httpx.Response):
+        """The province's receipt in ``answer``, verified against the province's relay key."""
+        key = load_signer(relay_key_path(self.province.data_dir)).public_key
+        return decode_receipt(open_envelope(answer.content, RECEIPT_KIND, [key])[0])
+
     def close(self) -> None:
         for server in (self.county_server, self.province_server):
             server.kill(signal.SIGTERM)
@@ -302,9 +311,8 @@ def test_an_old_bundle_replayed_changes_nothing(world):
     assert len(lines) == 1 and f"county {COUNTY} bundle 1 already received; nothing changed" in lines[0]
 
     # other content under a number already taken: refused, one line, nothing changed
-    forged = seal(BUNDLE_KIND, encode_bundle(Bundle(COUNTY, 1, (1, 1), [a.batch(10)], summary([a.batch(10)]))),
-                  world.county_signer())
-    r = world.post("/api/v1/province/relay", forged)
+    batch = a.batch(10)
+    r = world.relay(Bundle(COUNTY, 1, (1, 1), [batch], summary([batch])))
     assert r.status_code == 409 and "was received before with other content" in r.json()["error"]["message_en"]
     assert counts(world.province) == before
 
@@ -317,9 +325,9 @@ def test_a_batch_of_a_device_the_county_never_registered_is_refused_the_rest_tak
     stranger = Device(world, "edge-x9", SCHOOLS[0])  # a key of its own, never in the county's registry
     good, bad = a.batch(100), stranger.batch(100)
     bundle = Bundle(COUNTY, 2, (99, 100), [bad, good], summary([bad, good]))
-    r = world.post("/api/v1/province/relay", seal(BUNDLE_KIND, encode_bundle(bundle), world.county_signer()))
+    r = world.relay(bundle)
     assert r.status_code == 200, r.text
-    receipt = decode_receipt(open_envelope(r.content, RECEIPT_KIND, [load_signer(relay_key_path(world.province.data_dir)).public_key])[0])
+    receipt = world.receipt(r)
     assert receipt.accepted == 1 and len(receipt.refused) == 1
     assert receipt.refused[0].line() == (f"edge-x9 1-100: 设备 edge-x9 不在县 {COUNTY} 登记的设备名单中，拒收 / "
                                          f"device edge-x9 was never registered by county {COUNTY}; batch refused")
@@ -357,10 +365,9 @@ def test_a_device_the_county_revoked_keeps_what_it_sent_before_and_its_later_bat
     for seq, received in ((cursor + 1, [revoked_at + 1, revoked_at + 1]), (cursor + 2, None)):
         bundle = Bundle(COUNTY, seq, (900 + seq, 901 + seq), [later, good] if received else [later],
                         summary([later, good] if received else [later]), received)
-        r = world.post("/api/v1/province/relay", seal(BUNDLE_KIND, encode_bundle(bundle), world.county_signer()))
+        r = world.relay(bundle)
         assert r.status_code == 200, r.text
-        receipt = decode_receipt(open_envelope(r.content, RECEIPT_KIND,
-                                               [load_signer(relay_key_path(world.province.data_dir)).public_key])[0])
+        receipt = world.receipt(r)
         assert [x.line() for x in receipt.refused] == [f"edge-a1 301-350: 设备 edge-a1 已被县 {COUNTY} 吊销，拒收 / "
                                                       f"device edge-a1 was revoked by county {COUNTY}; batch refused"]
     final = counts(world.province)
@@ -379,7 +386,7 @@ def test_a_bundle_with_receive_times_that_do_not_match_its_batches_is_refused_wh
     before = counts(world.province)
     batch = a.batch(10)
     bundle = Bundle(COUNTY, 2, (5, 5), [batch], summary([batch]), [1.0, 2.0])
-    r = world.post("/api/v1/province/relay", seal(BUNDLE_KIND, encode_bundle(bundle), world.county_signer()))
+    r = world.relay(bundle)
     assert r.status_code == 400 and "another number of receive times" in r.json()["error"]["message_en"]
     assert counts(world.province) == before
 

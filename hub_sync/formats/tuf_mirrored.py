@@ -37,10 +37,12 @@ class MirroredRole:
     files: dict[str, tuple[int, bytes]]
 
 
-def mirrored_entries(metadata_dir: Path, load: Callable[[str], Metadata], old, mirrored: dict[str, MirroredRole] | None, old_meta: dict[str, MetaFile],
-                      roles: dict[str, DelegatedRole], keys: dict, snap_meta: dict[str, MetaFile]) -> None:
-    """For a publish of ``TufRepo``: delegate each mirrored channel to its own hub's key and put its signed files,
-    unchanged, into this repository and the snapshot (``mirrored`` None: the ones
+def mirrored_entries(metadata_dir: Path, load: Callable[[str], Metadata], old, mirrored: dict[str, MirroredRole] | None,
+                     old_meta: dict[str, MetaFile], roles: dict[str, DelegatedRole], keys: dict,
+                     snap_meta: dict[str, MetaFile]) -> None:
+    """For a publish of ``TufRepo`` (``old``: its last ``RepoState``; ``load``: its reader of a
+    published role file): delegate each mirrored channel to its own hub's key and put its signed
+    files, unchanged, into this repository and the snapshot (``mirrored`` None: the ones
     last published stay as they are). A dropped mirror keeps its snapshot entries,
     like a retired channel: clients refuse a snapshot that forgets a role."""
     if mirrored is None:

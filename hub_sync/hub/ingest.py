@@ -43,7 +43,6 @@ import time
 import weakref
 from itertools import repeat
 
-
 from hub_sync.core.errors import FormatError, ReplayError
 from hub_sync.formats.envelope import open_envelope
 from hub_sync.formats.usage_ack import UsageAck

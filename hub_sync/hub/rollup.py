@@ -51,7 +51,6 @@ from itertools import compress, islice
 from operator import gt
 from typing import Iterable, Sequence
 
-
 from hub_sync.hub.database import Database, driver_errors
 
 

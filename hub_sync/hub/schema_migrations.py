@@ -10,18 +10,16 @@ import logging
 import re
 import warnings
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-if TYPE_CHECKING:
-    from alembic.config import Config
-
 from hub_sync.core.errors import DataDirError
 from hub_sync.hub.schema import metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
 # Alembic's INFO lines (plugins set up at its import, each step run) are not for a technician's

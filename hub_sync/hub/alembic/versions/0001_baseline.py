@@ -31,44 +31,14 @@ branch_labels = None
 depends_on = None
 
 # the tables this revision creates
-TABLES = (
-    "accounts",
-    "audit_log",
-    "channels",
-    "console_sessions",
-    "device_usage_state",
-    "devices",
-    "downlink_messages",
-    "downlink_reported",
-    "downlink_scan",
-    "enrollment_tokens",
-    "firmware_releases",
-    "firmware_rollout",
-    "fleet_devices",
-    "fleet_history",
-    "hub_resources",
-    "hub_settings",
-    "live_held",
-    "live_messages",
-    "live_polls",
-    "live_teachers",
-    "live_timetable",
-    "login_failures",
-    "lrs_cursor",
-    "lrs_status",
-    "offer_scan",
-    "offers",
-    "provisionings",
-    "rollup",
-    "rollup_assignments",
-    "rollup_changes",
-    "rollup_people",
-    "subscriptions",
-    "transfers",
-    "usage_batches",
-    "usage_events",
-    "usb_offered_uploads",
-)
+TABLES = """
+    accounts audit_log channels console_sessions device_usage_state devices downlink_messages
+    downlink_reported downlink_scan enrollment_tokens firmware_releases firmware_rollout
+    fleet_devices fleet_history hub_resources hub_settings live_held live_messages live_polls
+    live_teachers live_timetable login_failures lrs_cursor lrs_status offer_scan offers
+    provisionings rollup rollup_assignments rollup_changes rollup_people subscriptions transfers
+    usage_batches usage_events usb_offered_uploads
+""".split()
 
 APPEND_ONLY = "audit_log is append-only"
 
