@@ -17,6 +17,7 @@ def pytest_configure(config):
 
     fixtures.leaks.LEAK_GRACE_S = 0.5  # what is left after half a second is left for good here
     fixtures.leaks.LIBRARY_THREADS["keeper-"] = "a library's thread for the life of the interpreter"
+    fixtures.leaks.DETACHED_HELPERS["late-helper"] = "a module program's helper that detaches to init"
 """
 
 LEAKY_TESTS = """
@@ -50,6 +51,10 @@ def test_cleans_up_its_thread_and_process():
     p.wait()
     stop.set()
     t.join()
+
+
+def test_a_detached_helper_is_left_to_the_module_check():
+    subprocess.run(["bash", "-c", "(exec -a late-helper sleep 623) & exit 0"], check=True)
 
 
 def test_a_library_thread_on_the_allow_list_is_not_a_leak():
@@ -94,7 +99,7 @@ def test_the_leak_check_fails_leaking_tests_names_what_leaked_and_kills_leaked_p
     pytester.makepyfile(test_leaky=LEAKY_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rE", "-W", "error")
     # every test body passes; the check errors at the teardown of each leaking one and of the module
-    result.assert_outcomes(passed=7, errors=4)
+    result.assert_outcomes(passed=8, errors=4)
     result.stdout.fnmatch_lines_random([
         "ERROR test_leaky.py::test_leaves_a_daemon_thread - *",
         "ERROR test_leaky.py::test_leaves_a_child_process - *",
@@ -105,5 +110,8 @@ def test_the_leak_check_fails_leaking_tests_names_what_leaked_and_kills_leaked_p
     assert "thread 'forgotten-poller' (daemon=True)" in out
     assert "sleep 613" in out and "sleep 617" in out and "sleep 619" not in out
     assert "the module's fixtures left behind" in out and "'module-server'" in out
+    # a helper a test saw start is not the test's, but the module's check still finds it outliving the module
+    assert out.count("late-helper 623") == 1 and out.index("late-helper 623") > out.index("the module's fixtures left")
     assert "joined-worker" not in out and "keeper-1" not in out and "sleep 0.1" not in out
     assert _sleeping("613") == [] and _sleeping("617") == []  # reported, then killed
+    assert not [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[:2] == ["late-helper", "623"]]
