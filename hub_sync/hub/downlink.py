@@ -46,6 +46,7 @@ from hub_sync.core.const import MIB
 from hub_sync.core.errors import DeviceError, FormatError, Problem
 from hub_sync.formats.envelope import canonical_json
 from hub_sync.formats.sealed_box import box_key, from_text, open_sealed, seal_to, to_text
+from hub_sync.hub import scan_cursors
 from hub_sync.hub.database import Database, transaction
 from hub_sync.hub.registry import Device, Registry
 from hub_sync.hub.roster_change import STUDENT_NUMBER, change_problems
@@ -57,6 +58,9 @@ MAX_MESSAGES = 20                      # per answer: keeps one answer short on a
 MAX_ANSWER_BYTES = 2 * MIB            # ... and a transferred space or two at most
 NOTICE_MAX_CHARS = 2000
 LEGACY_USB_KEY_FILE = "usb-x25519.pem"  # the second hub key of earlier versions, for sticks (read-only now)
+# what scan() reads: events with this verb, or about objects with these prefixes
+SHARED = "shared"
+SCANNED_OBJECTS = ("transfer:", "downlink:")
 SHARE_RECEIVED_NOTE = "县平台已收到，等待审核 (received by the county, waiting for review)"
 
 
@@ -234,7 +238,7 @@ class Downlink:
             applied = 0
             for _seq, verb, obj, data in self.db.execute(
                     "select seq, verb, object, data from usage_events where device_id = ? and seq > ? and seq <= ?"
-                    " and (verb = 'shared' or object like 'transfer:%' or object like 'downlink:%')",
+                    " and (verb = 'shared' or object like 'transfer:%' or object like 'downlink:%')",  # SHARED, SCANNED_OBJECTS
                     [device.device_id, scanned, top]).fetchall():
                 if verb == "shared" and obj.startswith("resource:"):
                     self.queue(device.school_code, "share_status",
@@ -250,6 +254,15 @@ class Downlink:
             if applied:  # the device journals each message it applied: a signed acknowledgement
                 self.acknowledge(device, applied)
         return queued
+
+    def pass_over(self, device_id: str, strings: list[str], before: int, top: int) -> bool:
+        """Inside the transaction that stored ``device_id``'s events ``before + 1`` .. ``top``
+        (their batch's distinct ``strings``): when none can be a share, a transfer or an applied
+        message, mark them scanned without reading them back; return whether it did (if not,
+        :meth:`scan` reads them after the commit)."""
+        if SHARED in strings or any(s.startswith(SCANNED_OBJECTS) for s in strings):
+            return False
+        return scan_cursors.pass_over(self.db, "downlink_scan", device_id, before, top)
 
     def _message_done(self, device: Device, seq: str, data: str) -> None:
         """The new school's device journalled applying a ``transfer_in``: the transfer is done (or failed there)."""

@@ -28,6 +28,11 @@ remembers the months whose partition it has seen; a new month's partition is mad
 under the ``usage-partitions`` advisory lock in a short transaction of its own, before
 the batch's (DDL on the parent table takes strong locks: never inside the hot path).
 
+``store`` is ``ingest`` for a caller that keeps more with the batch: what it gives as
+``with_events`` runs in the batch's transaction, before the roll-ups' shared change marks
+(``usage_api``: the relay's copy, the device heard from, the readers' cursors), so a batch
+and all that goes with it is one commit.
+
 The acknowledgement names the highest contiguous sequence stored, the hash to chain
 the next batch on, and the hub's time (``hub_sync.formats.usage_ack``); ``usage_api`` signs it with the online key.
 All SQL of usage ingestion is here.
@@ -41,7 +46,9 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from itertools import repeat
+from typing import Callable
 
 from hub_sync.core.errors import FormatError, ReplayError
 from hub_sync.formats.envelope import open_envelope
@@ -49,7 +56,7 @@ from hub_sync.formats.usage_ack import UsageAck
 from hub_sync.formats.usage_batch import BATCH_KIND, Batch, decode_batch, read_header
 from hub_sync.hub.database import Database, driver_errors, transaction
 from hub_sync.hub.partitions import ensure_month_partitions, month_of
-from hub_sync.hub.registry import Registry
+from hub_sync.hub.registry import Device, Registry
 from hub_sync.hub.rollup import Rollup, raw_executemany
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,17 @@ _known_months: "weakref.WeakKeyDictionary[Database, set[int]]" = weakref.WeakKey
 _months_guard = threading.Lock()
 # COPY's text format: these four characters would end a field or a row
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """One batch taken: its acknowledgement (``ack.stored`` new events; 0 for a replay or a
+    gap), the verified device and batch, and the device's contiguous sequence before it."""
+
+    ack: UsageAck
+    device: Device
+    batch: Batch
+    before: int
 
 
 class UsageIngest:
@@ -77,6 +95,16 @@ class UsageIngest:
         ``revoked_ok``: a revoked device's batch is taken too (the province, for a batch its
         county stored before the revocation); its signature is checked all the same.
         """
+        return self.store(envelope, revoked_ok).ack
+
+    def store(self, envelope: bytes, revoked_ok: bool = False,
+              with_events: Callable[[StoredBatch], None] | None = None) -> StoredBatch:
+        """:meth:`ingest`, returning what was stored with the acknowledgement.
+
+        ``with_events`` runs in the batch's transaction when new events were stored, after
+        them and before the roll-ups' shared change marks (the rows every device's batch
+        writes, so they are written last and their locks held shortest): whatever must be
+        kept exactly with these events (the relay's copy, cursors over them) goes there."""
         # the envelope has one payload: the header peeked here is the one verified next
         header = read_header(peek_payload(envelope))
         now = time.time()
@@ -95,14 +123,15 @@ class UsageIngest:
             if header.first_seq > contiguous + 1:
                 log.warning("usage gap from %s: have up to %d, batch starts at %d; asking for %d onward",
                             header.device_id, contiguous, header.first_seq, contiguous + 1)
-                return UsageAck(header.device_id, contiguous, batch.hash, chain, now, 0, resend_from=contiguous + 1)
+                ack = UsageAck(header.device_id, contiguous, batch.hash, chain, now, 0, resend_from=contiguous + 1)
+                return StoredBatch(ack, device, batch, contiguous)
             if not self._chains(header):
                 raise ReplayError("使用数据包与之前的数据包接不上（哈希链断开），已拒收",
                                   f"batch {header.first_seq}-{header.last_seq} from {header.device_id} does not chain "
                                   "to a batch the hub holds; refused", first_seq=header.first_seq)
             if header.last_seq <= contiguous:
                 log.info("usage batch %s %d-%d already held; nothing stored", header.device_id, header.first_seq, header.last_seq)
-                return UsageAck(header.device_id, contiguous, batch.hash, chain, now, 0)
+                return StoredBatch(UsageAck(header.device_id, contiguous, batch.hash, chain, now, 0), device, batch, contiguous)
             first = contiguous + 1 - header.first_seq  # index of the first event above the cursor
             stored = self._insert(batch, first, month, now)
             self.db.execute("update device_usage_state set contiguous_seq = :seq, last_batch_hash = :hash, updated_at = :now"
@@ -111,11 +140,15 @@ class UsageIngest:
             self.db.execute("insert into usage_batches (device_id, batch_hash, first_seq, last_seq, prev_hash, events,"
                             " received_at) values (?, ?, ?, ?, ?, ?, ?) on conflict (device_id, batch_hash) do nothing",
                             [header.device_id, batch.hash, header.first_seq, header.last_seq, header.prev_hash, stored, now])
+            result = StoredBatch(UsageAck(header.device_id, header.last_seq, batch.hash, batch.hash, now, stored),
+                                 device, batch, contiguous)
+            if with_events is not None:
+                with_events(result)
             # the roll-ups take exactly the events above the cursor, in this transaction: never counted twice
             # (last: its county-wide change marks are the only rows other devices' batches also write)
             Rollup(self.db).add(header.device_id, batch, contiguous, header.school_code)
         log.info("usage batch %s %d-%d stored (%d new events)", header.device_id, header.first_seq, header.last_seq, stored)
-        return UsageAck(header.device_id, header.last_seq, batch.hash, batch.hash, now, stored)
+        return result
 
     def ensure_month(self, month: int) -> None:
         """Make sure ``usage_events`` can take rows of ``month`` (PostgreSQL: its partition exists).

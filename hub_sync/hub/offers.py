@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from hub_sync.hub import scan_cursors
 from hub_sync.hub.console_errors import NotFoundError
 from hub_sync.hub.database import Database, transaction
 
@@ -127,6 +128,14 @@ class Offers:
             self.db.execute("insert into offer_scan (device_id, scanned_seq) values (?, ?)"
                             " on conflict (device_id) do update set scanned_seq = excluded.scanned_seq", [device_id, top])
         return found
+
+    def pass_over(self, device_id: str, strings: list[str], before: int, top: int) -> bool:
+        """Inside the transaction that stored ``device_id``'s events ``before + 1`` .. ``top``
+        (their batch's distinct ``strings``): when none is a ``shared`` event, mark them looked
+        at without reading them back; return whether it did (if not, :meth:`collect` reads them)."""
+        if "shared" in strings:
+            return False
+        return scan_cursors.pass_over(self.db, "offer_scan", device_id, before, top)
 
     def collect_usb(self) -> int:
         """Copy offers that came on a stick (``usb_offered_uploads``) not yet here, or newer."""

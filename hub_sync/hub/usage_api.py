@@ -32,14 +32,13 @@ from hub_sync.formats.envelope import seal
 from hub_sync.formats.usage_ack import ACK_CONTENT_TYPE, seal_ack
 from hub_sync.hub import relay_outbox
 from hub_sync.hub.downlink import Downlink, answer_bytes, hub_box_opener
-from hub_sync.hub.ingest import UsageIngest, open_device_envelope
+from hub_sync.hub.ingest import StoredBatch, UsageIngest, open_device_envelope
 from hub_sync.hub.offers import Offers
 from hub_sync.hub.partitions import month_of
 from hub_sync.hub.registry import Registry
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hub_usage", __name__)
-
 
 
 def _signer():
@@ -68,22 +67,29 @@ def usage():
     hub = current_app.extensions["hub"]
     after = _after("downlink_after")
     envelope = request.get_data(cache=False)
-    # one transaction (ingest's own joins it): the envelope is kept for the province relay exactly
-    # when its batch stored something new (relay_outbox); a batch held already, a gap, a refusal: not kept
     ingest = UsageIngest(hub.db)
     ingest.ensure_month(month_of(time.time()))  # a new month's partition in its own short transaction, as ingest wants
-    with hub.db.transaction():
-        ack = ingest.ingest(envelope)
-        if ack.stored:
-            relay_outbox.keep(hub.db, ack.device_id, envelope)
-    registry = Registry(hub.db)
-    device = registry.get(ack.device_id)
-    registry.touch(device)
-    downlink = Downlink(hub.db)
-    # every time, not only when this batch stored something: a hub killed between storing and
-    # scanning catches up on the device's next request (one indexed lookup when nothing is new)
-    downlink.scan(device, hub_box_opener(hub))
-    Offers(hub.db).collect(device.device_id, device.school_code)  # teachers' offers, for the review queue
+    downlink, offers = Downlink(hub.db), Offers(hub.db)
+    passed: list[bool] = []
+
+    def with_events(stored: StoredBatch) -> None:
+        # in the batch's transaction (one commit for all), so kept exactly when its events are: the
+        # envelope for the province relay (relay_outbox), the device heard from, and the readers'
+        # cursors moved past events that ask nothing of them
+        relay_outbox.keep(hub.db, stored.ack.device_id, envelope)
+        Registry(hub.db).touch(stored.device)
+        span = (stored.ack.device_id, stored.batch.strings, stored.before, stored.ack.acked_seq)
+        passed.extend([downlink.pass_over(*span), offers.pass_over(*span)])
+
+    stored = ingest.store(envelope, with_events=with_events)
+    device, ack = stored.device, stored.ack
+    if not stored.ack.stored:  # a replay or a gap: still a verified request from the device
+        Registry(hub.db).touch(device)
+    if not (passed and all(passed)):
+        # new events to read, or older ones not yet read (a hub killed after storing them, a replay
+        # of a batch whose events were not read yet, an earlier version's hub): read now
+        downlink.scan(device, hub_box_opener(hub))
+        offers.collect(device.device_id, device.school_code)  # teachers' offers, for the review queue
     if after is not None:  # not an acknowledgement: the query string is not signed (the journal's downlink events are)
         answer = downlink.answer(device, after)
         if answer is not None:
