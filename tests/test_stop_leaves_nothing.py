@@ -162,3 +162,45 @@ def test_a_demo_whose_port_is_taken_stops_its_county_hub_and_says_why(tmp_path):
             wait_until(lambda: not _naming(data), GONE_WITHIN_S, "the demo's hub to be stopped")  # ... and stopped
         finally:
             proc.stop()
+
+
+WORKER = """
+import sys, threading, time
+from flask import Flask
+from hub_sync.core.wsgi_server import serve
+
+app = Flask("stop-test")
+app.get("/")(lambda: "ok")
+
+def started():  # a job's thread the interpreter's own exit would wait for (not a daemon)
+    threading.Thread(target=time.sleep, args=(60,), name="busy-job").start()
+
+def exiting():  # the worker's clean-up: stopping the jobs takes a moment
+    print("worker cleaning up", flush=True)
+    time.sleep(1.5)
+    print("worker cleaned up", flush=True)
+
+serve(app, "127.0.0.1", int(sys.argv[1]), workers=1, threads=2, on_worker_start=started, on_worker_exit=exiting)
+"""
+
+
+def test_a_second_stop_signal_during_the_workers_clean_up_does_not_cut_it_short(tmp_path):
+    """Ctrl-C reaches the worker itself and, relayed by the master, again; on a loaded machine the
+    relayed one can arrive while the worker is cleaning up. It must finish and exit, not be cut off
+    at a point where the interpreter then waits for its jobs' threads until gunicorn SIGKILLs it."""
+    port = free_port()
+    proc = SupervisedProcess([sys.executable, "-c", WORKER, str(port)], cwd=REPO)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/", timeout_s=30)
+        worker = next(p for p in descendants(proc.pid) if _alive(p))
+        started = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        wait_until(lambda: "worker cleaning up" in proc.output(), 5, "the worker to start cleaning up")
+        os.kill(worker, signal.SIGQUIT)  # the master's, late
+        proc.proc.wait(15)
+        took = time.monotonic() - started
+    finally:
+        proc.stop()
+    output = proc.output()
+    assert "worker cleaned up" in output and "SIGKILL" not in output, output[-2000:]
+    assert took < 4.5, f"took {took:.1f} s (gunicorn's grace is 5 s):\n{output[-2000:]}"

@@ -17,6 +17,7 @@ import errno
 import gc
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -145,12 +146,22 @@ def serve(app: Flask, host: str, port: int, workers: int = 1, threads: int = 64,
             on_worker_start()
 
     options["post_worker_init"] = worker_started
+
     def worker_exiting(server, worker) -> None:
         # gunicorn calls this in the exiting worker (and in the master for a worker it found dead)
-        if on_worker_exit:
-            on_worker_exit()
-        if os.getpid() == worker.pid and getattr(worker, "booted", False) and not worker.alive:
-            _exit_now()
+        itself = os.getpid() == worker.pid
+        if itself:
+            # told to stop once is enough: Ctrl-C reaches the worker and, relayed by the master, again,
+            # and a late second signal would raise SystemExit in the middle of this clean-up, skip
+            # _exit_now, and leave the interpreter waiting for the jobs' threads until gunicorn's SIGKILL
+            for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+        try:
+            if on_worker_exit:
+                on_worker_exit()
+        finally:
+            if itself and getattr(worker, "booted", False) and not worker.alive:
+                _exit_now()
 
     options["worker_exit"] = worker_exiting
     _Gunicorn(trimmer, options, on_tick).run()
