@@ -105,6 +105,19 @@ def test_output_goes_to_the_named_log_and_stays_readable_after_stop(tmp_path):
     assert server.output() == text
 
 
+def test_reading_the_output_while_the_process_prints_loses_no_line():
+    # the process writes through the same open file as output() reads: reading must not move where it writes
+    printer = SupervisedProcess([sys.executable, "-c", "import time\nfor i in range(3000):\n"
+                                 "    print(f'line {i}', flush=True)\n    if i % 10 == 0: time.sleep(0.001)"])
+    try:
+        while printer.running():
+            printer.output()
+    finally:
+        printer.stop()
+    assert printer.returncode == 0
+    assert printer.output() == "".join(f"line {i}\n" for i in range(3000))
+
+
 def test_a_process_is_in_its_own_session_and_out_of_the_callers():
     server, url = tiny_server()
     with server:

@@ -135,9 +135,11 @@ class SupervisedProcess:
             self._out.flush()
             data = self.log.read_bytes()
         else:
+            # pread, not seek and read: the process writes through this same open file, at its offset,
+            # so a seek here would make its next lines overwrite the start of what it printed
             self._out.flush()
-            self._out.seek(0)
-            data = self._out.read()
+            fd = self._out.fileno()
+            data = os.pread(fd, os.fstat(fd).st_size, 0)
         return data.decode("utf-8", "replace")
 
     def _tail(self) -> str:
